@@ -1,0 +1,65 @@
+# ragops: stable entry points. `make test` is what CI runs; `make demo` is the main job.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_CACHE_DIR ?= $(HOME)/.cache/uv
+export RAGOPS_CACHE ?= $(HOME)/.cache/ragops
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+VENV := .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Install everything the project needs (Debian packages, Python env, Neo4j jars, cluster binaries)
+	@bash hack/setup.sh
+
+.PHONY: lint
+lint: setup ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy rag_operator rag_runtime hack benchmarks
+
+.PHONY: test
+test: setup lint ## Set up and run lint plus every test tier
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit test-integration test-e2e
+test-unit: setup ## Unit tests only (no processes)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+test-integration: setup ## Integration tests (real services and the local cluster)
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+test-e2e: setup ## End-to-end tests
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: services-up
+services-up: setup ## Start Postgres, Redis, Neo4j and Prometheus in the foreground until Ctrl-C
+	$(PY) -m hack.services up $(ARGS)
+
+.PHONY: cluster-up cluster-down cluster-env
+cluster-up: setup ## Start the local Kubernetes control plane (etcd, apiserver, controllers, kwok)
+	$(PY) -m hack.cluster up $(ARGS)
+cluster-down: ## Stop the local control plane and remove its state
+	@$(PY) -m hack.cluster down
+cluster-env: ## Print the KUBECONFIG export line of the running local cluster
+	@$(PY) -m hack.cluster env
+
+.PHONY: crds
+crds: setup ## Regenerate crds/ from the pydantic models
+	$(PY) -m rag_operator.crd --write crds/
+
+.PHONY: demo
+demo: setup ## Bring up the local system and show it working
+	$(PY) -m hack.demo $(ARGS)
+
+bench-%: setup ## Run benchmarks/NAME.py (ARGS=--quick for a short run)
+	$(PY) benchmarks/$*.py $(ARGS)
+
+.PHONY: clean
+clean: ## Remove the local environment and state (caches under ~/.cache stay)
+	rm -rf $(VENV) .state .mypy_cache .ruff_cache .pytest_cache
