@@ -1,0 +1,746 @@
+"""A real local Kubernetes control plane run as plain processes (no containers).
+
+``python -m hack.cluster up`` starts etcd, kube-apiserver (TLS, RBAC, service-account keys),
+kube-controller-manager, kube-scheduler and kwok (two fake nodes whose pods "run", plus the
+``kwok-volume`` StorageClass whose claims kwok binds), waits until the cluster is usable and
+prints the ``export KUBECONFIG=...`` line. ``down`` stops every process it started and removes
+the state directory; ``env`` prints the export line of a running cluster; ``status`` reports it.
+
+The binaries come from ``hack/k8s/build.sh`` (built from Go modules on first use, cached by
+version under ``$RAGOPS_CACHE/k8s``). State, certificates and one log file per component live
+in ``$RAGOPS_CLUSTER_DIR`` (default ``.state/cluster`` in the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+K8S_DIR = REPO_ROOT / "hack" / "k8s"
+BUILD_SCRIPT = K8S_DIR / "build.sh"
+STATE_FILE = "cluster.json"
+NODE_NAMES = ("kwok-node-0", "kwok-node-1")
+NODE_ANNOTATION = "kwok.x-k8s.io/node"
+SERVICE_CIDR = "10.0.0.0/24"
+POD_CIDR = "10.244.0.0/16"
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+    "helm",
+)
+# Stage files shipped in the kwok module (copied next to the binary by build.sh).
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+    "volume/fast/pv-bind.yaml",
+    "volume/fast/pv-delete.yaml",
+    "volume/fast/pvc-provision.yaml",
+    "volume/fast/pvc-delete.yaml",
+)
+KWOK_STORAGE_CLASS = "volume/fast/storage-class.yaml"
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be built, started or reached."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Locations and binaries
+
+
+def cache_dir() -> Path:
+    """Root of the ragops cache (``$RAGOPS_CACHE``, default ``~/.cache/ragops``)."""
+    return Path(os.environ.get("RAGOPS_CACHE") or Path.home() / ".cache" / "ragops")
+
+
+def bin_dir() -> Path:
+    """Directory holding every cluster binary: etcd, kube-*, kubectl, kwok, helm."""
+    return cache_dir() / "k8s" / "bin"
+
+
+def default_state_dir() -> Path:
+    """State directory of the local cluster (``$RAGOPS_CLUSTER_DIR`` or ``.state/cluster``)."""
+    env = os.environ.get("RAGOPS_CLUSTER_DIR")
+    return Path(env).resolve() if env else REPO_ROOT / ".state" / "cluster"
+
+
+def versions() -> dict[str, str]:
+    """Component versions pinned in ``hack/k8s/versions.env``."""
+    out: dict[str, str] = {}
+    for line in (K8S_DIR / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _component_dirs() -> list[Path]:
+    v = versions()
+    root = cache_dir() / "k8s"
+    return [
+        root / f"kube-{v['KUBE_VERSION']}",
+        root / f"etcd-{v['ETCD_VERSION']}",
+        root / f"kwok-{v['KWOK_VERSION']}",
+        root / f"helm-{v['HELM_VERSION']}",
+    ]
+
+
+def is_built() -> bool:
+    """True when every pinned component is built and linked into :func:`bin_dir`."""
+    if not all((d / ".complete").is_file() for d in _component_dirs()):
+        return False
+    bdir = bin_dir()
+    return all((bdir / name).resolve().parent in _component_dirs() for name in BINARIES)
+
+
+def ensure_built() -> tuple[Path, float | None]:
+    """Build missing binaries (slow the first time); returns the bin dir and build seconds."""
+    if is_built():
+        return bin_dir(), None
+    started = time.monotonic()
+    proc = subprocess.run(["bash", str(BUILD_SCRIPT)], check=False)
+    if proc.returncode != 0 or not is_built():
+        raise ClusterError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}); see its output")
+    return bin_dir(), time.monotonic() - started
+
+
+# ---------------------------------------------------------------------------------------------
+# The cluster handle
+
+
+@dataclass
+class Cluster:
+    """A running cluster: where its kubeconfig is and how to talk to it."""
+
+    kubeconfig: Path
+    server: str
+    bin_dir: Path
+    state_dir: Path | None = None
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        """Process environment pointing kubectl/helm at this cluster."""
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        if self.state_dir is not None:
+            helm_home = self.state_dir / "helm"
+            env.setdefault("HELM_CACHE_HOME", str(helm_home / "cache"))
+            env.setdefault("HELM_CONFIG_HOME", str(helm_home / "config"))
+            env.setdefault("HELM_DATA_HOME", str(helm_home / "data"))
+        return env
+
+    def _run(
+        self, tool: str, args: Sequence[str], *, check: bool, input: str | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        exe = self.bin_dir / tool
+        cmd = [str(exe) if exe.exists() else tool, *args]
+        proc = subprocess.run(
+            cmd,
+            env=self.env(),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
+        return proc
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster (raises on failure unless ``check=False``)."""
+        return self._run("kubectl", args, check=check, input=input, timeout=timeout)
+
+    def helm(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run helm against this cluster (raises on failure unless ``check=False``)."""
+        return self._run("helm", args, check=check, input=input, timeout=timeout)
+
+    def export_line(self) -> str:
+        return f"export KUBECONFIG={self.kubeconfig}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Certificates (openssl CLI; EC P-256 keys are quick to make)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ClusterError(f"openssl {' '.join(args)} failed: {proc.stderr.strip()}")
+
+
+def _ec_key(pki: Path, name: str) -> None:
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-out", f"{name}.key", cwd=pki)  # fmt: skip
+
+
+def _signed_cert(pki: Path, name: str, subject: str, extensions: str) -> None:
+    _ec_key(pki, name)
+    (pki / f"{name}.ext").write_text(extensions)
+    _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr",
+             cwd=pki)  # fmt: skip
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", f"{name}.ext",
+             "-out", f"{name}.crt", cwd=pki)  # fmt: skip
+
+
+def make_pki(pki: Path) -> None:
+    """CA, apiserver serving cert, admin client cert (system:masters), service-account keys."""
+    pki.mkdir(parents=True, exist_ok=True)
+    _ec_key(pki, "ca")
+    _openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=ragops-local-ca",
+             "-days", "3650", "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+             "-out", "ca.crt", cwd=pki)  # fmt: skip
+    sans = ",".join(
+        [
+            "IP:127.0.0.1",
+            "IP:10.0.0.1",
+            "DNS:localhost",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+        ]
+    )
+    _signed_cert(
+        pki,
+        "apiserver",
+        "/CN=kube-apiserver",
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        f"extendedKeyUsage=serverAuth\nsubjectAltName={sans}\n",
+    )
+    _signed_cert(
+        pki,
+        "admin",
+        "/O=system:masters/CN=kubernetes-admin",
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=clientAuth\n",
+    )
+    _ec_key(pki, "sa")
+    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
+    def b64(name: str) -> str:
+        return base64.b64encode((pki / name).read_bytes()).decode()
+
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: ragops-local
+  cluster:
+    server: {server}
+    certificate-authority-data: {b64("ca.crt")}
+users:
+- name: ragops-admin
+  user:
+    client-certificate-data: {b64("admin.crt")}
+    client-key-data: {b64("admin.key")}
+contexts:
+- name: ragops-local
+  context:
+    cluster: ragops-local
+    user: ragops-admin
+    namespace: default
+current-context: ragops-local
+"""
+    )
+    path.chmod(0o600)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (held open together so they differ)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _spawn(name: str, cmd: list[str], logs: Path, env: dict[str, str] | None = None) -> int:
+    log = (logs / f"{name}.log").open("ab")
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    finally:
+        log.close()
+    return proc.pid
+
+
+def _alive(pid: int, exe_hint: str | None = None) -> bool:
+    """True if ``pid`` runs (and, when given, its command line contains ``exe_hint``)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return exe_hint is None or exe_hint.encode() in cmdline
+
+
+def _stop(pids: dict[str, int], commands: dict[str, str], timeout: float = 10.0) -> None:
+    """SIGTERM each process group we started, then SIGKILL what is left after ``timeout``."""
+    live = {n: p for n, p in pids.items() if _alive(p, commands.get(n))}
+    for pid in live.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while live and time.monotonic() < deadline:
+        live = {n: p for n, p in live.items() if _alive(p)}
+        if live:
+            time.sleep(0.05)
+    for pid in live.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    for pid in live.values():
+        while _alive(pid):
+            time.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# Talking to the API server without a client library (fast, no extra process)
+
+
+class _Api:
+    def __init__(self, port: int, pki: Path) -> None:
+        self.port = port
+        self.pki = pki
+        self._ctx: ssl.SSLContext | None = None
+
+    @property
+    def ctx(self) -> ssl.SSLContext:
+        if self._ctx is None:
+            ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+            ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+            self._ctx = ctx
+        return self._ctx
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.ctx, timeout=timeout
+        )
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def get_json(self, path: str) -> dict[str, Any] | None:
+        try:
+            status, body = self.get(path)
+        except OSError:
+            return None
+        if status != 200:
+            return None
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+
+def _insecure_healthz(port: int) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=2)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def _nodes_ready(api: _Api) -> bool:
+    nodes = api.get_json("/api/v1/nodes")
+    if nodes is None:
+        return False
+    ready = set()
+    for node in nodes.get("items", []):
+        for cond in node.get("status", {}).get("conditions", []) or []:
+            if cond.get("type") == "Ready" and cond.get("status") == "True":
+                ready.add(node["metadata"]["name"])
+    return ready >= set(NODE_NAMES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Up / down
+
+
+def _load_state(state_dir: Path) -> dict[str, Any] | None:
+    path = state_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def _cluster_from_state(state_dir: Path, state: dict[str, Any]) -> Cluster:
+    return Cluster(
+        kubeconfig=Path(state["kubeconfig"]),
+        server=state["server"],
+        bin_dir=Path(state["bin_dir"]),
+        state_dir=state_dir,
+        pids={k: int(v) for k, v in state["pids"].items()},
+    )
+
+
+def running(state_dir: Path | None = None) -> Cluster | None:
+    """The cluster recorded in ``state_dir`` if its API server answers, else None."""
+    state_dir = state_dir or default_state_dir()
+    state = _load_state(state_dir)
+    if state is None:
+        return None
+    if not all(_alive(pid, state["commands"].get(n)) for n, pid in state["pids"].items()):
+        return None
+    api = _Api(int(state["ports"]["apiserver"]), state_dir / "pki")
+    try:
+        status, _ = api.get("/readyz", timeout=2)
+    except OSError:
+        return None
+    return _cluster_from_state(state_dir, state) if status == 200 else None
+
+
+def _wait(what: str, check: Any, deadline: float, state_dir: Path, pids: dict[str, int]) -> None:
+    while True:
+        if check():
+            return
+        dead = [n for n, p in pids.items() if not _alive(p)]
+        if dead:
+            raise ClusterError(
+                f"{', '.join(dead)} exited while waiting for {what}; see "
+                + ", ".join(str(state_dir / "logs" / f"{n}.log") for n in dead)
+            )
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out waiting for {what}; logs in {state_dir / 'logs'}")
+        time.sleep(0.1)
+
+
+def _kwok_config(stages: Path) -> str:
+    docs = [(stages / rel).read_text().strip() for rel in KWOK_STAGES]
+    return "\n---\n".join(docs) + "\n"
+
+
+def _bootstrap_objects(stages: Path) -> str:
+    nodes = []
+    for name in NODE_NAMES:
+        nodes.append(
+            f"""apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  annotations:
+    {NODE_ANNOTATION}: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: {name}
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    type: kwok
+spec: {{}}"""
+        )
+    storage_class = (stages / KWOK_STORAGE_CLASS).read_text().strip()
+    return "\n---\n".join([*nodes, storage_class]) + "\n"
+
+
+def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
+    """Start the cluster (or return the one already running there) and wait until usable."""
+    state_dir = (state_dir or default_state_dir()).resolve()
+    existing = running(state_dir)
+    if existing is not None:
+        return existing
+    if state_dir.exists():
+        down(state_dir)
+    bdir, _ = ensure_built()
+    bins = {name: str((bdir / name).resolve()) for name in BINARIES}
+    stages = (bdir / "kwok-stages").resolve()
+
+    pki, logs, etcd_data = state_dir / "pki", state_dir / "logs", state_dir / "etcd"
+    for d in (pki, logs, etcd_data):
+        d.mkdir(parents=True, exist_ok=True)
+    etcd_data.chmod(0o700)
+    names = ["etcd-client", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    server = f"https://127.0.0.1:{ports['apiserver']}"
+    kubeconfig = state_dir / "kubeconfig"
+    (state_dir / "kwok.yaml").write_text(_kwok_config(stages))
+
+    etcd_url = f"http://127.0.0.1:{ports['etcd-client']}"
+    peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+    commands: dict[str, list[str]] = {
+        "etcd": [
+            bins["etcd"],
+            "--name=ragops",
+            f"--data-dir={etcd_data}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=ragops={peer_url}",
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ],
+        "kube-apiserver": [
+            bins["kube-apiserver"],
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--v=1",
+        ],
+        "kube-controller-manager": [
+            bins["kube-controller-manager"],
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki / 'ca.key'}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports['controller-manager']}",
+            "--leader-elect=false",
+            "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+            "--profiling=false",
+            "--v=1",
+        ],
+        "kube-scheduler": [
+            bins["kube-scheduler"],
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports['scheduler']}",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
+        ],
+        "kwok": [
+            bins["kwok"],
+            f"--kubeconfig={kubeconfig}",
+            f"--config={state_dir / 'kwok.yaml'}",
+            f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
+            f"--server-address=127.0.0.1:{ports['kwok']}",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=127.0.0.1",
+            "--node-lease-duration-seconds=40",
+            "--v=1",
+        ],
+    }
+    pids: dict[str, int] = {}
+    state: dict[str, Any] = {
+        "server": server,
+        "kubeconfig": str(kubeconfig),
+        "bin_dir": str(bdir),
+        "ports": ports,
+        "pids": pids,
+        "commands": {n: c[0] for n, c in commands.items()},
+    }
+
+    def save() -> None:
+        (state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+    deadline = time.monotonic() + timeout
+    api = _Api(ports["apiserver"], pki)
+
+    def api_ready() -> bool:
+        try:
+            return api.get("/readyz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    try:
+        # etcd needs no certificates: start it first and make the PKI while it comes up.
+        pids["etcd"] = _spawn("etcd", commands["etcd"], logs)
+        save()
+        make_pki(pki)
+        write_kubeconfig(kubeconfig, server, pki)
+        pids["kube-apiserver"] = _spawn("kube-apiserver", commands["kube-apiserver"], logs)
+        save()
+        _wait("kube-apiserver /readyz", api_ready, deadline, state_dir, pids)
+        for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            pids[name] = _spawn(name, commands[name], logs)
+            save()
+        apply = subprocess.run(
+            [bins["kubectl"], f"--kubeconfig={kubeconfig}", "apply", "-f", "-"],
+            input=_bootstrap_objects(stages),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if apply.returncode != 0:
+            raise ClusterError(f"creating nodes and StorageClass failed: {apply.stderr.strip()}")
+        _wait(
+            "ServiceAccount default/default",
+            lambda: api.get_json("/api/v1/namespaces/default/serviceaccounts/default") is not None,
+            deadline,
+            state_dir,
+            pids,
+        )
+        _wait("nodes Ready", lambda: _nodes_ready(api), deadline, state_dir, pids)
+        _wait(
+            "kube-scheduler /healthz",
+            lambda: _insecure_healthz(ports["scheduler"]),
+            deadline,
+            state_dir,
+            pids,
+        )
+    except BaseException:
+        _stop(pids, state["commands"])
+        raise
+    return _cluster_from_state(state_dir, state)
+
+
+def down(state_dir: Path | None = None) -> bool:
+    """Stop every process of the cluster in ``state_dir`` and remove it; False if none was."""
+    state_dir = (state_dir or default_state_dir()).resolve()
+    if not state_dir.exists():
+        return False
+    state = _load_state(state_dir)
+    if state is not None:
+        pids = {k: int(v) for k, v in state.get("pids", {}).items()}
+        # Stop clients before the API server and etcd, so their shutdown is quiet and quick.
+        order = ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+        commands = state.get("commands", {})
+        _stop({n: pids[n] for n in order[:3] if n in pids}, commands)
+        _stop({n: pids[n] for n in order[3:] if n in pids}, commands)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return True
+
+
+@contextlib.contextmanager
+def cluster(state_dir: Path | None = None, *, timeout: float = 120.0) -> Iterator[Cluster]:
+    """Context manager: a cluster for the duration of the block, stopped afterwards."""
+    c = up(state_dir, timeout=timeout)
+    try:
+        yield c
+    finally:
+        down(c.state_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hack.cluster", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="start the cluster (builds binaries on first use)")
+    p_up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for usable")
+    sub.add_parser("down", help="stop the cluster and remove its state")
+    sub.add_parser("env", help="print the KUBECONFIG export line of the running cluster")
+    sub.add_parser("status", help="say whether the cluster is running")
+    sub.add_parser("build", help="build the binaries only")
+    sub.add_parser("bin-dir", help="print the directory holding the binaries")
+    args = parser.parse_args(argv)
+    state_dir = default_state_dir()
+
+    if args.command == "up":
+        started = time.monotonic()
+        try:
+            c = up(state_dir, timeout=args.timeout)
+        except ClusterError as exc:
+            print(f"cluster-up failed: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"Local cluster usable in {time.monotonic() - started:.1f}s: {c.server}",
+            file=sys.stderr,
+        )
+        print(f"  state and logs: {state_dir}", file=sys.stderr)
+        print(f"  binaries (kubectl, helm): {c.bin_dir}", file=sys.stderr)
+        print("  use it with:", file=sys.stderr)
+        print(c.export_line())
+        print(f'export PATH="{c.bin_dir}:$PATH"')
+        return 0
+    if args.command == "down":
+        print("stopped local cluster" if down(state_dir) else "no local cluster", file=sys.stderr)
+        return 0
+    if args.command in ("env", "status"):
+        found = running(state_dir)
+        if found is None:
+            print(f"no running local cluster in {state_dir}", file=sys.stderr)
+            return 1
+        if args.command == "env":
+            print(found.export_line())
+        else:
+            print(f"running: {found.server} (pids {found.pids})")
+        return 0
+    if args.command == "build":
+        try:
+            ensure_built()
+        except ClusterError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return 0
+    print(bin_dir())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
