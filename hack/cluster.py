@@ -453,6 +453,19 @@ def running(state_dir: Path | None = None) -> Cluster | None:
     return _cluster_from_state(state_dir, state) if status == 200 else None
 
 
+def log_tails(state_dir: Path, names: Sequence[str], lines: int = 15) -> str:
+    """The last ``lines`` lines of each named component's log, for error messages."""
+    parts = []
+    for name in names:
+        path = state_dir / "logs" / f"{name}.log"
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            tail = ["(no log)"]
+        parts.append(f"--- {path} (last {lines} lines)\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
 def _wait(what: str, check: Any, deadline: float, state_dir: Path, pids: dict[str, int]) -> None:
     while True:
         if check():
@@ -460,11 +473,10 @@ def _wait(what: str, check: Any, deadline: float, state_dir: Path, pids: dict[st
         dead = [n for n, p in pids.items() if not _alive(p)]
         if dead:
             raise ClusterError(
-                f"{', '.join(dead)} exited while waiting for {what}; see "
-                + ", ".join(str(state_dir / "logs" / f"{n}.log") for n in dead)
+                f"{', '.join(dead)} exited while waiting for {what}\n" + log_tails(state_dir, dead)
             )
         if time.monotonic() > deadline:
-            raise ClusterError(f"timed out waiting for {what}; logs in {state_dir / 'logs'}")
+            raise ClusterError(f"timed out waiting for {what}\n" + log_tails(state_dir, list(pids)))
         time.sleep(0.1)
 
 

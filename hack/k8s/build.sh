@@ -92,6 +92,7 @@ regen() {
 # finish DIR START: record build time, mark complete
 finish() {
     local dir=$1 start=$2
+    chmod 755 "$dir"
     echo $(($(date +%s) - start)) >"$dir/.build-seconds"
     date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/.complete"
     log "built $(basename "$dir") in $(cat "$dir/.build-seconds")s"
@@ -100,14 +101,16 @@ finish() {
 build_kube() {
     [[ -f $KUBE_DIR/.complete ]] && return 0
     need_go
-    local start minor pkgs=() ldflags tmp
+    local start minor pkgs=() ldflags tmp released
     start=$(date +%s)
     minor=$(printf '%s' "$KUBE_VERSION" | cut -d. -f2)
     for c in "${KUBE_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+    # The module's publication time stands in for the build date (keeps builds reproducible).
+    released=$(cd "$HERE/kube" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
     ldflags="-s -w"
     for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
         ldflags+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-        ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+        ldflags+=" -X $p.gitCommit= -X $p.gitTreeState=clean -X $p.buildDate=$released"
     done
     log "building kubernetes $KUBE_VERSION (${KUBE_CMDS[*]}); the first build takes 10-30 min"
     tmp=$(mktemp -d "$K8S_CACHE/.tmp-kube-XXXX")
