@@ -1,0 +1,299 @@
+"""Generate the structural RagSystem CRD from the pydantic models.
+
+`python -m rag_operator.crd --write crds/` writes `crds/ragops.io_ragsystems.yaml`;
+without `--write` it prints the YAML; `--check DIR` exits 1 when the file in DIR is stale.
+
+Rules that make the schema structural (and that `tests/unit/operator/test_crd.py` checks):
+every `$ref` is inlined, `Optional[X]` becomes `X` with `nullable: true`, no `title`, no
+`additionalProperties: false`, no `type` inside `anyOf`; defaults are kept for scalars and
+maps, and object defaults are reduced to the skeleton the API server needs to fill the
+nested defaults itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rag_operator.models import (
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    RagSystemSpec,
+    RagSystemStatus,
+)
+from rag_operator.models.spec import NAME_RULE
+
+FILENAME = f"{GROUP}_{PLURAL}.yaml"
+_DROP = {"title", "$defs", "discriminator"}
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    """Inline `$ref`, turn `anyOf [X, null]` into nullable X, drop titles."""
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").split("/")[-1]]
+        merged = dict(_resolve(target, defs))
+        # The field's own keys (description, default) win over the referenced model's.
+        for key, value in node.items():
+            merged[key] = _resolve(value, defs)
+        node = merged
+    if "anyOf" in node:
+        options = node["anyOf"]
+        non_null = [o for o in options if o.get("type") != "null"]
+        if len(non_null) < len(options) and len(non_null) == 1:
+            node.pop("anyOf")
+            inner = _resolve(non_null[0], defs)
+            merged = dict(inner)
+            for key, value in node.items():
+                if key == "default" and value is None:
+                    continue
+                merged[key] = _resolve(value, defs)
+            merged["nullable"] = True
+            node = merged
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "additionalProperties" and value is False:
+            continue
+        if key in ("properties",):
+            out[key] = {k: _resolve(v, defs) for k, v in value.items()}
+        elif key in ("default", "enum", "x-kubernetes-validations", "required", "examples"):
+            out[key] = value
+        else:
+            out[key] = _resolve(value, defs)
+    return out
+
+
+def _is_object(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "object" and "properties" in schema
+
+
+def _reduce_default(value: Any, schema: dict[str, Any]) -> Any:
+    """Keep only what the API server cannot fill from nested defaults."""
+    if not (_is_object(schema) and isinstance(value, dict)):
+        return value
+    out: dict[str, Any] = {}
+    for key, sub_value in value.items():
+        sub = schema["properties"].get(key)
+        if sub is None or sub_value is None:
+            continue
+        if _is_object(sub):
+            out[key] = _reduce_default(sub_value, sub)
+        elif ("default" in sub and sub["default"] == sub_value) or sub_value in ([], {}):
+            continue
+        else:
+            out[key] = sub_value
+    return out
+
+
+def _fix_defaults(schema: dict[str, Any]) -> None:
+    for sub in schema.get("properties", {}).values():
+        _fix_defaults(sub)
+        if "default" not in sub:
+            continue
+        default = sub["default"]
+        if default is None or (default in ([], {}) and not _is_object(sub)):
+            del sub["default"]
+        elif _is_object(sub):
+            sub["default"] = _reduce_default(default, sub)
+    if isinstance(schema.get("items"), dict):
+        _fix_defaults(schema["items"])
+    if isinstance(schema.get("additionalProperties"), dict):
+        _fix_defaults(schema["additionalProperties"])
+
+
+def _object_defaults(schema: dict[str, Any], value: dict[str, Any]) -> None:
+    """Give non-nullable object properties the (reduced) default of the model instance."""
+    for key, sub in schema.get("properties", {}).items():
+        sub_value = value.get(key)
+        if not (_is_object(sub) and isinstance(sub_value, dict)):
+            continue
+        if "default" not in sub and not sub.get("nullable"):
+            sub["default"] = _reduce_default(sub_value, sub)
+        _object_defaults(sub, sub_value)
+
+
+def _enums_to_strings(schema: dict[str, Any]) -> None:
+    if "enum" in schema and "type" not in schema:
+        schema["type"] = "string"
+    for sub in schema.get("properties", {}).values():
+        _enums_to_strings(sub)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            _enums_to_strings(schema[key])
+
+
+def model_schema(model: type[RagSystemSpec] | type[RagSystemStatus]) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of one model."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    schema: dict[str, Any] = _resolve(raw, defs)
+    _enums_to_strings(schema)
+    _fix_defaults(schema)
+    return copy.deepcopy(schema)
+
+
+def _status_schema() -> dict[str, Any]:
+    schema = model_schema(RagSystemStatus)
+
+    def strip(node: dict[str, Any]) -> None:
+        # Status is written whole by the operator: no API-server defaults there.
+        node.pop("default", None)
+        node.pop("required", None) if node is schema else None
+        for sub in node.get("properties", {}).values():
+            strip(sub)
+        if isinstance(node.get("items"), dict):
+            strip(node["items"])
+
+    strip(schema)
+    return schema
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {
+        "name": "Phase",
+        "type": "string",
+        "jsonPath": ".status.phase",
+        "description": "Pending, Progressing, Ready, Degraded or Deleting.",
+    },
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        "description": "Status of the Ready condition.",
+    },
+    {
+        "name": "Version",
+        "type": "string",
+        "jsonPath": ".spec.version",
+        "description": "Runtime version asked for.",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Endpoint",
+        "type": "string",
+        "jsonPath": ".status.endpoint",
+        "priority": 1,
+        "description": "In-cluster URL of the API.",
+    },
+    {
+        "name": "Components",
+        "type": "string",
+        "jsonPath": ".status.readySummary",
+        "priority": 1,
+        "description": "Ready components out of enabled ones.",
+    },
+    {
+        "name": "Stores",
+        "type": "string",
+        "jsonPath": ".status.stores",
+        "priority": 1,
+        "description": "Readiness of Postgres, Redis and Neo4j.",
+    },
+]
+
+
+def build_crd() -> dict[str, Any]:
+    """The whole CustomResourceDefinition."""
+    spec = model_schema(RagSystemSpec)
+    defaults = RagSystemSpec(version="0").model_dump(by_alias=True, mode="json")
+    _object_defaults(spec, defaults)
+    spec["description"] = "What the user asks for: runtime version, API, worker, stores, settings."
+    status = _status_schema()
+    status["description"] = "What the operator observed; written only by the operator."
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "ragops"},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": ["ragops"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A retrieval-augmented generation system run by "
+                            "the ragops operator: API, worker, Postgres, Redis and Neo4j.",
+                            "required": ["spec"],
+                            "x-kubernetes-validations": [NAME_RULE],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "API version."},
+                                "kind": {"type": "string", "description": "Kind: RagSystem."},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    """The CRD as YAML text, as written to crds/."""
+    header = "# Generated by `make crds` (python -m rag_operator.crd) from rag_operator/models.\n"
+    header += "# Do not edit by hand.\n"
+    return header + yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, width=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--write", type=Path, metavar="DIR", help="write the CRD into DIR")
+    parser.add_argument("--check", type=Path, metavar="DIR", help="fail when DIR is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        path = args.check / FILENAME
+        if not path.exists() or path.read_text() != text:
+            print(f"{path} is stale: run `make crds`", file=sys.stderr)
+            return 1
+        return 0
+    if args.write:
+        args.write.mkdir(parents=True, exist_ok=True)
+        (args.write / FILENAME).write_text(text)
+        print(f"wrote {args.write / FILENAME}")
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

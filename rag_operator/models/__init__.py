@@ -1,0 +1,68 @@
+"""Pydantic models of the RagSystem API: the single source of truth for the CRD."""
+
+from rag_operator.models.common import ResourceRequirements, SecretKeyRef
+from rag_operator.models.resource import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    ObjectMeta,
+    OperatorConfig,
+    RagSystem,
+)
+from rag_operator.models.spec import (
+    ApiSpec,
+    DeletionPolicy,
+    EmbeddingProvider,
+    ExternalStore,
+    GenerationProvider,
+    ManagedStore,
+    Neo4jSpec,
+    PostgresSpec,
+    RagSystemSpec,
+    RedisSpec,
+    RetrievalStrategy,
+)
+from rag_operator.models.status import (
+    Components,
+    ComponentStatus,
+    Condition,
+    ConditionStatus,
+    Phase,
+    RagSystemStatus,
+)
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "SHORT_NAMES",
+    "SINGULAR",
+    "VERSION",
+    "ApiSpec",
+    "ComponentStatus",
+    "Components",
+    "Condition",
+    "ConditionStatus",
+    "DeletionPolicy",
+    "EmbeddingProvider",
+    "ExternalStore",
+    "GenerationProvider",
+    "ManagedStore",
+    "Neo4jSpec",
+    "ObjectMeta",
+    "OperatorConfig",
+    "Phase",
+    "PostgresSpec",
+    "RagSystem",
+    "RagSystemSpec",
+    "RagSystemStatus",
+    "RedisSpec",
+    "ResourceRequirements",
+    "RetrievalStrategy",
+    "SecretKeyRef",
+]

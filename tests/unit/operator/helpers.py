@@ -1,0 +1,107 @@
+"""Helpers shared by the operator unit tests: RagSystem objects built from plain dicts."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from rag_operator.models import OperatorConfig, RagSystem
+
+CFG = OperatorConfig()
+CFG_ALL = OperatorConfig(has_service_monitor=True, has_gateway_api=True)
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def make_rs(
+    spec: dict[str, Any] | None = None,
+    *,
+    name: str = "demo",
+    namespace: str = "team-a",
+    generation: int = 1,
+    status: dict[str, Any] | None = None,
+) -> RagSystem:
+    body: dict[str, Any] = {
+        "apiVersion": "ragops.io/v1alpha1",
+        "kind": "RagSystem",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": "0000-uid",
+            "generation": generation,
+        },
+        "spec": deep_merge({"version": "0.1.0"}, spec or {}),
+    }
+    if status is not None:
+        body["status"] = status
+    return RagSystem.from_body(body)
+
+
+EXTERNAL_STORES: dict[str, Any] = {
+    "postgres": {"external": {"connectionSecretRef": {"name": "pg", "key": "uri"}}},
+    "redis": {"external": {"connectionSecretRef": {"name": "rd", "key": "uri"}}},
+    "neo4j": {
+        "enabled": True,
+        "external": {
+            "connectionSecretRef": {"name": "nj", "key": "uri"},
+            "passwordSecretRef": {"name": "nj", "key": "password"},
+        },
+    },
+}
+ALL_MANAGED: dict[str, Any] = {"neo4j": {"enabled": True, "managed": {}}}
+
+# Spec variants most builder tests run against.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "minimal": {},
+    "all-managed": ALL_MANAGED,
+    "external": EXTERNAL_STORES,
+    "no-redis": {"redis": {"enabled": False}, "worker": {"replicas": 0}},
+    "autoscaling": {"api": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 8}}},
+    "ingress": {
+        "api": {
+            "exposure": {
+                "ingress": {
+                    "host": "rag.example.com",
+                    "className": "nginx",
+                    "tlsSecretName": "rag-tls",
+                }
+            }
+        }
+    },
+    "httproute": {"api": {"exposure": {"httpRoute": {"parentRefs": [{"name": "gw"}]}}}},
+    "openai": {
+        "generation": {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "apiKeySecretRef": {"name": "llm", "key": "key"},
+        },
+        "embedding": {
+            "provider": "openai",
+            "model": "text-embedding-3-small",
+            "dimensions": 1536,
+            "apiKeySecretRef": {"name": "llm", "key": "key"},
+        },
+    },
+    "anthropic": {
+        "generation": {
+            "provider": "anthropic",
+            "model": "claude-3-5-haiku",
+            "apiKeySecretRef": {"name": "llm", "key": "key"},
+            "baseUrl": "https://proxy.example.com",
+        },
+        "api": {"apiKeysSecretRef": {"name": "api-keys", "key": "keys"}},
+        "image": {"pullSecrets": [{"name": "regcred"}]},
+    },
+}
+
+
+def variant(name: str) -> RagSystem:
+    return make_rs(VARIANTS[name])
