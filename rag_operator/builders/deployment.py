@@ -1,0 +1,131 @@
+"""The API and worker Deployments of the runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rag_operator.builders.common import (
+    CONFIG_HASH_ANNOTATION,
+    DATA_DIR,
+    child_name,
+    config_name,
+    container_security_context,
+    image_pull_secrets,
+    labels,
+    metadata,
+    pod_security_context,
+    runtime_image,
+    selector_labels,
+)
+from rag_operator.builders.runtime import config_hash, runtime_secret_env
+from rag_operator.models import OperatorConfig, RagSystem, ResourceRequirements
+
+RUNTIME_UID = 10001
+HEALTH_PATH = "/api/v1/health"
+READY_PATH = "/api/v1/ready"
+
+
+def _pod_template(
+    rs: RagSystem,
+    cfg: OperatorConfig,
+    component: str,
+    container: dict[str, Any],
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(RUNTIME_UID),
+        "containers": [container],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "data", "emptyDir": {}},
+        ],
+    }
+    pull = image_pull_secrets(rs)
+    if pull:
+        spec["imagePullSecrets"] = pull
+    return {
+        "metadata": {
+            "labels": labels(rs, component),
+            "annotations": {CONFIG_HASH_ANNOTATION: config_hash(rs, cfg)},
+        },
+        "spec": spec,
+    }
+
+
+def _container(
+    rs: RagSystem, name: str, args: list[str], resources: ResourceRequirements
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": runtime_image(rs),
+        "imagePullPolicy": rs.spec.image.pull_policy.value,
+        "args": args,
+        "envFrom": [{"configMapRef": {"name": config_name(rs)}}],
+        "env": runtime_secret_env(rs),
+        "resources": resources.wire(),
+        "securityContext": container_security_context(read_only_root=True),
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "data", "mountPath": DATA_DIR},
+        ],
+    }
+
+
+def _probe(path: str, port: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def build_api_deployment(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+    api = rs.spec.api
+    container = _container(rs, "api", ["rag-runtime", "serve"], api.resources)
+    container["ports"] = [{"name": "http", "containerPort": cfg.api_port, "protocol": "TCP"}]
+    container["startupProbe"] = _probe(HEALTH_PATH, "http", 5, 60)
+    container["livenessProbe"] = _probe(HEALTH_PATH, "http", 10, 3)
+    container["readinessProbe"] = _probe(READY_PATH, "http", 5, 3)
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(rs, "api")},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        },
+        "template": _pod_template(rs, cfg, "api", container),
+    }
+    if not api.autoscaling.enabled:
+        # With autoscaling on, the HPA owns spec.replicas; leaving it out of the apply
+        # gives the field up.
+        spec["replicas"] = api.replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(rs, child_name(rs, "api"), "api"),
+        "spec": spec,
+    }
+
+
+def build_worker_deployment(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+    worker = rs.spec.worker
+    container = _container(rs, "worker", ["rag-runtime", "worker"], worker.resources)
+    port = rs.spec.monitoring.metrics_port
+    container["ports"] = [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    container["env"] = [{"name": "RAG_METRICS_PORT", "value": str(port)}, *container["env"]]
+    container["livenessProbe"] = {
+        "tcpSocket": {"port": "metrics"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 6,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(rs, child_name(rs, "worker"), "worker"),
+        "spec": {
+            "replicas": worker.replicas,
+            "selector": {"matchLabels": selector_labels(rs, "worker")},
+            "template": _pod_template(rs, cfg, "worker", container),
+        },
+    }

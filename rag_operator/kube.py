@@ -1,0 +1,274 @@
+"""The only module that talks to the Kubernetes API.
+
+An async client on aiohttp: server-side apply with one field manager, create-once, get,
+list and delete for the kinds the operator owns. Credentials come from the kubeconfig (or the
+in-cluster service account) through the `kubernetes` package's loaders.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from rag_operator.models import API_VERSION, KIND, PLURAL
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    plural: str
+    namespaced: bool = True
+
+
+RESOURCES: dict[tuple[str, str], ResourceInfo] = {
+    ("v1", "ConfigMap"): ResourceInfo("configmaps"),
+    ("v1", "Secret"): ResourceInfo("secrets"),
+    ("v1", "Service"): ResourceInfo("services"),
+    ("v1", "Pod"): ResourceInfo("pods"),
+    ("v1", "PersistentVolumeClaim"): ResourceInfo("persistentvolumeclaims"),
+    ("v1", "Event"): ResourceInfo("events"),
+    ("v1", "Namespace"): ResourceInfo("namespaces", namespaced=False),
+    ("apps/v1", "Deployment"): ResourceInfo("deployments"),
+    ("apps/v1", "StatefulSet"): ResourceInfo("statefulsets"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ResourceInfo("horizontalpodautoscalers"),
+    ("policy/v1", "PodDisruptionBudget"): ResourceInfo("poddisruptionbudgets"),
+    ("networking.k8s.io/v1", "NetworkPolicy"): ResourceInfo("networkpolicies"),
+    ("networking.k8s.io/v1", "Ingress"): ResourceInfo("ingresses"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ResourceInfo("httproutes"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): ResourceInfo("servicemonitors"),
+    (API_VERSION, KIND): ResourceInfo(PLURAL),
+}
+
+
+class KubeError(Exception):
+    """An API call failed; `status` is the HTTP status (0 for connection errors)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+def resource_path(
+    api_version: str, kind: str, namespace: str | None, name: str | None = None
+) -> str:
+    info = RESOURCES[(api_version, kind)]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if info.namespaced and namespace:
+        base += f"/namespaces/{quote(namespace)}"
+    base += f"/{info.plural}"
+    if name:
+        base += f"/{quote(name)}"
+    return base
+
+
+def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuration:
+    """Kubeconfig (KUBECONFIG or the given file) first, then the in-cluster account."""
+    cfg = k8s_client.Configuration()
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=cfg
+        )
+    except k8s_config.ConfigException:
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=cfg
+        )
+    return cfg
+
+
+class Kube:
+    """Async access to the API server for the operator's own kinds."""
+
+    def __init__(
+        self,
+        configuration: k8s_client.Configuration,
+        field_manager: str,
+        timeout_s: float = 30.0,
+        max_connections: int = 64,
+    ) -> None:
+        self._cfg = configuration
+        self.field_manager = field_manager
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._api_cache: dict[str, tuple[float, bool]] = {}
+        self.writes = 0
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        cfg = self._cfg
+        if not cfg.verify_ssl:
+            return False
+        ctx = (
+            ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+            if cfg.ssl_ca_cert
+            else (ssl.create_default_context())
+        )
+        if cfg.cert_file and cfg.key_file:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+        return ctx
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl())
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        token = self._cfg.get_api_key_with_prefix(
+            "authorization"
+        ) or self._cfg.get_api_key_with_prefix("BearerToken")
+        if token:
+            headers["Authorization"] = token
+        elif self._cfg.username and self._cfg.password:
+            basic = self._cfg.get_basic_auth_token()
+            if basic:
+                headers["Authorization"] = basic
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        url = self._cfg.host.rstrip("/") + path
+        if params:
+            url += "?" + urlencode(params)
+        data = json.dumps(body) if body is not None else None
+        if data is not None and content_type is None:
+            content_type = "application/json"
+        session = await self._get_session()
+        if method != "GET":
+            self.writes += 1
+        try:
+            async with session.request(
+                method, url, data=data, headers=self._headers(content_type)
+            ) as resp:
+                text = await resp.text()
+                if resp.status >= 400:
+                    try:
+                        status = json.loads(text)
+                        raise KubeError(
+                            resp.status, status.get("reason", ""), status.get("message", text)
+                        )
+                    except json.JSONDecodeError:
+                        raise KubeError(resp.status, resp.reason or "", text) from None
+                parsed: dict[str, Any] = json.loads(text) if text else {}
+                return parsed
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise KubeError(0, type(exc).__name__, str(exc)) from exc
+
+    async def apply(self, manifest: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
+        """Server-side apply with the operator's field manager (conflicts forced)."""
+        meta = manifest["metadata"]
+        path = resource_path(
+            manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
+        )
+        if subresource:
+            path += f"/{subresource}"
+        return await self.request(
+            "PATCH",
+            path,
+            body=manifest,
+            params={"fieldManager": self.field_manager, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def create(self, manifest: dict[str, Any]) -> bool:
+        """Create the object unless it exists; True when this call created it."""
+        meta = manifest["metadata"]
+        path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"))
+        try:
+            await self.request(
+                "POST", path, body=manifest, params={"fieldManager": self.field_manager}
+            )
+        except KubeError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", resource_path(api_version, kind, namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        result = await self.request(
+            "GET", resource_path(api_version, kind, namespace), params=params
+        )
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete one object; False when it was already gone."""
+        try:
+            await self.request(
+                "DELETE",
+                resource_path(api_version, kind, namespace, name),
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": propagation,
+                },
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def has_api(self, group_version: str, resource: str, ttl_s: float = 60.0) -> bool:
+        """Whether the cluster serves `resource` in `group_version` (cached for ttl_s)."""
+        key = f"{group_version}/{resource}"
+        cached = self._api_cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < ttl_s:
+            return cached[1]
+        try:
+            found = await self.request("GET", f"/apis/{group_version}")
+            present = any(r.get("name") == resource for r in found.get("resources", []))
+        except KubeError as exc:
+            if exc.status not in (404, 503):
+                raise
+            present = False
+        self._api_cache[key] = (now, present)
+        return present

@@ -1,0 +1,44 @@
+"""The operator's own Prometheus metrics (prefix ragops_operator_)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILES = Counter(
+    "ragops_operator_reconciles_total",
+    "Reconcile passes, by trigger (create, update, resume, timer, delete) and result.",
+    ["trigger", "result"],
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "ragops_operator_reconcile_errors_total",
+    "Reconcile passes that hit an API error or an invalid object.",
+    ["reason"],
+    registry=REGISTRY,
+)
+DURATION = Histogram(
+    "ragops_operator_reconcile_duration_seconds",
+    "Wall time of one reconcile pass.",
+    ["trigger"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+APPLIES = Counter(
+    "ragops_operator_applies_total",
+    "Server-side applies of children, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+SYSTEMS = Gauge(
+    "ragops_operator_ragsystems",
+    "RagSystems the operator holds, by phase.",
+    ["phase"],
+    registry=REGISTRY,
+)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    """Serve /metrics on a background thread."""
+    start_http_server(port, addr=addr, registry=REGISTRY)

@@ -1,0 +1,94 @@
+"""The set of children each spec asks for, and what every child shares.
+
+Aspects covered: which kinds exist per variant (stores, HPA, PDB, policies, exposure), standard
+labels and owner references on every child, names that fit the DNS limits, and purity (the
+same spec builds the same manifests).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rag_operator.builders import desired_children
+from tests.unit.operator.helpers import CFG, CFG_ALL, VARIANTS, make_rs, variant
+
+STANDARD = {
+    "app.kubernetes.io/name": "ragops",
+    "app.kubernetes.io/instance": "demo",
+    "app.kubernetes.io/part-of": "ragops",
+    "app.kubernetes.io/managed-by": "ragops-operator",
+}
+
+
+def _kinds(name: str, cfg: object = CFG) -> set[str]:
+    return {f"{c['kind']}/{c['metadata']['name']}" for c in desired_children(variant(name), cfg)}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_child_has_standard_labels_owner_and_namespace(name: str) -> None:
+    for child in desired_children(variant(name), CFG_ALL):
+        meta = child["metadata"]
+        assert STANDARD.items() <= meta["labels"].items(), child["kind"]
+        assert meta["labels"]["app.kubernetes.io/component"]
+        assert meta["namespace"] == "team-a"
+        owner = meta["ownerReferences"][0]
+        assert owner["kind"] == "RagSystem"
+        assert owner["uid"] == "0000-uid"
+        assert owner["controller"] is True
+        assert len(meta["name"]) <= 63
+
+
+@pytest.mark.parametrize(
+    ("name", "present", "absent"),
+    [
+        (
+            "minimal",
+            {
+                "StatefulSet/demo-postgres",
+                "StatefulSet/demo-redis",
+                "PodDisruptionBudget/demo-api",
+                "NetworkPolicy/demo-stores",
+            },
+            {"StatefulSet/demo-neo4j", "HorizontalPodAutoscaler/demo-api", "Ingress/demo-api"},
+        ),
+        ("all-managed", {"StatefulSet/demo-neo4j", "Service/demo-neo4j"}, set()),
+        (
+            "external",
+            {"Deployment/demo-api"},
+            {"StatefulSet/demo-postgres", "StatefulSet/demo-redis", "Service/demo-redis"},
+        ),
+        ("no-redis", {"Deployment/demo-worker"}, {"StatefulSet/demo-redis"}),
+        ("autoscaling", {"HorizontalPodAutoscaler/demo-api"}, set()),
+        ("ingress", {"Ingress/demo-api"}, {"HTTPRoute/demo-api"}),
+    ],
+)
+def test_children_follow_the_spec(name: str, present: set[str], absent: set[str]) -> None:
+    kinds = _kinds(name)
+    assert present <= kinds, present - kinds
+    assert not (absent & kinds), absent & kinds
+
+
+def test_httproute_only_when_gateway_api_is_served() -> None:
+    assert "HTTPRoute/demo-api" not in _kinds("httproute", CFG)
+    assert "HTTPRoute/demo-api" in _kinds("httproute", CFG_ALL)
+
+
+def test_network_policies_can_be_turned_off() -> None:
+    kinds = {
+        c["kind"] for c in desired_children(make_rs({"networkPolicy": {"enabled": False}}), CFG)
+    }
+    assert "NetworkPolicy" not in kinds
+
+
+def test_pdb_can_be_turned_off() -> None:
+    rs = make_rs({"api": {"podDisruptionBudget": {"enabled": False}}})
+    assert "PodDisruptionBudget" not in {c["kind"] for c in desired_children(rs, CFG)}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_builders_are_pure(name: str) -> None:
+    assert desired_children(variant(name), CFG_ALL) == desired_children(variant(name), CFG_ALL)
+
+
+def test_configmap_comes_first_so_pods_find_it() -> None:
+    assert desired_children(make_rs(), CFG)[0]["kind"] == "ConfigMap"
