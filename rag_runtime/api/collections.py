@@ -1,0 +1,60 @@
+"""Collections: one name space per tenant or use, bound to an embedding model."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from rag_runtime.api.deps import CollectionDep, PrincipalDep, RuntimeDep
+from rag_runtime.schemas import CollectionCreate, CollectionOut
+from rag_runtime.store import Collection
+
+router = APIRouter(prefix="/api/v1/collections", tags=["collections"])
+
+
+def collection_out(c: Collection) -> CollectionOut:
+    return CollectionOut(
+        name=c.name,
+        description=c.description,
+        embedding_model=c.embedding_model,
+        embedding_dimensions=c.embedding_dimensions,
+        documents=c.document_count,
+        chunks=c.chunk_count,
+        created_at=c.created_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_collection(
+    body: CollectionCreate, principal: PrincipalDep, runtime: RuntimeDep
+) -> CollectionOut:
+    principal.require(body.name)
+    created = await runtime.store.create_collection(
+        body.name,
+        description=body.description,
+        model=runtime.embedder.model_name,
+        dimensions=runtime.embedder.dimensions,
+    )
+    return collection_out(created)
+
+
+@router.get("")
+async def list_collections(principal: PrincipalDep, runtime: RuntimeDep) -> list[CollectionOut]:
+    return [
+        collection_out(c)
+        for c in await runtime.store.list_collections()
+        if principal.can_access(c.name)
+    ]
+
+
+@router.get("/{name}")
+async def get_collection(collection: CollectionDep) -> CollectionOut:
+    return collection_out(collection)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_collection(collection: CollectionDep, runtime: RuntimeDep) -> Response:
+    await runtime.store.delete_collection(collection.name)
+    if runtime.graph is not None:
+        await runtime.graph.delete_collection(collection.name)
+    await runtime.cache.invalidate(collection.name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

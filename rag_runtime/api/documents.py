@@ -1,0 +1,186 @@
+"""Documents: create (JSON text or file upload), list, get with ingestion status, delete."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+
+from rag_runtime.api.deps import CollectionDep, RuntimeDep
+from rag_runtime.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+)
+from rag_runtime.extract import detect_content_type, extract_text, html_title
+from rag_runtime.runtime import Runtime
+from rag_runtime.schemas import DocumentCreate, DocumentOut, DocumentPage
+from rag_runtime.store import Collection, Document
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/collections/{name}/documents", tags=["documents"])
+
+
+def document_out(d: Document) -> DocumentOut:
+    return DocumentOut(
+        id=d.id,
+        collection=d.collection,
+        title=d.title,
+        source=d.source,
+        content_type=d.content_type,
+        content_hash=d.content_hash,
+        metadata=d.metadata,
+        status=d.status,  # type: ignore[arg-type]
+        error=d.error,
+        attempts=d.attempts,
+        chunks=d.chunk_count,
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+    )
+
+
+async def _accept(
+    runtime: Runtime,
+    collection: Collection,
+    response: Response,
+    *,
+    text: str,
+    title: str,
+    source: str | None,
+    content_type: str,
+    metadata: dict[str, Any],
+    field: str,
+) -> DocumentOut:
+    if not text.strip():
+        raise InvalidInputError(f"{field}: the document is empty", field=field)
+    if len(text.encode("utf-8")) > runtime.settings.max_document_bytes:
+        raise PayloadTooLargeError(
+            f"{field}: document exceeds {runtime.settings.max_document_bytes} bytes"
+        )
+    doc, created = await runtime.store.create_document(
+        collection,
+        content=text,
+        title=title,
+        source=source,
+        content_type=content_type,
+        metadata=metadata,
+    )
+    if created or doc.status == "queued":
+        assert runtime.queue is not None
+        await runtime.queue.enqueue(doc.id)
+    response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    return document_out(doc)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"description": "Identical content was already there"}},
+)
+async def create_document(
+    body: DocumentCreate, collection: CollectionDep, runtime: RuntimeDep, response: Response
+) -> DocumentOut:
+    """Queue a document given as JSON text; identical content returns the existing one."""
+    text = body.text
+    title = body.title
+    if body.content_type == "text/html":
+        title = title or html_title(text) or ""
+        text = extract_text(text.encode(), "text/html")
+    return await _accept(
+        runtime,
+        collection,
+        response,
+        text=text,
+        title=title,
+        source=body.source,
+        content_type=body.content_type,
+        metadata=body.metadata,
+        field="text",
+    )
+
+
+@router.post(
+    "/upload",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"description": "Identical content was already there"}},
+)
+async def upload_document(
+    file: Annotated[UploadFile, File(description="A .txt, .md, .html or .pdf file.")],
+    collection: CollectionDep,
+    runtime: RuntimeDep,
+    response: Response,
+    title: Annotated[str, Form()] = "",
+    metadata: Annotated[str, Form(description="JSON object")] = "{}",
+) -> DocumentOut:
+    """Queue a document uploaded as a file (multipart form field `file`)."""
+    content_type = detect_content_type(file.filename, file.content_type)
+    try:
+        meta = json.loads(metadata)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"metadata: not JSON ({exc.msg})", field="metadata") from exc
+    if not isinstance(meta, dict):
+        raise InvalidInputError("metadata: must be a JSON object", field="metadata")
+    limit = runtime.settings.max_document_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLargeError(f"file: document exceeds {limit} bytes")
+    if not data.strip():
+        raise InvalidInputError("file: the document is empty", field="file")
+    text = extract_text(data, content_type)
+    if content_type == "text/html" and not title:
+        title = html_title(data.decode("utf-8", "replace")) or ""
+    return await _accept(
+        runtime,
+        collection,
+        response,
+        text=text,
+        title=title or (file.filename or ""),
+        source=file.filename,
+        content_type=content_type,
+        metadata=meta,
+        field="file",
+    )
+
+
+@router.get("")
+async def list_documents(
+    collection: CollectionDep,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status_filter: Annotated[
+        str | None, Query(alias="status", pattern="^(queued|processing|ready|failed)$")
+    ] = None,
+) -> DocumentPage:
+    docs, total = await runtime.store.list_documents(
+        collection, limit=limit, offset=offset, status=status_filter
+    )
+    return DocumentPage(
+        items=[document_out(d) for d in docs], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{document_id}")
+async def get_document(
+    document_id: uuid.UUID, collection: CollectionDep, runtime: RuntimeDep
+) -> DocumentOut:
+    """The document with its ingestion status (queued, processing, ready, failed + error)."""
+    return document_out(await runtime.store.get_document(document_id, collection=collection))
+
+
+@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_document(
+    document_id: uuid.UUID, collection: CollectionDep, runtime: RuntimeDep
+) -> Response:
+    """Remove the document, its chunks and vectors, cached results and graph nodes."""
+    await runtime.store.delete_document(collection, document_id)
+    await runtime.cache.invalidate(collection.name)
+    if runtime.graph is not None:
+        try:
+            await runtime.graph.delete_document(document_id)
+        except ServiceUnavailableError as exc:
+            log.warning("graph nodes of %s not removed: %s", document_id, exc.message)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,138 @@
+"""Redis: cached query embeddings and search results, and per-key rate limits.
+
+Result keys carry the collection's version; any change to the collection bumps the version,
+so stale results are never served (they expire on their own). Without Redis the cache is off
+and rate limits are counted in process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from typing import Any
+
+import numpy as np
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from rag_runtime.embedding import Vectors
+
+PREFIX = "rag:"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+class Cache:
+    def __init__(self, redis: Redis | None, ttl_s: int) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis is not None and self.ttl_s > 0
+
+    async def get_embedding(self, model: str, text: str) -> Vectors | None:
+        if not self.enabled:
+            return None
+        assert self.redis is not None
+        try:
+            raw = await self.redis.get(PREFIX + "emb:" + _digest(model, text))
+        except RedisError:
+            return None
+        return None if raw is None else np.frombuffer(raw, dtype=np.float32).copy()
+
+    async def put_embedding(self, model: str, text: str, vector: Vectors) -> None:
+        if not self.enabled:
+            return
+        assert self.redis is not None
+        with contextlib.suppress(RedisError):
+            await self.redis.set(
+                PREFIX + "emb:" + _digest(model, text),
+                np.asarray(vector, dtype=np.float32).tobytes(),
+                ex=self.ttl_s,
+            )
+
+    async def _version(self, collection: str) -> str:
+        assert self.redis is not None
+        raw = await self.redis.get(PREFIX + "cv:" + collection)
+        return raw.decode() if raw else "0"
+
+    async def get_results(self, collection: str, request: dict[str, Any]) -> Any | None:
+        if not self.enabled:
+            return None
+        assert self.redis is not None
+        try:
+            key = await self._results_key(collection, request)
+            raw = await self.redis.get(key)
+        except RedisError:
+            return None
+        return None if raw is None else json.loads(raw)
+
+    async def put_results(self, collection: str, request: dict[str, Any], value: Any) -> None:
+        if not self.enabled:
+            return
+        assert self.redis is not None
+        try:
+            key = await self._results_key(collection, request)
+            await self.redis.set(key, json.dumps(value, default=str), ex=self.ttl_s)
+        except RedisError:
+            pass
+
+    async def _results_key(self, collection: str, request: dict[str, Any]) -> str:
+        version = await self._version(collection)
+        body = json.dumps(request, sort_keys=True, default=str)
+        return f"{PREFIX}res:{collection}:{version}:{_digest(body)}"
+
+    async def invalidate(self, collection: str) -> None:
+        """Make every cached result of the collection unreachable."""
+        if self.redis is None:
+            return
+        with contextlib.suppress(RedisError):
+            await self.redis.incr(PREFIX + "cv:" + collection)
+
+    async def cached_result_keys(self, collection: str) -> list[str]:
+        """Keys of results cached under the collection's current version (for checks)."""
+        if self.redis is None:
+            return []
+        version = await self._version(collection)
+        keys = [k async for k in self.redis.scan_iter(f"{PREFIX}res:{collection}:{version}:*")]
+        return [k.decode() if isinstance(k, bytes) else k for k in keys]
+
+
+class RateLimiter:
+    """Fixed one-minute windows per key: Redis when configured, else this process."""
+
+    def __init__(self, redis: Redis | None, per_minute: int) -> None:
+        self.redis = redis
+        self.per_minute = per_minute
+        self._local: dict[tuple[str, int], int] = {}
+
+    async def hit(self, key: str) -> int | None:
+        """Count a request; return seconds to wait when over the limit, else None."""
+        if self.per_minute <= 0:
+            return None
+        now = time.time()
+        window = int(now // 60)
+        retry_after = max(1, int(60 - (now % 60)) + 1)
+        count: int
+        if self.redis is not None:
+            name = f"{PREFIX}rl:{_digest(key)}:{window}"
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(name)
+                    pipe.expire(name, 120)
+                    count = int((await pipe.execute())[0])
+            except RedisError:
+                count = self._local_hit(key, window)
+        else:
+            count = self._local_hit(key, window)
+        return retry_after if count > self.per_minute else None
+
+    def _local_hit(self, key: str, window: int) -> int:
+        self._local = {k: v for k, v in self._local.items() if k[1] >= window}
+        self._local[(key, window)] = self._local.get((key, window), 0) + 1
+        return self._local[(key, window)]

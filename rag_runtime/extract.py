@@ -1,0 +1,78 @@
+"""Turn an uploaded file (txt, md, html, pdf) into plain text."""
+
+from __future__ import annotations
+
+import io
+from pathlib import PurePath
+
+from rag_runtime.errors import InvalidInputError, UnsupportedMediaTypeError
+
+CONTENT_TYPES = {
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".pdf": "application/pdf",
+}
+SUPPORTED = frozenset(CONTENT_TYPES.values())
+
+
+def detect_content_type(filename: str | None, declared: str | None) -> str:
+    """The supported content type of an upload, from its declared type or its extension."""
+    base = (declared or "").split(";")[0].strip().lower()
+    if base in SUPPORTED:
+        return base
+    suffix = PurePath(filename or "").suffix.lower()
+    if suffix in CONTENT_TYPES:
+        return CONTENT_TYPES[suffix]
+    raise UnsupportedMediaTypeError(
+        f"unsupported document type {base or suffix or 'unknown'!r}; "
+        "send text/plain, text/markdown, text/html or application/pdf (.txt, .md, .html, .pdf)"
+    )
+
+
+def extract_text(data: bytes, content_type: str) -> str:
+    if content_type == "application/pdf":
+        return _pdf_text(data)
+    text = _decode(data)
+    if content_type == "text/html":
+        return _html_text(text)
+    return text
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _html_text(html: str) -> str:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    lines = (line.strip() for line in soup.get_text("\n").splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _pdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError) as exc:
+        raise InvalidInputError(f"cannot read PDF: {exc}", field="file") from exc
+    return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
+def html_title(html: str) -> str | None:
+    from bs4 import BeautifulSoup
+
+    title = BeautifulSoup(html, "html.parser").title
+    return title.get_text(strip=True) if title else None

@@ -1,0 +1,233 @@
+"""Graph retrieval on Neo4j: entities and co-occurrence relations found at ingestion.
+
+Entities are found by a dependency-free heuristic (acronyms and gene-like tokens, capitalized
+phrases, hyphenated or numeric terms). A chunk MENTIONS its entities; entities mentioned in
+the same chunk are RELATED (weight = chunks in common). A query's entities lead to the chunks
+that mention them, and, with less weight, to chunks of related entities.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+from rag_runtime.errors import ServiceUnavailableError
+from rag_runtime.store import Scored
+
+_ACRONYM = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*[A-Z0-9])[A-Za-z][A-Za-z0-9-]{1,24}\b")
+_CAPITALIZED = re.compile(r"\b[A-Z][a-z]{2,}(?:\s+[A-Z][a-z]{2,}){0,3}\b")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_STOP_WORDS = (
+    "a an and are as at be by for from has have in is it its of on or that the this "
+    "to was were which with we our these those there their than then however here "
+    "also after before between during such when where while into using used use can "
+    "may not no both all each other more most some any many much few very only one "
+    "two three first second new"
+)
+_STOP = frozenset(_STOP_WORDS.split())
+MAX_ENTITIES_PER_CHUNK = 24
+
+
+def extract_entities(text: str) -> list[str]:
+    """Normalized (lower-case) entity names in order of first appearance."""
+    found: list[str] = []
+    for match in _ACRONYM.finditer(text):
+        token = match.group(0).strip("-")
+        if sum(ch.isupper() for ch in token) >= 2 or any(ch.isdigit() for ch in token):
+            found.append(token)
+    for match in _CAPITALIZED.finditer(text):
+        phrase = match.group(0)
+        words = phrase.split()
+        start = match.start()
+        sentence_start = start == 0 or text[max(0, start - 2) : start].strip() in {
+            ".",
+            "!",
+            "?",
+            "",
+        }
+        if len(words) == 1 and sentence_start:
+            continue
+        if words[0].lower() in _STOP:
+            words = words[1:]
+        if words and not (len(words) == 1 and words[0].lower() in _STOP):
+            found.append(" ".join(words))
+    seen: dict[str, None] = {}
+    for name in found:
+        key = name.lower()
+        if len(key) >= 2 and key not in _STOP:
+            seen.setdefault(key, None)
+    return list(seen)[:MAX_ENTITIES_PER_CHUNK]
+
+
+def query_candidates(text: str) -> list[str]:
+    """Entity names to look up for a query: its entities plus its 1-3 word n-grams."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    grams = {
+        " ".join(words[i : i + n])
+        for n in (1, 2, 3)
+        for i in range(len(words) - n + 1)
+        if words[i] not in _STOP and words[i + n - 1] not in _STOP
+    }
+    return sorted(set(extract_entities(text)) | grams)
+
+
+@dataclass(frozen=True)
+class GraphChunk:
+    chunk_id: int
+    ordinal: int
+    text: str
+
+
+class GraphStore:
+    """Neo4j access for one runtime; every call maps driver failures to 503."""
+
+    def __init__(self, uri: str, user: str, password: str) -> None:
+        from neo4j import AsyncGraphDatabase
+
+        self.driver = AsyncGraphDatabase.driver(
+            uri, auth=(user, password), connection_timeout=5, max_transaction_retry_time=5
+        )
+        self._schema_ready = False
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    async def ping(self) -> None:
+        await self._run("RETURN 1")
+
+    async def _run(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+
+        try:
+            async with self.driver.session() as session:
+                result = await session.run(query, params)
+                return [dict(r) async for r in result]
+        except (ServiceUnavailable, SessionExpired, OSError) as exc:
+            raise ServiceUnavailableError(f"graph store unavailable: {exc}") from exc
+        except Neo4jError as exc:
+            raise ServiceUnavailableError(f"graph store error: {exc.message}") from exc
+
+    async def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        for stmt in (
+            "CREATE CONSTRAINT rag_entity IF NOT EXISTS FOR (e:Entity) "
+            "REQUIRE (e.collection, e.name) IS UNIQUE",
+            "CREATE CONSTRAINT rag_chunk IF NOT EXISTS FOR (c:Chunk) REQUIRE c.id IS UNIQUE",
+            "CREATE CONSTRAINT rag_document IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
+        ):
+            await self._run(stmt)
+        self._schema_ready = True
+
+    async def index_document(
+        self, collection: str, document_id: uuid.UUID, chunks: list[GraphChunk]
+    ) -> int:
+        """Write a document's chunks, their entities and relations; returns entity count."""
+        await self.ensure_schema()
+        await self.delete_document(document_id)
+        rows = []
+        pairs: Counter[tuple[str, str]] = Counter()
+        names: set[str] = set()
+        for ch in chunks:
+            entities = extract_entities(ch.text)
+            names.update(entities)
+            rows.append({"id": ch.chunk_id, "ordinal": ch.ordinal, "entities": entities})
+            pairs.update(combinations(sorted(entities), 2))
+        await self._run(
+            "MERGE (d:Document {id: $doc}) SET d.collection = $collection "
+            "WITH d UNWIND $rows AS row "
+            "MERGE (c:Chunk {id: row.id}) SET c.collection = $collection, "
+            "c.document_id = $doc, c.ordinal = row.ordinal "
+            "MERGE (d)-[:HAS_CHUNK]->(c) "
+            "WITH c, row UNWIND row.entities AS name "
+            "MERGE (e:Entity {collection: $collection, name: name}) "
+            "MERGE (c)-[:MENTIONS]->(e)",
+            doc=str(document_id),
+            collection=collection,
+            rows=rows,
+        )
+        if pairs:
+            await self._run(
+                "UNWIND $pairs AS p "
+                "MATCH (a:Entity {collection: $collection, name: p.a}) "
+                "MATCH (b:Entity {collection: $collection, name: p.b}) "
+                "MERGE (a)-[r:RELATED]-(b) ON CREATE SET r.weight = p.w "
+                "ON MATCH SET r.weight = r.weight + p.w",
+                collection=collection,
+                pairs=[{"a": a, "b": b, "w": w} for (a, b), w in pairs.items()],
+            )
+        return len(names)
+
+    async def delete_document(self, document_id: uuid.UUID) -> None:
+        """Remove the document's nodes, then entities no chunk mentions any more."""
+        await self._run(
+            "MATCH (d:Document {id: $doc}) OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk) "
+            "OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity) "
+            "WITH d, collect(DISTINCT c) AS chunks, collect(DISTINCT e) AS entities "
+            "FOREACH (c IN chunks | DETACH DELETE c) DETACH DELETE d "
+            "WITH entities UNWIND entities AS e "
+            "WITH e WHERE NOT (e)<-[:MENTIONS]-() DETACH DELETE e",
+            doc=str(document_id),
+        )
+
+    async def delete_collection(self, collection: str) -> None:
+        await self._run(
+            "MATCH (n) WHERE (n:Document OR n:Chunk OR n:Entity) AND n.collection = $c "
+            "DETACH DELETE n",
+            c=collection,
+        )
+
+    async def count_document_nodes(self, document_id: uuid.UUID) -> int:
+        rows = await self._run(
+            "MATCH (n) WHERE (n:Document AND n.id = $doc) OR (n:Chunk AND n.document_id = $doc) "
+            "RETURN count(n) AS n",
+            doc=str(document_id),
+        )
+        return int(rows[0]["n"]) if rows else 0
+
+    async def search(self, collection: str, query: str, *, k: int) -> list[Scored]:
+        """Chunks mentioning the query's entities (1.0 each) or related ones (0.3 x weight)."""
+        names = query_candidates(query)
+        if not names:
+            return []
+        direct = await self._run(
+            "MATCH (e:Entity {collection: $c}) WHERE e.name IN $names "
+            "MATCH (ch:Chunk)-[:MENTIONS]->(e) "
+            "WITH ch, collect(e.name) AS entities "
+            "RETURN ch.id AS id, entities ORDER BY size(entities) DESC LIMIT $limit",
+            c=collection,
+            names=names,
+            limit=k * 4,
+        )
+        related = await self._run(
+            "MATCH (e:Entity {collection: $c}) WHERE e.name IN $names "
+            "MATCH (e)-[r:RELATED]-(o:Entity) WHERE NOT o.name IN $names "
+            "WITH o, sum(r.weight) AS w, collect(DISTINCT e.name) AS via "
+            "ORDER BY w DESC LIMIT 20 "
+            "MATCH (ch:Chunk)-[:MENTIONS]->(o) "
+            "RETURN ch.id AS id, collect(o.name) AS entities, sum(w) AS weight, "
+            "collect(via) AS via LIMIT $limit",
+            c=collection,
+            names=names,
+            limit=k * 4,
+        )
+        scores: dict[int, Scored] = {}
+        for row in direct:
+            hit = scores.setdefault(
+                row["id"], Scored(row["id"], 0.0, {"entities": [], "related": []})
+            )
+            hit.score += float(len(row["entities"]))
+            hit.evidence["entities"] = sorted(set(row["entities"]))
+        max_w = max((float(r["weight"]) for r in related), default=1.0) or 1.0
+        for row in related:
+            hit = scores.setdefault(
+                row["id"], Scored(row["id"], 0.0, {"entities": [], "related": []})
+            )
+            hit.score += 0.3 * float(row["weight"]) / max_w
+            hit.evidence["related"] = sorted(set(row["entities"]))
+        ranked = sorted(scores.values(), key=lambda h: (-h.score, h.chunk_id))
+        return ranked[:k]

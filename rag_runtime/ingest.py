@@ -1,0 +1,247 @@
+"""Ingestion: chunk, embed, store (and index in the graph) one document; the queues that run it.
+
+With Redis configured, jobs go to the arq queue and `rag-runtime worker` runs them. Without,
+an in-process queue runs them in the API. Either way the document row is the source of truth:
+documents still `queued` or `processing` are swept back into the queue, so a job survives a
+dead worker or a database outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Protocol
+
+from rag_runtime.cache import Cache
+from rag_runtime.chunking import Chunker
+from rag_runtime.embedding import Embedder
+from rag_runtime.errors import (
+    EmbeddingMismatchError,
+    InvalidInputError,
+    ServiceUnavailableError,
+)
+from rag_runtime.graph import GraphChunk, GraphStore
+from rag_runtime.metrics import Metrics
+from rag_runtime.retrieval import check_embedding_compatible
+from rag_runtime.store import Store
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "ingest_document"
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        embedder: Embedder,
+        chunker: Chunker,
+        graph: GraphStore | None,
+        cache: Cache,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunker = chunker
+        self.graph = graph
+        self.cache = cache
+        self.metrics = metrics
+
+    async def process(self, document_id: uuid.UUID) -> str:
+        """Ingest one document: 'ready', 'failed' (permanent, recorded) or 'skipped'.
+
+        Raises ServiceUnavailableError when a dependency is down; the caller retries later.
+        """
+        start = time.perf_counter()
+        claimed = await self.store.claim_document(document_id)
+        if claimed is None:
+            return "skipped"
+        doc, collection = claimed
+        try:
+            check_embedding_compatible(collection, self.embedder)
+            chunks = await asyncio.to_thread(self.chunker.split, doc.content or "")
+            if not chunks:
+                raise InvalidInputError("document has no text to index")
+            vectors = await self.embedder.embed([c.text for c in chunks])
+            written = await self.store.write_chunks(doc, chunks, vectors)
+        except (EmbeddingMismatchError, InvalidInputError) as exc:
+            await self.store.set_status(document_id, "failed", exc.message)
+            self.metrics.ingested.labels("failed").inc()
+            return "failed"
+        except ServiceUnavailableError:
+            with contextlib.suppress(ServiceUnavailableError):
+                await self.store.set_status(document_id, "queued", None)
+            self.metrics.ingested.labels("retried").inc()
+            raise
+        except Exception as exc:
+            log.exception("ingestion of %s failed", document_id)
+            with contextlib.suppress(ServiceUnavailableError):
+                await self.store.set_status(document_id, "failed", f"{type(exc).__name__}: {exc}")
+            self.metrics.ingested.labels("failed").inc()
+            return "failed"
+        if not written:
+            return "skipped"
+        if self.graph is not None:
+            await self._index_graph(collection.name, document_id)
+        await self.cache.invalidate(collection.name)
+        self.metrics.ingested.labels("ready").inc()
+        self.metrics.ingestion_seconds.observe(time.perf_counter() - start)
+        return "ready"
+
+    async def _index_graph(self, collection: str, document_id: uuid.UUID) -> None:
+        assert self.graph is not None
+        try:
+            ids = await self.store.chunk_ids_of_document(document_id)
+            rows = await self.store.fetch_chunks(ids)
+            await self.graph.index_document(
+                collection,
+                document_id,
+                [GraphChunk(i, rows[i].ordinal, rows[i].text) for i in ids if i in rows],
+            )
+        except ServiceUnavailableError as exc:
+            # The graph is optional: the document is searchable by every other strategy.
+            log.warning("graph indexing of %s skipped: %s", document_id, exc.message)
+
+
+class IngestQueue(Protocol):
+    kind: str
+
+    async def enqueue(self, document_id: uuid.UUID) -> None: ...
+
+    async def depth(self) -> int: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def backoff_s(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    return float(min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+class InlineQueue:
+    """In-process queue for running without Redis; retries with backoff until it succeeds."""
+
+    kind = "inline"
+
+    def __init__(self, ingestor: Ingestor, *, concurrency: int, sweep_s: float = 30.0) -> None:
+        self.ingestor = ingestor
+        self.concurrency = concurrency
+        self.sweep_s = sweep_s
+        self._queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+        self._queued: set[uuid.UUID] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
+        self._tasks.append(asyncio.create_task(self._sweep()))
+
+    async def enqueue(self, document_id: uuid.UUID) -> None:
+        if document_id not in self._queued:
+            self._queued.add(document_id)
+            self._queue.put_nowait(document_id)
+
+    async def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def ping(self) -> None:
+        return None
+
+    async def join(self) -> None:
+        await self._queue.join()
+
+    async def _work(self) -> None:
+        while True:
+            document_id = await self._queue.get()
+            try:
+                attempt = 0
+                while True:
+                    attempt += 1
+                    try:
+                        await self.ingestor.process(document_id)
+                        break
+                    except ServiceUnavailableError as exc:
+                        delay = backoff_s(attempt)
+                        log.warning("ingest %s: %s; retry in %.1fs", document_id, exc, delay)
+                        await asyncio.sleep(delay)
+            except Exception:
+                log.exception("ingest %s crashed", document_id)
+            finally:
+                self._queued.discard(document_id)
+                self._queue.task_done()
+
+    async def _sweep(self) -> None:
+        """Re-queue documents left queued by an earlier process (or a failed enqueue)."""
+        first = True
+        while True:
+            try:
+                for document_id in await self.ingestor.store.pending_documents(
+                    older_than_s=0 if first else self.sweep_s
+                ):
+                    await self.enqueue(document_id)
+                first = False
+            except ServiceUnavailableError:
+                pass
+            await asyncio.sleep(self.sweep_s)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+
+class RedisQueue:
+    """arq queue on Redis; `rag-runtime worker` consumes it."""
+
+    kind = "redis"
+
+    def __init__(self, pool: object, queue_name: str) -> None:
+        from arq.connections import ArqRedis
+
+        assert isinstance(pool, ArqRedis)
+        self.pool = pool
+        self.queue_name = queue_name
+
+    @classmethod
+    async def connect(cls, redis_url: str, queue_name: str) -> RedisQueue:
+        """Connects lazily: a Redis that is down now only fails enqueues until it is back."""
+        from arq.connections import ArqRedis
+
+        pool = ArqRedis.from_url(
+            redis_url, socket_connect_timeout=2, socket_timeout=5, default_queue_name=queue_name
+        )
+        return cls(pool, queue_name)
+
+    async def enqueue(self, document_id: uuid.UUID) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            await self.pool.enqueue_job(
+                JOB_NAME,
+                str(document_id),
+                _job_id=f"ingest:{document_id}",
+                _queue_name=self.queue_name,
+            )
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailableError(f"ingestion queue unavailable: {exc}") from exc
+
+    async def depth(self) -> int:
+        return int(await self.pool.zcard(self.queue_name))
+
+    async def ping(self) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            await self.pool.ping()
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailableError(f"ingestion queue unavailable: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.pool.aclose()

@@ -1,0 +1,223 @@
+"""The runtime's parts, wired from settings: what the API, the worker and the CLI share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+
+from rag_runtime import migrate
+from rag_runtime.cache import Cache, RateLimiter
+from rag_runtime.chunking import Chunker
+from rag_runtime.db import Database, start_embedded_postgres
+from rag_runtime.embedding import Embedder, build_embedder
+from rag_runtime.errors import ServiceUnavailableError
+from rag_runtime.generation import Generator, build_generator
+from rag_runtime.graph import GraphStore
+from rag_runtime.ingest import Ingestor, IngestQueue, InlineQueue, RedisQueue
+from rag_runtime.metrics import Metrics
+from rag_runtime.retrieval import Retriever
+from rag_runtime.settings import Settings
+from rag_runtime.store import Store
+
+log = logging.getLogger(__name__)
+
+Role = Literal["api", "worker", "cli"]
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    log.info("no RAG_DATABASE_URL: starting embedded Postgres in %s", settings.data_dir)
+    return start_embedded_postgres(settings.data_dir)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    db: Database
+    store: Store
+    embedder: Embedder
+    chunker: Chunker
+    metrics: Metrics
+    cache: Cache
+    limiter: RateLimiter
+    retriever: Retriever
+    ingestor: Ingestor
+    generator: Generator
+    redis: Redis | None = None
+    graph: GraphStore | None = None
+    queue: IngestQueue | None = None
+    schema_current: bool = False
+    _schema_checked: float = field(default=0.0, repr=False)
+
+    @classmethod
+    async def start(cls, settings: Settings, *, role: Role = "api") -> Runtime:
+        url = await asyncio.to_thread(resolve_database_url, settings)
+        schema_current = False
+        if settings.auto_migrate and role != "worker":
+            try:
+                status = await asyncio.to_thread(migrate.upgrade, url)
+                schema_current = status.up_to_date
+            except Exception as exc:  # the API still starts; /ready reports the database
+                log.error("migration failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        db = Database(url, max_size=max(4, settings.worker_concurrency + 2))
+        await db.open()
+        metrics = Metrics()
+        embedder = await asyncio.to_thread(build_embedder, settings)
+        chunk_tokens = settings.chunk_tokens or max(16, embedder.max_tokens - 2)
+        chunker = Chunker(
+            embedder.count_tokens, max_tokens=chunk_tokens, overlap=settings.chunk_overlap_tokens
+        )
+        redis = (
+            Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+            if settings.redis_url
+            else None
+        )
+        graph = None
+        if settings.neo4j_uri:
+            password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
+            graph = GraphStore(settings.neo4j_uri, settings.neo4j_user, password)
+        store = Store(db)
+        cache = Cache(redis, settings.cache_ttl_seconds)
+        ingestor = Ingestor(
+            store=store,
+            embedder=embedder,
+            chunker=chunker,
+            graph=graph,
+            cache=cache,
+            metrics=metrics,
+        )
+        rt = cls(
+            settings=settings,
+            database_url=url,
+            db=db,
+            store=store,
+            embedder=embedder,
+            chunker=chunker,
+            metrics=metrics,
+            cache=cache,
+            limiter=RateLimiter(redis, settings.rate_limit_per_minute),
+            retriever=Retriever(
+                settings=settings,
+                store=store,
+                embedder=embedder,
+                cache=cache,
+                graph=graph,
+                metrics=metrics,
+            ),
+            ingestor=ingestor,
+            generator=build_generator(settings),
+            redis=redis,
+            graph=graph,
+            schema_current=schema_current,
+        )
+        if role != "worker":
+            rt.queue = await rt._make_queue()
+        return rt
+
+    async def _make_queue(self) -> IngestQueue:
+        s = self.settings
+        if s.redis_url:
+            return await RedisQueue.connect(s.redis_url, s.queue_name)
+        queue = InlineQueue(self.ingestor, concurrency=s.worker_concurrency)
+        await queue.start()
+        return queue
+
+    async def close(self) -> None:
+        if self.queue is not None:
+            await self.queue.close()
+        await self.generator.close()
+        await self.embedder.close()
+        if self.graph is not None:
+            await self.graph.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.db.close()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Per-dependency status; False when a required one (database, schema, model) is down."""
+        checks: dict[str, Any] = {}
+        ok = True
+        try:
+            await asyncio.wait_for(self.db.ping(), 5)
+            checks["database"] = {"status": "up", "required": True}
+        except (ServiceUnavailableError, TimeoutError) as exc:
+            checks["database"] = {"status": "down", "required": True, "reason": str(exc)}
+            ok = False
+        try:
+            status = await asyncio.wait_for(
+                asyncio.to_thread(migrate.schema_status, self.database_url), 5
+            )
+            self.schema_current = status.up_to_date
+            checks["schema"] = {
+                "status": "up" if status.up_to_date else "behind",
+                "required": True,
+                "current": status.current,
+                "head": status.head,
+            }
+            ok = ok and status.up_to_date
+        except Exception as exc:
+            checks["schema"] = {"status": "unknown", "required": True, "reason": _first(exc)}
+            ok = False
+        checks["cache"] = await self._check_redis("cache")
+        if self.queue is None or self.queue.kind == "redis":
+            checks["queue"] = await self._check_queue()
+        else:
+            checks["queue"] = {"status": "up", "required": False, "kind": "inline"}
+        if self.graph is None:
+            checks["graph"] = {"status": "disabled", "required": False}
+        else:
+            try:
+                await asyncio.wait_for(self.graph.ping(), 5)
+                checks["graph"] = {"status": "up", "required": False}
+            except (ServiceUnavailableError, TimeoutError) as exc:
+                checks["graph"] = {"status": "down", "required": False, "reason": str(exc)}
+        checks["embedding_model"] = {
+            "status": "up",
+            "required": True,
+            "model": self.embedder.model_name,
+            "dimensions": self.embedder.dimensions,
+        }
+        return ok, checks
+
+    async def _check_redis(self, name: str) -> dict[str, Any]:
+        if self.redis is None:
+            return {"status": "disabled", "required": False}
+        try:
+            await asyncio.wait_for(self.redis.ping(), 3)
+            return {"status": "up", "required": False}
+        except Exception as exc:
+            return {"status": "down", "required": False, "reason": _first(exc)}
+
+    async def _check_queue(self) -> dict[str, Any]:
+        if self.queue is None:
+            return {"status": "disabled", "required": False}
+        try:
+            await asyncio.wait_for(self.queue.ping(), 3)
+            return {"status": "up", "required": False, "kind": self.queue.kind}
+        except Exception as exc:
+            return {"status": "down", "required": False, "kind": "redis", "reason": _first(exc)}
+
+    async def refresh_gauges(self) -> None:
+        """Update the gauges that are read from the stores (called at scrape time)."""
+        try:
+            counts = await asyncio.wait_for(self.store.counts(), 3)
+            for status in ("queued", "processing", "ready", "failed"):
+                self.metrics.documents.labels(status).set(counts["documents"].get(status, 0))
+            self.metrics.chunks.set(counts["chunks"])
+        except (ServiceUnavailableError, TimeoutError):
+            pass
+        if self.queue is not None:
+            with contextlib.suppress(Exception):
+                self.metrics.queue_depth.set(await asyncio.wait_for(self.queue.depth(), 3))
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

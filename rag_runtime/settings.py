@@ -1,0 +1,143 @@
+"""Runtime settings, read from `RAG_*` environment variables.
+
+This model is the contract between the runtime and the operator: the operator may set only
+the env names declared here (see `env_names()`), and a unit test keeps the two in line.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RAG_"
+
+
+class RetrievalStrategy(StrEnum):
+    VECTOR = "vector"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+    GRAPH = "graph"
+
+
+class EmbeddingProvider(StrEnum):
+    SENTENCE_TRANSFORMERS = "sentence-transformers"
+    OPENAI = "openai"
+
+
+class FusionMethod(StrEnum):
+    RRF = "rrf"
+    WEIGHTED = "weighted"
+
+
+class GenerationProvider(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    NONE = "none"
+
+
+class Settings(BaseSettings):
+    """Everything the API and the worker read at start."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Process
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Separate port for /metrics (worker); None = API port."
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    # Stores
+    database_url: str | None = Field(
+        None, description="Postgres URL; unset starts an embedded Postgres in data_dir."
+    )
+    data_dir: Path = Field(Path(".rag-data"), description="Local data dir for embedded Postgres.")
+    redis_url: str | None = Field(
+        None, description="Redis URL for the queue, cache and rate limits; unset = inline ingest."
+    )
+    neo4j_uri: str | None = Field(None, description="Neo4j Bolt URI; unset = graph retrieval off.")
+    neo4j_user: str = Field("neo4j", description="Neo4j user name.")
+    neo4j_password: SecretStr | None = Field(None, description="Neo4j password.")
+
+    # Embedding
+    embedding_provider: EmbeddingProvider = Field(
+        EmbeddingProvider.SENTENCE_TRANSFORMERS, description="Who computes embeddings."
+    )
+    embedding_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name.")
+    embedding_dimensions: int = Field(384, ge=1, le=16000, description="Embedding dimension.")
+    embedding_batch_size: int = Field(64, ge=1, le=4096, description="Chunks per encode batch.")
+
+    # Generation
+    generation_provider: GenerationProvider = Field(
+        GenerationProvider.NONE, description="LLM provider; none gives extractive answers."
+    )
+    generation_model: str = Field("", description="Model name for the generation provider.")
+    openai_api_key: SecretStr | None = Field(None, description="OpenAI API key.")
+    openai_base_url: str | None = Field(None, description="OpenAI-compatible base URL.")
+    anthropic_api_key: SecretStr | None = Field(None, description="Anthropic API key.")
+    anthropic_base_url: str | None = Field(None, description="Anthropic-compatible base URL.")
+
+    # Retrieval
+    retrieval_strategy: RetrievalStrategy = Field(
+        RetrievalStrategy.HYBRID, description="Default retrieval strategy."
+    )
+    top_k: int = Field(10, ge=1, le=1000, description="Default number of results.")
+    similarity_threshold: float = Field(
+        0.0, ge=-1.0, le=1.0, description="Minimum cosine similarity for vector hits."
+    )
+
+    fusion: FusionMethod = Field(
+        FusionMethod.WEIGHTED, description="Default hybrid fusion: rrf or weighted."
+    )
+    rrf_k: int = Field(60, ge=1, le=1000, description="Rank constant of reciprocal rank fusion.")
+    hybrid_vector_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of the vector side in hybrid fusion."
+    )
+    hnsw_ef_search: int = Field(100, ge=1, le=1000, description="HNSW ef_search per query.")
+    chunk_tokens: int | None = Field(
+        None, ge=16, le=8192, description="Tokens per chunk; None = the model's limit."
+    )
+    chunk_overlap_tokens: int = Field(32, ge=0, le=1024, description="Tokens shared by chunks.")
+    embedding_model_path: Path | None = Field(
+        None, description="Local sentence-transformers model dir; None = bundled MiniLM weights."
+    )
+    cache_ttl_seconds: int = Field(600, ge=0, description="Lifetime of cached results (0 = off).")
+    auto_migrate: bool = Field(True, description="Apply schema migrations when the API starts.")
+
+    # Worker
+    worker_concurrency: int = Field(8, ge=1, le=256, description="Ingestion jobs per worker.")
+    queue_name: str = Field("rag:ingest", description="Redis queue name for ingestion jobs.")
+    job_timeout_seconds: int = Field(
+        300,
+        ge=1,
+        description="Longest an ingestion job may run; a dead worker's job restarts after it.",
+    )
+    job_max_tries: int = Field(20, ge=1, description="Attempts per ingestion job before it fails.")
+
+    # Limits and auth
+    max_document_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, description="Largest accepted document, in bytes."
+    )
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="Accepted Bearer keys as 'key' or 'key:collection1,collection2'.",
+    )
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Requests per minute per API key (0 = off)."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return value.lower()
+
+
+def env_names() -> frozenset[str]:
+    """Every environment variable name the runtime reads."""
+    return frozenset(ENV_PREFIX + name.upper() for name in Settings.model_fields)

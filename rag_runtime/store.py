@@ -1,0 +1,567 @@
+"""Postgres store: collections, documents, chunks (pgvector + full text) and term statistics.
+
+Every statement lives here; callers get typed rows back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from rag_runtime.chunking import Chunk
+from rag_runtime.db import Database
+from rag_runtime.embedding import Vectors
+from rag_runtime.errors import ConflictError, InvalidInputError, NotFoundError
+
+TEXT_CONFIG = "english"  # stemming and stopwords for full-text search
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: int
+    name: str
+    description: str
+    embedding_model: str
+    embedding_dimensions: int
+    chunk_count: int
+    created_at: datetime
+    document_count: int = 0
+
+
+@dataclass(frozen=True)
+class Document:
+    id: uuid.UUID
+    collection_id: int
+    collection: str
+    title: str
+    source: str | None
+    content_type: str
+    content_hash: str
+    metadata: dict[str, Any]
+    status: str
+    error: str | None
+    attempts: int
+    chunk_count: int
+    created_at: datetime
+    updated_at: datetime
+    content: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: int
+    document_id: uuid.UUID
+    document_title: str
+    ordinal: int
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class Scored:
+    chunk_id: int
+    score: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def filter_sql(filters: dict[str, Any] | None) -> tuple[sql.Composable, list[Any]]:
+    """Metadata filters as SQL on `metadata` (GIN, jsonb_path_ops).
+
+    `{"k": v}` means equal; `{"k": {"$in": [a, b]}}` means one of.
+    """
+    if not filters:
+        return sql.SQL(""), []
+    clauses: list[sql.Composable] = []
+    params: list[Any] = []
+    for key, value in filters.items():
+        if isinstance(value, dict):
+            if set(value) != {"$in"} or not isinstance(value["$in"], list):
+                raise InvalidInputError(
+                    f"filter {key!r}: use a value or {{'$in': [values]}}", field="filters"
+                )
+            options = [sql.SQL("metadata @> %s") for _ in value["$in"]]
+            params.extend(Jsonb({key: v}) for v in value["$in"])
+            clauses.append(
+                sql.SQL("({})").format(sql.SQL(" OR ").join(options))
+                if options
+                else sql.SQL("false")
+            )
+        else:
+            clauses.append(sql.SQL("metadata @> %s"))
+            params.append(Jsonb({key: value}))
+    return sql.SQL(" AND ") + sql.SQL(" AND ").join(clauses), params
+
+
+def _collection(row: dict[str, Any]) -> Collection:
+    return Collection(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        embedding_model=row["embedding_model"],
+        embedding_dimensions=row["embedding_dimensions"],
+        chunk_count=row["chunk_count"],
+        created_at=row["created_at"],
+        document_count=row.get("document_count", 0) or 0,
+    )
+
+
+def _document(row: dict[str, Any]) -> Document:
+    return Document(
+        id=row["id"],
+        collection_id=row["collection_id"],
+        collection=row["collection"],
+        title=row["title"],
+        source=row["source"],
+        content_type=row["content_type"],
+        content_hash=row["content_hash"],
+        metadata=row["metadata"],
+        status=row["status"],
+        error=row["error"],
+        attempts=row["attempts"],
+        chunk_count=row["chunk_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        content=row.get("content"),
+    )
+
+
+_DOC_COLUMNS = sql.SQL(
+    "d.id, d.collection_id, c.name AS collection, d.title, d.source, d.content_type, "
+    "d.content_hash, d.metadata, d.status, d.error, d.attempts, d.chunk_count, "
+    "d.created_at, d.updated_at"
+)
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._indexed_dims: set[int] = {384}
+
+    # Collections -------------------------------------------------------------------------
+
+    async def create_collection(
+        self, name: str, *, description: str, model: str, dimensions: int
+    ) -> Collection:
+        await self.ensure_vector_index(dimensions)
+        async with self.db.connection() as conn:
+            try:
+                cur = await conn.execute(
+                    "INSERT INTO collections (name, description, embedding_model, "
+                    "embedding_dimensions) VALUES (%s, %s, %s, %s) RETURNING *",
+                    (name, description, model, dimensions),
+                )
+            except psycopg.errors.UniqueViolation as exc:
+                raise ConflictError(f"collection {name!r} already exists") from exc
+            row = await cur.fetchone()
+        assert row is not None
+        return _collection(row)
+
+    async def get_collection(self, name: str) -> Collection:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT c.*, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) "
+                "AS document_count FROM collections c WHERE c.name = %s",
+                (name,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"collection {name!r} not found")
+        return _collection(row)
+
+    async def list_collections(self) -> list[Collection]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT c.*, (SELECT count(*) FROM documents d WHERE d.collection_id = c.id) "
+                "AS document_count FROM collections c ORDER BY c.name"
+            )
+            rows = await cur.fetchall()
+        return [_collection(r) for r in rows]
+
+    async def delete_collection(self, name: str) -> Collection:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("DELETE FROM collections WHERE name = %s RETURNING *", (name,))
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"collection {name!r} not found")
+        return _collection(row)
+
+    async def ensure_vector_index(self, dimensions: int) -> None:
+        """HNSW (cosine) index for one embedding dimension, created once."""
+        if dimensions in self._indexed_dims:
+            return
+        if dimensions > 2000:  # HNSW on `vector` supports up to 2,000 dimensions
+            self._indexed_dims.add(dimensions)
+            return
+        stmt = sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON chunks USING hnsw "
+            "((embedding::vector({})) vector_cosine_ops) WHERE embedding_dim = {}"
+        ).format(
+            sql.Identifier(f"chunks_embedding_{dimensions}"),
+            sql.Literal(dimensions),
+            sql.Literal(dimensions),
+        )
+        async with self.db.connection() as conn:
+            await conn.execute(stmt)
+        self._indexed_dims.add(dimensions)
+
+    # Documents ---------------------------------------------------------------------------
+
+    async def create_document(
+        self,
+        collection: Collection,
+        *,
+        content: str,
+        title: str,
+        source: str | None,
+        content_type: str,
+        metadata: dict[str, Any],
+    ) -> tuple[Document, bool]:
+        """Insert a queued document; identical content in the collection returns that one."""
+        digest = content_hash(content)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO documents (collection_id, title, source, content_type, content, "
+                "content_hash, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (collection_id, content_hash) DO NOTHING RETURNING id",
+                (collection.id, title, source, content_type, content, digest, Jsonb(metadata)),
+            )
+            inserted = await cur.fetchone()
+            cur = await conn.execute(
+                sql.SQL(
+                    "SELECT {} FROM documents d JOIN collections c ON c.id = d.collection_id "
+                    "WHERE d.collection_id = %s AND d.content_hash = %s"
+                ).format(_DOC_COLUMNS),
+                (collection.id, digest),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return _document(row), inserted is not None
+
+    async def get_document(
+        self, document_id: uuid.UUID, *, collection: Collection | None = None
+    ) -> Document:
+        query: sql.Composed = sql.SQL(
+            "SELECT {}, d.content FROM documents d JOIN collections c ON c.id = d.collection_id "
+            "WHERE d.id = %s"
+        ).format(_DOC_COLUMNS)
+        params: list[Any] = [document_id]
+        if collection is not None:
+            query = query + sql.SQL(" AND d.collection_id = %s")
+            params.append(collection.id)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(query, params)
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"document {document_id} not found")
+        return _document(row)
+
+    async def list_documents(
+        self, collection: Collection, *, limit: int, offset: int, status: str | None = None
+    ) -> tuple[list[Document], int]:
+        where: sql.Composable = sql.SQL("d.collection_id = %s")
+        params: list[Any] = [collection.id]
+        if status:
+            where = where + sql.SQL(" AND d.status = %s")
+            params.append(status)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                sql.SQL(
+                    "SELECT {} FROM documents d JOIN collections c ON c.id = d.collection_id "
+                    "WHERE {} ORDER BY d.created_at, d.id LIMIT %s OFFSET %s"
+                ).format(_DOC_COLUMNS, where),
+                [*params, limit, offset],
+            )
+            rows = await cur.fetchall()
+            cur = await conn.execute(
+                sql.SQL("SELECT count(*) AS n FROM documents d WHERE {}").format(where), params
+            )
+            total = await cur.fetchone()
+        assert total is not None
+        return [_document(r) for r in rows], int(total["n"])
+
+    async def delete_document(self, collection: Collection, document_id: uuid.UUID) -> Document:
+        """Delete a document with its chunks and vectors, and take it out of the statistics."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                sql.SQL(
+                    "SELECT {} FROM documents d JOIN collections c ON c.id = d.collection_id "
+                    "WHERE d.id = %s AND d.collection_id = %s FOR UPDATE OF d"
+                ).format(_DOC_COLUMNS),
+                (document_id, collection.id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFoundError(f"document {document_id} not found")
+            await self._remove_chunks(conn, collection.id, document_id)
+            await conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
+        return _document(row)
+
+    async def _remove_chunks(
+        self, conn: psycopg.AsyncConnection[Any], collection_id: int, document_id: uuid.UUID
+    ) -> None:
+        cur = await conn.execute(
+            "SELECT count(*) AS n, coalesce(sum(length), 0) AS len FROM chunks "
+            "WHERE document_id = %s",
+            (document_id,),
+        )
+        stats = await cur.fetchone()
+        assert stats is not None
+        if not stats["n"]:
+            return
+        await conn.execute(
+            "UPDATE collections SET chunk_count = chunk_count - %s, "
+            "total_length = total_length - %s WHERE id = %s",
+            (stats["n"], stats["len"], collection_id),
+        )
+        await conn.execute(
+            "UPDATE term_stats t SET df = t.df - d.n FROM ("
+            " SELECT u.lexeme, count(*) AS n FROM chunks ch, unnest(ch.tsv) u"
+            " WHERE ch.document_id = %s GROUP BY u.lexeme) d "
+            "WHERE t.collection_id = %s AND t.lexeme = d.lexeme",
+            (document_id, collection_id),
+        )
+        await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+
+    # Ingestion ---------------------------------------------------------------------------
+
+    async def claim_document(self, document_id: uuid.UUID) -> tuple[Document, Collection] | None:
+        """Mark a queued (or interrupted) document as processing; None if gone or done."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE documents SET status = 'processing', attempts = attempts + 1, "
+                "error = NULL, updated_at = now() WHERE id = %s "
+                "AND status IN ('queued', 'processing') RETURNING id",
+                (document_id,),
+            )
+            if await cur.fetchone() is None:
+                return None
+        doc = await self.get_document(document_id)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM collections WHERE id = %s", (doc.collection_id,)
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return doc, _collection(row)
+
+    async def write_chunks(self, document: Document, chunks: list[Chunk], vectors: Vectors) -> bool:
+        """Store a document's chunks and mark it ready; False if it was deleted meanwhile."""
+        dims = int(vectors.shape[1]) if len(vectors) else 0
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM documents WHERE id = %s FOR UPDATE", (document.id,)
+            )
+            if await cur.fetchone() is None:
+                return False
+            await self._remove_chunks(conn, document.collection_id, document.id)
+            meta = Jsonb(document.metadata)
+            async with conn.cursor() as c:
+                await c.executemany(
+                    "INSERT INTO chunks (document_id, collection_id, ordinal, text, tsv, length, "
+                    "embedding, embedding_dim, metadata) "
+                    f"SELECT %(doc)s, %(col)s, %(ord)s, %(text)s, v.tsv, "
+                    "(SELECT coalesce(sum(cardinality(u.positions)), 0) FROM unnest(v.tsv) u), "
+                    "%(emb)s, %(dim)s, %(meta)s "
+                    f"FROM (SELECT to_tsvector('{TEXT_CONFIG}', %(text)s) AS tsv) v",
+                    [
+                        {
+                            "doc": document.id,
+                            "col": document.collection_id,
+                            "ord": ch.ordinal,
+                            "text": ch.text,
+                            "emb": np.asarray(vec, dtype=np.float32),
+                            "dim": dims,
+                            "meta": meta,
+                        }
+                        for ch, vec in zip(chunks, vectors, strict=True)
+                    ],
+                )
+            # The collection row serializes concurrent writers, so term upserts never deadlock.
+            await conn.execute(
+                "UPDATE collections c SET chunk_count = c.chunk_count + s.n, "
+                "total_length = c.total_length + s.len FROM (SELECT count(*) AS n, "
+                "coalesce(sum(length), 0) AS len FROM chunks WHERE document_id = %s) s "
+                "WHERE c.id = %s",
+                (document.id, document.collection_id),
+            )
+            await conn.execute(
+                "INSERT INTO term_stats (collection_id, lexeme, df) "
+                "SELECT %s, u.lexeme, count(*) FROM chunks ch, unnest(ch.tsv) u "
+                "WHERE ch.document_id = %s GROUP BY u.lexeme ORDER BY u.lexeme "
+                "ON CONFLICT (collection_id, lexeme) DO UPDATE SET df = term_stats.df + "
+                "excluded.df",
+                (document.collection_id, document.id),
+            )
+            await conn.execute(
+                "UPDATE documents SET status = 'ready', error = NULL, chunk_count = %s, "
+                "updated_at = now() WHERE id = %s",
+                (len(chunks), document.id),
+            )
+        return True
+
+    async def set_status(
+        self, document_id: uuid.UUID, status: str, error: str | None = None
+    ) -> None:
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "UPDATE documents SET status = %s, error = %s, updated_at = now() "
+                "WHERE id = %s AND status <> 'ready'",
+                (status, error, document_id),
+            )
+
+    async def pending_documents(self, *, older_than_s: float, limit: int = 1000) -> list[uuid.UUID]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM documents WHERE status IN ('queued', 'processing') "
+                "AND updated_at < now() - make_interval(secs => %s) "
+                "ORDER BY updated_at LIMIT %s",
+                (older_than_s, limit),
+            )
+            return [r["id"] for r in await cur.fetchall()]
+
+    async def counts(self) -> dict[str, Any]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT status, count(*) AS n FROM documents GROUP BY status")
+            docs = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
+            cur = await conn.execute("SELECT coalesce(sum(chunk_count), 0) AS n FROM collections")
+            row = await cur.fetchone()
+        assert row is not None
+        return {"documents": docs, "chunks": int(row["n"])}
+
+    # Retrieval ---------------------------------------------------------------------------
+
+    async def search_vector(
+        self,
+        collection: Collection,
+        query: Vectors,
+        *,
+        k: int,
+        filters: dict[str, Any] | None = None,
+        ef_search: int = 100,
+        exact: bool = False,
+    ) -> list[Scored]:
+        """Cosine top-k. HNSW with iterative scans keeps filtered searches at k results."""
+        dims = collection.embedding_dimensions
+        where, params = filter_sql(filters)
+        vec = sql.SQL("embedding::vector({})").format(sql.Literal(dims))
+        qvec = sql.SQL("%s::vector({})").format(sql.Literal(dims))
+        stmt = sql.SQL(
+            "SELECT id, 1 - ({vec} <=> {q}) AS score FROM chunks "
+            "WHERE collection_id = %s AND embedding_dim = %s{where} "
+            "ORDER BY {vec} <=> {q} LIMIT %s"
+        ).format(vec=vec, q=qvec, where=where)
+        q = np.asarray(query, dtype=np.float32)
+        async with self.db.transaction() as conn:
+            if exact:
+                await conn.execute("SET LOCAL enable_indexscan = off")
+            else:
+                await conn.execute(
+                    sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, k)))
+                )
+                await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cur = await conn.execute(stmt, [q, collection.id, dims, *params, q, k])
+            rows = await cur.fetchall()
+        hits = [Scored(r["id"], float(r["score"])) for r in rows]
+        hits.sort(key=lambda h: -h.score)  # relaxed_order may return slightly out of order
+        for h in hits:
+            h.evidence = {"cosine_similarity": round(h.score, 6)}
+        return hits
+
+    async def search_keyword(
+        self,
+        collection: Collection,
+        text: str,
+        *,
+        k: int,
+        filters: dict[str, Any] | None = None,
+    ) -> list[Scored]:
+        """BM25 over Postgres full text ('english': stemming, stopwords) with term statistics."""
+        where, params = filter_sql(filters)
+        stmt = sql.SQL(
+            f"""
+WITH q AS (
+    SELECT DISTINCT u.lexeme FROM unnest(to_tsvector('{TEXT_CONFIG}', %s)) u
+), coll AS (
+    SELECT greatest(chunk_count, 1) AS n,
+           greatest(total_length::float8 / greatest(chunk_count, 1), 1) AS avgdl
+    FROM collections WHERE id = %s
+), idf AS (
+    SELECT t.lexeme, ln(1 + (coll.n - t.df + 0.5) / (t.df + 0.5)) AS idf
+    FROM term_stats t JOIN q ON q.lexeme = t.lexeme, coll
+    WHERE t.collection_id = %s
+), tsq AS (
+    SELECT string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''',
+                      ' | ')::tsquery AS query
+    FROM idf
+), cand AS (
+    SELECT ch.id, ch.tsv, ch.length FROM chunks ch, tsq
+    WHERE ch.collection_id = %s AND ch.tsv @@ tsq.query{{where}}
+)
+SELECT cand.id,
+       sum(idf.idf * cardinality(u.positions) * {BM25_K1 + 1}
+           / (cardinality(u.positions)
+              + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * cand.length / coll.avgdl))) AS score,
+       array_agg(u.lexeme ORDER BY u.lexeme) AS terms
+FROM cand CROSS JOIN LATERAL unnest(cand.tsv) u JOIN idf ON idf.lexeme = u.lexeme, coll
+GROUP BY cand.id
+ORDER BY score DESC, cand.id
+LIMIT %s
+"""
+        ).format(where=where)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                stmt, [text, collection.id, collection.id, collection.id, *params, k]
+            )
+            rows = await cur.fetchall()
+        return [
+            Scored(
+                r["id"],
+                float(r["score"]),
+                {"bm25": round(float(r["score"]), 6), "matched_terms": list(r["terms"])},
+            )
+            for r in rows
+        ]
+
+    async def fetch_chunks(self, ids: list[int]) -> dict[int, ChunkRow]:
+        if not ids:
+            return {}
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT ch.id, ch.document_id, d.title, ch.ordinal, ch.text, ch.metadata "
+                "FROM chunks ch JOIN documents d ON d.id = ch.document_id "
+                "WHERE ch.id = ANY(%s)",
+                (ids,),
+            )
+            rows = await cur.fetchall()
+        return {
+            r["id"]: ChunkRow(
+                r["id"], r["document_id"], r["title"], r["ordinal"], r["text"], r["metadata"]
+            )
+            for r in rows
+        }
+
+    async def chunk_ids_of_document(self, document_id: uuid.UUID) -> list[int]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM chunks WHERE document_id = %s ORDER BY ordinal", (document_id,)
+            )
+            return [r["id"] for r in await cur.fetchall()]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
