@@ -1,0 +1,350 @@
+"""How the operator scales: N RagSystems applied at once, with the operator as its own process.
+
+Figures, per N (1, 50, 200; ``--quick``: 1 and 20):
+- ``children_p50_s`` / ``children_p95_s``: per system, seconds from the RagSystem appearing
+  (its watch ADDED event) to the last of its 13 children appearing;
+- ``ready_s``: seconds from the start of the apply to every system of the run showing
+  ``phase: Ready`` for its current generation;
+and once everything is Ready:
+- ``idle_writes_per_min``: write requests (POST, PUT, PATCH, APPLY, DELETE) the API server
+  counted (``apiserver_request_total``) for the kinds the operator writes, per minute, over an
+  idle window;
+- ``peak_rss_mb``: the operator process's peak resident memory over the whole run.
+
+Aims: p95 apply->children < 1 s at N=1; all 200 Ready within 120 s; < 200 MB RSS at 200;
+idle writes 0.
+
+Run: ``make bench-operator_scale`` (``ARGS=--quick`` for a run of under a minute). Uses a
+running local cluster when ``RAGOPS_KUBECONFIG`` is set, else starts (and stops) its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psutil
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
+
+from hack import cluster as local_cluster
+
+REPO = Path(__file__).resolve().parent.parent
+CRD = REPO / "crds" / "ragops.io_ragsystems.yaml"
+CHILDREN_PER_SYSTEM = 13
+OPERATOR_KINDS = {
+    "ragsystems",
+    "configmaps",
+    "secrets",
+    "services",
+    "deployments",
+    "statefulsets",
+    "poddisruptionbudgets",
+    "networkpolicies",
+    "horizontalpodautoscalers",
+    "ingresses",
+    "persistentvolumeclaims",
+    "events",
+}
+WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@contextlib.contextmanager
+def a_cluster() -> Iterator[local_cluster.Cluster]:
+    external = os.environ.get("RAGOPS_KUBECONFIG")
+    if external:
+        bdir = local_cluster.bin_dir()
+        yield local_cluster.Cluster(kubeconfig=Path(external), server="", bin_dir=bdir)
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-opscale-") as tmp,
+        local_cluster.cluster(Path(tmp) / "cluster", timeout=180) as c,
+    ):
+        yield c
+
+
+class Watcher:
+    """First-seen times of RagSystems and children, and when each system went Ready."""
+
+    def __init__(self, api: k8s.ApiClient, namespace: str) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.added: dict[str, float] = {}
+        self.children: dict[str, dict[str, float]] = {}
+        self.ready: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        core, apps = k8s.CoreV1Api(self.api), k8s.AppsV1Api(self.api)
+        policy, net = k8s.PolicyV1Api(self.api), k8s.NetworkingV1Api(self.api)
+        custom = k8s.CustomObjectsApi(self.api)
+        lists = [
+            core.list_namespaced_config_map,
+            core.list_namespaced_secret,
+            core.list_namespaced_service,
+            apps.list_namespaced_deployment,
+            apps.list_namespaced_stateful_set,
+            policy.list_namespaced_pod_disruption_budget,
+            net.list_namespaced_network_policy,
+        ]
+        for fn in lists:
+            self._spawn(self._watch_children, fn)
+        self._spawn(self._watch_systems, custom)
+        time.sleep(1.0)  # let every watch connect before the apply
+
+    def _spawn(self, target: Any, arg: Any) -> None:
+        thread = threading.Thread(target=target, args=(arg,), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _watch_children(self, list_fn: Any) -> None:
+        w = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+        while not self.stop.is_set():
+            for event in w.stream(  # type: ignore[no-untyped-call]
+                list_fn,
+                self.namespace,
+                timeout_seconds=30,
+                label_selector="app.kubernetes.io/managed-by=ragops-operator",
+            ):
+                now = time.monotonic()
+                obj = event["object"]
+                instance = (obj.metadata.labels or {}).get("app.kubernetes.io/instance")
+                if not instance:
+                    continue
+                key = f"{obj.kind or list_fn.__name__}/{obj.metadata.name}"
+                with self.lock:
+                    self.children.setdefault(instance, {}).setdefault(key, now)
+                if self.stop.is_set():
+                    break
+
+    def _watch_systems(self, custom: k8s.CustomObjectsApi) -> None:
+        w = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+        while not self.stop.is_set():
+            for event in w.stream(  # type: ignore[no-untyped-call]
+                custom.list_namespaced_custom_object,
+                "ragops.io",
+                "v1alpha1",
+                self.namespace,
+                "ragsystems",
+                timeout_seconds=30,
+            ):
+                now = time.monotonic()
+                obj = event["object"]
+                name = obj["metadata"]["name"]
+                status = obj.get("status") or {}
+                with self.lock:
+                    self.added.setdefault(name, now)
+                    if status.get("phase") == "Ready" and status.get("observedGeneration") == obj[
+                        "metadata"
+                    ].get("generation"):
+                        self.ready.setdefault(name, now)
+                if self.stop.is_set():
+                    break
+
+
+def manifests(n: int) -> str:
+    docs = []
+    for i in range(n):
+        docs.append(
+            json.dumps(
+                {
+                    "apiVersion": "ragops.io/v1alpha1",
+                    "kind": "RagSystem",
+                    "metadata": {"name": f"rag-{i:03d}"},
+                    "spec": {"version": "0.1.0", "api": {"replicas": 1}},
+                }
+            )
+        )
+    return "\n---\n".join(docs)
+
+
+def apiserver_writes(c: local_cluster.Cluster) -> float:
+    text = c.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    total = 0.0
+    pattern = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in OPERATOR_KINDS:
+            total += float(match.group(2))
+    return total
+
+
+class RssSampler:
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.25)
+
+
+def run_once(
+    c: local_cluster.Cluster, api: k8s.ApiClient, n: int, timeout: float
+) -> dict[str, Any]:
+    namespace = f"bench-{n}-{int(time.time()) % 100000}"
+    c.kubectl("create", "namespace", namespace)
+    deadline = time.monotonic() + 30
+    while c.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("namespace ServiceAccount never appeared")
+        time.sleep(0.2)
+    watcher = Watcher(api, namespace)
+    watcher.start()
+    started = time.monotonic()
+    c.kubectl("apply", "-n", namespace, "-f", "-", input=manifests(n), timeout=300)
+    names = [f"rag-{i:03d}" for i in range(n)]
+    end = started + timeout
+    while time.monotonic() < end:
+        with watcher.lock:
+            if all(name in watcher.ready for name in names):
+                break
+        time.sleep(0.2)
+    watcher.stop.set()
+    with watcher.lock:
+        durations = []
+        for name in names:
+            kids = watcher.children.get(name, {})
+            if name in watcher.added and len(kids) >= CHILDREN_PER_SYSTEM:
+                durations.append(max(kids.values()) - watcher.added[name])
+        ready = [watcher.ready[name] for name in names if name in watcher.ready]
+    all_ready = len(ready) == n
+    return {
+        "n": n,
+        "children_p50_s": round(percentile(durations, 0.5), 3),
+        "children_p95_s": round(percentile(durations, 0.95), 3),
+        "ready_s": round(max(ready) - started, 2) if all_ready else None,
+        "ready_count": len(ready),
+        "children_complete": len(durations),
+        "namespace": namespace,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 1 and 20, short idle window")
+    parser.add_argument("--sizes", type=int, nargs="*", help="override the N values")
+    parser.add_argument("--idle-window", type=float, help="seconds of idle write counting")
+    args = parser.parse_args()
+    sizes = args.sizes or ([1, 20] if args.quick else [1, 50, 200])
+    idle_window = args.idle_window or (15.0 if args.quick else 60.0)
+    timeout = 120.0 if args.quick else 240.0
+
+    with a_cluster() as c:
+        c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+        c.kubectl(
+            "wait", "--for=condition=Established", "crd/ragsystems.ragops.io", "--timeout=60s"
+        )
+        api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(c.kubeconfig)
+        )
+        env = c.env()
+        env["PYTHONUNBUFFERED"] = "1"
+        metrics_port, liveness_port = free_port(), free_port()
+        log_path = Path(tempfile.mkdtemp(prefix="bench-operator-")) / "operator.log"
+        log = log_path.open("wb")
+        proc = subprocess.Popen(
+            [
+                str(REPO / ".venv" / "bin" / "ragops-operator"),
+                "--metrics-port",
+                str(metrics_port),
+                "--liveness-port",
+                str(liveness_port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        sampler = RssSampler(proc.pid)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{liveness_port}/healthz", timeout=1
+                    ) as resp:
+                        if resp.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"operator did not start; log in {log_path}")
+                time.sleep(0.2)
+            runs = []
+            for n in sizes:
+                run = run_once(c, api, n, timeout)
+                print(f"N={n}: {run}", file=sys.stderr)
+                runs.append(run)
+            time.sleep(8.0)  # let status writes of the last run settle
+            before = apiserver_writes(c)
+            time.sleep(idle_window)
+            after = apiserver_writes(c)
+            idle = (after - before) * 60.0 / idle_window
+        finally:
+            sampler.stop.set()
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    result = {
+        "benchmark": "operator_scale",
+        "quick": bool(args.quick),
+        "sizes": sizes,
+        "runs": [{k: v for k, v in r.items() if k != "namespace"} for r in runs],
+        "idle_writes_per_min": round(idle, 2),
+        "idle_window_s": idle_window,
+        "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        "aims": {
+            "children_p95_s_at_1": 1.0,
+            "ready_s_at_200": 120.0,
+            "peak_rss_mb": 200.0,
+            "idle_writes_per_min": 0.0,
+        },
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
