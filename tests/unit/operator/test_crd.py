@@ -177,3 +177,14 @@ def test_yaml_has_no_anchors() -> None:
     assert "&id" not in text
     assert "*id" not in text
     assert yaml.safe_load(text)["kind"] == "CustomResourceDefinition"
+
+
+def test_chart_crd_template_is_up_to_date() -> None:
+    path = REPO / "charts" / "ragops" / "templates" / "crds" / crd.FILENAME
+    assert path.read_text() == crd.render_chart_template(), "run `make crds` and commit"
+
+
+def test_chart_crd_is_kept_on_uninstall_and_optional() -> None:
+    text = crd.render_chart_template()
+    assert text.startswith("{{- if .Values.crds.create }}")
+    assert "helm.sh/resource-policy: keep" in text
