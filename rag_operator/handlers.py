@@ -335,13 +335,13 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
             log.warning("%s/%s: invalid spec on deletion, keeping data", *key)
             return
         try:
-            await state.kube.apply(
+            await state.kube.merge_patch(
                 {
                     "apiVersion": f"{GROUP}/{VERSION}",
                     "kind": "RagSystem",
                     "metadata": {"name": rs.name, "namespace": rs.namespace},
-                    "status": {"phase": Phase.DELETING.value},
                 },
+                {"status": {"phase": Phase.DELETING.value}},
                 subresource="status",
             )
             removed = await finalize(rs, state.kube)

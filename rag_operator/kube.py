@@ -197,6 +197,24 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
+    async def merge_patch(
+        self, manifest: dict[str, Any], patch: dict[str, Any], *, subresource: str = ""
+    ) -> dict[str, Any]:
+        """JSON merge patch of the object `manifest` names (fields not in `patch` stay)."""
+        meta = manifest["metadata"]
+        path = resource_path(
+            manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
+        )
+        if subresource:
+            path += f"/{subresource}"
+        return await self.request(
+            "PATCH",
+            path,
+            body=patch,
+            params={"fieldManager": self.field_manager},
+            content_type="application/merge-patch+json",
+        )
+
     async def create(self, manifest: dict[str, Any]) -> bool:
         """Create the object unless it exists; True when this call created it."""
         meta = manifest["metadata"]

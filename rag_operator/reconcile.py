@@ -67,6 +67,10 @@ PRUNABLE = {
 }
 
 
+# Kinds from optional CRDs: read on demand instead of watched.
+UNCACHED = {"HTTPRoute", "ServiceMonitor"}
+
+
 # ---------------------------------------------------------------------------- observed state
 
 
@@ -619,6 +623,13 @@ async def reconcile(
             del passwords
         desired = desired_children(rs, cfg)
         desired_keys = {(d["kind"], d["metadata"]["name"]) for d in desired}
+        for manifest in desired:
+            # Optional kinds (CRDs that may be absent) have no watch cache: read them.
+            key = (manifest["kind"], manifest["metadata"]["name"])
+            if key[0] in UNCACHED and key not in observed.children:
+                found = await kube.get(manifest["apiVersion"], key[0], ns, key[1])
+                if found is not None:
+                    observed.children[key] = trim(found)
         created = not observed.children and not rs.status.conditions
         for manifest in desired:
             key = (manifest["kind"], manifest["metadata"]["name"])
