@@ -69,6 +69,7 @@ class ResourceRequirements(ApiModel):
         json_schema_extra={
             "additionalProperties": {
                 "type": "string",
+                "maxLength": 64,
                 "x-kubernetes-validations": [
                     cel("isQuantity(self)", "must be a Kubernetes quantity such as 100m or 1Gi")
                 ],
@@ -83,6 +84,7 @@ class ResourceRequirements(ApiModel):
         json_schema_extra={
             "additionalProperties": {
                 "type": "string",
+                "maxLength": 64,
                 "x-kubernetes-validations": [
                     cel("isQuantity(self)", "must be a Kubernetes quantity such as 100m or 1Gi")
                 ],
