@@ -1,9 +1,10 @@
 """kopf wiring: watch caches of the children, and thin handlers that call `reconcile`.
 
-Every RagSystem is reconciled on create, update and resume, and then by a timer every
-RAGOPS_RESYNC_SECONDS (default 5). The timer compares desired children against the watch
+Every RagSystem is reconciled on create, update and resume, and then by a per-object daemon
+that wakes when one of its children changes (the watch caches call `_wake`) or at the latest
+every RAGOPS_RESYNC_SECONDS (default 5). Each pass compares desired children with the watch
 caches (kopf indices), so an unchanged system costs no API writes and a hand-edited or deleted
-child is put back within one interval. kopf keeps its own state in annotations.
+child is put back within a second or so. kopf keeps its own state in annotations.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from rag_operator.reconcile import (
 log = logging.getLogger(__name__)
 
 RESYNC_S = float(os.environ.get("RAGOPS_RESYNC_SECONDS", "5"))
+DEBOUNCE_S = 0.2
 CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "ragops-operator"}
 # (group, version, plural) of every child kind held in a watch cache.
 CHILD_KINDS = [
@@ -77,6 +79,12 @@ class State:
     failures: dict[Key, int] = field(default_factory=dict)
     not_before: dict[Key, float] = field(default_factory=dict)
     phases: dict[Key, str] = field(default_factory=dict)
+    wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
+
+    def wake(self, key: Key) -> None:
+        event = self.wakeups.get(key)
+        if event is not None:
+            event.set()
 
 
 def _state(memo: Any) -> State:
@@ -142,11 +150,23 @@ def probe(memo: kopf.Memo, **_: Any) -> bool:
 # ---------------------------------------------------------------------------- watch caches
 
 
+def _wake(memo: Any, namespace: str | None, instance: str | None) -> None:
+    state = memo.get("state") if isinstance(memo, Mapping) else None
+    if isinstance(state, State) and namespace and instance:
+        state.wake((namespace, instance))
+
+
 def _register_child_index(group: str, version: str, plural: str) -> None:
-    def index(
-        *, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+    async def index(
+        *,
+        namespace: str | None,
+        labels: Mapping[str, str],
+        body: kopf.Body,
+        memo: Any,
+        **_: Any,
     ) -> Any:
         instance = labels.get(INSTANCE_LABEL)
+        _wake(memo, namespace, instance)
         return {(namespace, instance): trim(body)} if instance else None
 
     index.__name__ = f"idx_{plural}"
@@ -158,13 +178,25 @@ for _group, _version, _plural in CHILD_KINDS:
 
 
 @kopf.index("", "v1", "pods", labels=CHILD_SELECTOR)
-def idx_pods(*, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any) -> Any:
+async def idx_pods(
+    *, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, memo: Any, **_: Any
+) -> Any:
     instance = labels.get(INSTANCE_LABEL)
+    _wake(memo, namespace, instance)
     return {(namespace, instance): pod_info(body)} if instance else None
 
 
 @kopf.index("", "v1", "secrets", labels=CHILD_SELECTOR)
-def idx_secrets(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def idx_secrets(
+    *,
+    namespace: str | None,
+    name: str,
+    labels: Mapping[str, str],
+    body: kopf.Body,
+    memo: Any,
+    **_: Any,
+) -> Any:
+    _wake(memo, namespace, labels.get(INSTANCE_LABEL))
     # Only the key names: the operator never keeps or logs the values.
     return {(namespace, name): frozenset((body.get("data") or {}).keys())}
 
@@ -308,20 +340,37 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, reason: str, **kwargs: Any
         )
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_S, initial_delay=RESYNC_S)
-async def resync(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Level-based resync: put back drifted children, refresh the status."""
-    if body.metadata.get("deletionTimestamp"):
-        return
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def resync(
+    body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
+) -> None:
+    """Level-based loop: put back drifted children and refresh the status.
+
+    Wakes when a child of this system changes, and at least every RESYNC_S seconds.
+    """
     state = _state(memo)
     key = (body.metadata.namespace or "", body.metadata.name or "")
-    if time.monotonic() < state.not_before.get(key, 0.0):
-        return
+    wakeup = state.wakeups.setdefault(key, asyncio.Event())
     try:
-        await _reconcile("timer", body, memo, kwargs)
-    except KubeError as exc:
-        metrics.ERRORS.labels("api").inc()
-        raise kopf.TemporaryError(str(exc), delay=5) from exc
+        while not stopped:
+            try:
+                await asyncio.wait_for(wakeup.wait(), timeout=RESYNC_S)
+                await asyncio.sleep(DEBOUNCE_S)  # let a burst of child events settle
+            except TimeoutError:
+                pass
+            wakeup.clear()
+            if stopped or body.metadata.get("deletionTimestamp"):
+                break
+            if time.monotonic() < state.not_before.get(key, 0.0):
+                continue
+            try:
+                await _reconcile("resync", body, memo, kwargs)
+            except (KubeError, kopf.TemporaryError) as exc:
+                metrics.ERRORS.labels("api").inc()
+                log.warning("%s/%s: resync failed, retrying: %s", *key, exc)
+                state.not_before[key] = time.monotonic() + 5.0
+    finally:
+        state.wakeups.pop(key, None)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
