@@ -50,6 +50,8 @@ def load_sentence_transformer(path: Path) -> Any:
     """Load once per process (tests and benchmarks share one model); never downloads."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     key = str(path)
     with _MODEL_LOCK:
         if key not in _MODEL_CACHE:

@@ -1,0 +1,254 @@
+"""`rag-runtime`: serve, worker, migrate, ingest and query."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from rag_runtime.settings import ENV_PREFIX, RetrievalStrategy, Settings
+
+app = typer.Typer(
+    name="rag-runtime",
+    help="The ragops RAG service: API, ingestion worker, migrations and a local CLI.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+INGEST_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".html", ".htm", ".pdf"}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad value stops the process with one clear line."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ENV_PREFIX + "_".join(str(p) for p in err["loc"][:1]).upper()
+        typer.echo(f"rag-runtime: invalid setting {name}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "alembic.runtime.plugins", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (RAG_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (RAG_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API. With no configuration: embedded Postgres, inline ingestion."""
+    import uvicorn
+
+    from rag_runtime.app import create_app
+
+    settings = load_settings(host=host, port=port)
+    setup_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+) -> None:
+    """Run ingestion jobs from the Redis queue."""
+    from rag_runtime.worker import run_worker
+
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    asyncio.run(run_worker(settings, burst=burst))
+
+
+@app.command()
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if the schema is behind; change nothing.")
+    ] = False,
+) -> None:
+    """Apply schema migrations (idempotent, under an advisory lock)."""
+    from rag_runtime import migrate as migrations
+    from rag_runtime.runtime import resolve_database_url
+
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    url = resolve_database_url(settings)
+    try:
+        status = migrations.schema_status(url) if check else migrations.upgrade(url)
+    except Exception as exc:
+        typer.echo(f"rag-runtime: database unavailable: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(3) from None
+    if check and not status.up_to_date:
+        typer.echo(f"schema behind: at {status.current or 'none'}, head is {status.head}")
+        raise typer.Exit(1)
+    typer.echo(f"schema up to date at {status.head}")
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in INGEST_SUFFIXES
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            typer.echo(f"rag-runtime: no such file or folder: {path}", err=True)
+            raise typer.Exit(2)
+    return found
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (txt, md, html, pdf).")],
+    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    concurrency: Annotated[int, typer.Option(help="Documents in flight.")] = 16,
+) -> None:
+    """Ingest files or folders into a collection, with a progress bar."""
+    settings = load_settings()
+    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    files = _files(paths)
+    counts = asyncio.run(_ingest(settings, files, collection, concurrency))
+    typer.echo(json.dumps({"collection": collection, **counts}))
+    if counts.get("failed"):
+        raise typer.Exit(1)
+
+
+async def _ingest(
+    settings: Settings, files: list[Path], collection_name: str, concurrency: int
+) -> dict[str, int]:
+    from tqdm import tqdm
+
+    from rag_runtime.errors import NotFoundError, RagError
+    from rag_runtime.extract import detect_content_type, extract_text
+    from rag_runtime.runtime import Runtime
+
+    runtime = await Runtime.start(settings, role="cli")
+    counts = {"ready": 0, "failed": 0, "skipped": 0, "unchanged": 0}
+    try:
+        try:
+            collection = await runtime.store.get_collection(collection_name)
+        except NotFoundError:
+            collection = await runtime.store.create_collection(
+                collection_name,
+                description="",
+                model=runtime.embedder.model_name,
+                dimensions=runtime.embedder.dimensions,
+            )
+        limit = asyncio.Semaphore(concurrency)
+        bar = tqdm(total=len(files), unit="doc", desc=f"ingest {collection_name}")
+
+        async def one(path: Path) -> None:
+            async with limit:
+                try:
+                    content_type = detect_content_type(path.name, None)
+                    data = await asyncio.to_thread(path.read_bytes)
+                    text = extract_text(data, content_type)
+                    doc, created = await runtime.store.create_document(
+                        collection,
+                        content=text,
+                        title=path.stem,
+                        source=str(path),
+                        content_type=content_type,
+                        metadata={"path": str(path)},
+                    )
+                    if not created and doc.status == "ready":
+                        counts["unchanged"] += 1
+                    else:
+                        counts[await runtime.ingestor.process(doc.id)] += 1
+                except RagError as exc:
+                    counts["failed"] += 1
+                    tqdm.write(f"{path}: {exc.message}", file=sys.stderr)
+                bar.update(1)
+
+        await asyncio.gather(*(one(p) for p in files))
+        bar.close()
+    finally:
+        await runtime.close()
+    return counts
+
+
+@app.command()
+def query(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    strategy: Annotated[RetrievalStrategy | None, typer.Option()] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON response.")] = False,
+) -> None:
+    """Answer a question from a collection, printing the answer and its sources."""
+    settings = load_settings()
+    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    result = asyncio.run(_query(settings, question, collection, strategy, top_k))
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+        return
+    typer.echo(result["answer"])
+    typer.echo("")
+    for i, hit in enumerate(result["results"], start=1):
+        snippet = hit["text"][:100].replace("\n", " ")
+        typer.echo(f"[{i}] {hit['document_title']} (score {hit['score']:.3f}): {snippet}")
+
+
+async def _query(
+    settings: Settings,
+    question: str,
+    collection_name: str,
+    strategy: RetrievalStrategy | None,
+    top_k: int,
+) -> dict[str, Any]:
+    from rag_runtime.errors import RagError
+    from rag_runtime.generation import citations_in
+    from rag_runtime.runtime import Runtime
+    from rag_runtime.schemas import SearchRequest
+
+    runtime = await Runtime.start(settings, role="cli")
+    try:
+        collection = await runtime.store.get_collection(collection_name)
+        req = SearchRequest(
+            collection=collection_name, query=question, strategy=strategy, top_k=top_k
+        )
+        hits, plan, _ = await runtime.retriever.search(collection, req)
+        answer = "".join([t async for t in runtime.generator.stream(question, hits, 512)])
+    except RagError as exc:
+        typer.echo(f"rag-runtime: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        await runtime.close()
+    return {
+        "answer": answer,
+        "citations": [c.model_dump(mode="json") for c in citations_in(answer, hits)],
+        "results": [h.model_dump(mode="json") for h in hits],
+        "strategy": plan.strategy.value,
+        "provider": runtime.generator.provider,
+    }
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""`rag-runtime worker`: runs ingestion jobs from the Redis queue (arq).
+
+Jobs are at-least-once: arq keeps a job in the queue until it finishes, so a job whose worker
+died is picked up again once its in-progress marker expires (job timeout + 10 s). A database
+or embedding outage raises `Retry` with exponential backoff; documents still pending after
+that are swept back into the queue every `SWEEP_S` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from arq import Retry
+from arq.worker import Worker, func
+
+from rag_runtime.errors import ServiceUnavailableError
+from rag_runtime.ingest import JOB_NAME, RedisQueue, backoff_s
+from rag_runtime.runtime import Runtime
+from rag_runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+SWEEP_S = 30.0
+
+
+async def ingest_document(ctx: dict[str, Any], document_id: str) -> str:
+    runtime: Runtime = ctx["runtime"]
+    try:
+        return await runtime.ingestor.process(uuid.UUID(document_id))
+    except ServiceUnavailableError as exc:
+        delay = backoff_s(int(ctx.get("job_try", 1)), base=1.0, cap=60.0)
+        log.warning("document %s: %s; retrying in %.0fs", document_id, exc.message, delay)
+        raise Retry(defer=delay) from exc
+
+
+async def _sweep_forever(runtime: Runtime, queue: RedisQueue) -> None:
+    stale_after = runtime.settings.job_timeout_seconds + 30
+    first = True
+    while True:
+        try:
+            pending = await runtime.store.pending_documents(
+                older_than_s=0 if first else stale_after
+            )
+            for document_id in pending:
+                await queue.enqueue(document_id)
+            first = False
+        except ServiceUnavailableError as exc:
+            log.warning("sweep skipped: %s", exc.message)
+        with contextlib.suppress(Exception):
+            runtime.metrics.queue_depth.set(await queue.depth())
+        await asyncio.sleep(SWEEP_S)
+
+
+def build_worker(
+    settings: Settings, runtime: Runtime, queue: RedisQueue, *, burst: bool = False
+) -> Worker:
+    return Worker(
+        functions=[
+            func(
+                ingest_document,
+                name=JOB_NAME,
+                max_tries=settings.job_max_tries,
+                timeout=settings.job_timeout_seconds,
+            )
+        ],
+        redis_pool=queue.pool,
+        queue_name=settings.queue_name,
+        max_jobs=settings.worker_concurrency,
+        job_timeout=settings.job_timeout_seconds,
+        keep_result=0,
+        poll_delay=0.1,
+        max_tries=settings.job_max_tries,
+        ctx={"runtime": runtime},
+        burst=burst,
+        handle_signals=not burst,
+    )
+
+
+async def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    if not settings.redis_url:
+        raise SystemExit("rag-runtime worker needs RAG_REDIS_URL (without Redis the API ingests)")
+    runtime = await Runtime.start(settings, role="worker")
+    queue = await RedisQueue.connect(settings.redis_url, settings.queue_name)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, registry=runtime.metrics.registry)
+    sweeper = asyncio.create_task(_sweep_forever(runtime, queue))
+    worker = build_worker(settings, runtime, queue, burst=burst)
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        log.info("worker stopping")
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await worker.close()
+        await runtime.close()
