@@ -213,10 +213,10 @@ class RedisQueue:
     async def connect(cls, redis_url: str, queue_name: str) -> RedisQueue:
         """Connects lazily: a Redis that is down now only fails enqueues until it is back."""
         from arq.connections import ArqRedis
+        from redis.asyncio import ConnectionPool
 
-        pool = ArqRedis.from_url(
-            redis_url, socket_connect_timeout=2, socket_timeout=5, default_queue_name=queue_name
-        )
+        connections = ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+        pool = ArqRedis(connection_pool=connections, default_queue_name=queue_name)
         return cls(pool, queue_name)
 
     async def enqueue(self, document_id: uuid.UUID) -> None:

@@ -55,7 +55,12 @@ async def _sweep_forever(runtime: Runtime, queue: RedisQueue) -> None:
 
 
 def build_worker(
-    settings: Settings, runtime: Runtime, queue: RedisQueue, *, burst: bool = False
+    settings: Settings,
+    runtime: Runtime,
+    queue: RedisQueue,
+    *,
+    burst: bool = False,
+    handle_signals: bool = True,
 ) -> Worker:
     return Worker(
         functions=[
@@ -75,11 +80,13 @@ def build_worker(
         max_tries=settings.job_max_tries,
         ctx={"runtime": runtime},
         burst=burst,
-        handle_signals=not burst,
+        handle_signals=handle_signals and not burst,
     )
 
 
-async def run_worker(settings: Settings, *, burst: bool = False) -> None:
+async def run_worker(
+    settings: Settings, *, burst: bool = False, handle_signals: bool = True
+) -> None:
     if not settings.redis_url:
         raise SystemExit("rag-runtime worker needs RAG_REDIS_URL (without Redis the API ingests)")
     runtime = await Runtime.start(settings, role="worker")
@@ -89,7 +96,7 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
 
         start_http_server(settings.metrics_port, registry=runtime.metrics.registry)
     sweeper = asyncio.create_task(_sweep_forever(runtime, queue))
-    worker = build_worker(settings, runtime, queue, burst=burst)
+    worker = build_worker(settings, runtime, queue, burst=burst, handle_signals=handle_signals)
     try:
         await worker.async_run()
     except asyncio.CancelledError:

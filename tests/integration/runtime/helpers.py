@@ -132,3 +132,39 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+
+class WorkerThread:
+    """`rag-runtime worker` in a thread of this process (sharing the loaded model)."""
+
+    def __init__(self, **overrides: Any) -> None:
+        import asyncio
+
+        self._asyncio = asyncio
+        self.settings = settings(**overrides)
+        self.loop: Any = None
+        self.task: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self._started = threading.Event()
+
+    def _run(self) -> None:
+        from rag_runtime.worker import run_worker
+
+        async def main() -> None:
+            self.loop = self._asyncio.get_running_loop()
+            self.task = self._asyncio.current_task()
+            self._started.set()
+            await run_worker(self.settings, handle_signals=False)
+
+        with contextlib.suppress(BaseException):
+            self._asyncio.run(main())
+
+    def __enter__(self) -> WorkerThread:
+        self.thread.start()
+        self._started.wait(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.loop is not None and self.task is not None:
+            self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(30)
