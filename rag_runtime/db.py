@@ -67,6 +67,7 @@ class Database:
                 configure=_configure,
                 kwargs={"row_factory": dict_row, "connect_timeout": 3},
                 reconnect_timeout=0,
+                check=AsyncConnectionPool.check_connection,
             )
         )
 

@@ -168,3 +168,9 @@ class WorkerThread:
         if self.loop is not None and self.task is not None:
             self.loop.call_soon_threadsafe(self.task.cancel)
         self.thread.join(30)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
