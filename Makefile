@@ -55,10 +55,10 @@ crds: setup ## Regenerate crds/ from the pydantic models
 
 .PHONY: demo
 demo: setup ## Bring up the local system and show it working
-	$(PY) -m hack.demo $(ARGS)
+	PYTHONPATH=$(CURDIR) $(PY) -m hack.demo $(ARGS)
 
 bench-%: setup ## Run benchmarks/NAME.py (ARGS=--quick for a short run)
-	$(PY) benchmarks/$*.py $(ARGS)
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/$*.py $(ARGS)
 
 .PHONY: clean
 clean: ## Remove the local environment and state (caches under ~/.cache stay)

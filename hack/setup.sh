@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One-command setup for a fresh machine; fast no-op when everything is already there.
+#   Debian packages (redis-server, prometheus, JDK, Maven), the uv-managed Python env with all
+#   extras, the Neo4j harness jars and the local Kubernetes binaries (built from Go modules).
+# Caches live under ~/.cache (uv, Maven, Go, binaries); nothing is written into git.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export RAGOPS_CACHE="${RAGOPS_CACHE:-$HOME/.cache/ragops}"
+UV_VERSION="0.13.9"
+log() { printf 'setup: %s\n' "$*"; }
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+install_debian_packages() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v prometheus >/dev/null || missing+=(prometheus)
+    command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
+    command -v mvn >/dev/null || missing+=(maven)
+    command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || missing+=(golang)
+    [[ ${#missing[@]} -eq 0 ]] && return
+    log "installing Debian packages: ${missing[*]}"
+    # Packaged daemons must not start (Prometheus would take 0.0.0.0:9090): block service
+    # starts for the install, then stop anything that started anyway.
+    local policy=/usr/sbin/policy-rc.d created_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod +x "$policy"
+        created_policy=1
+    fi
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+    [[ $created_policy -eq 1 ]] && as_root rm -f "$policy"
+    stop_packaged_daemons
+}
+
+stop_packaged_daemons() {
+    # Only the distribution's own daemons: ours always run with an explicit config/port flag.
+    for svc in prometheus prometheus-node-exporter redis-server; do
+        as_root service "$svc" stop >/dev/null 2>&1 || true
+    done
+    local pid
+    for pid in $(pgrep -x prometheus || true); do
+        if ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- '--web.listen-address=127.0.0.1:'; then
+            kill "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+install_python_env() {
+    if ! command -v uv >/dev/null || [[ "$(uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]]; then
+        log "installing uv $UV_VERSION"
+        python3 -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    fi
+    uv sync --all-extras --frozen --quiet
+}
+
+install_debian_packages
+install_python_env
+bash hack/neo4j/build.sh
+if [[ -f hack/k8s/build.sh ]]; then
+    bash hack/k8s/build.sh
+fi
