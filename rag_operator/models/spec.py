@@ -437,7 +437,6 @@ NAME_RULE = cel(
     "size(self.metadata.name) <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
     "metadata.name must be a DNS label of at most 40 characters starting with a letter "
     "(children append suffixes such as -postgres-0)",
-    ".metadata.name",
 )
 
 

@@ -23,6 +23,7 @@ import pytest
 from hack.cluster import Cluster
 from tests.fixtures.cluster import wait_for
 from tests.integration.operator.conftest import (
+    REPO,
     Kube,
     Operator,
     condition,
@@ -83,7 +84,7 @@ def test_minimal_system_becomes_ready_with_all_children(
     cluster: Cluster, operator: Operator, kube: Kube, ns: str
 ) -> None:
     started = time.monotonic()
-    cluster.kubectl("apply", "-n", ns, "-f", "examples/minimal.yaml")
+    cluster.kubectl("apply", "-n", ns, "-f", str(REPO / "examples" / "minimal.yaml"))
     rag = wait_phase(kube, ns, "minimal", "Ready", timeout=60)
     took = time.monotonic() - started
     for kind, pattern in MINIMAL_CHILDREN:
