@@ -40,8 +40,9 @@ def wait_for_document(
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        resp = client.get(f"/api/v1/collections/{collection}/documents/{document_id}",
-                          headers=headers)  # fmt: skip
+        resp = client.get(
+            f"/api/v1/collections/{collection}/documents/{document_id}", headers=headers
+        )
         if resp.status_code == 200:
             body = resp.json()
             if body["status"] in statuses:
@@ -60,8 +61,7 @@ def add_documents(
     client.post("/api/v1/collections", json={"name": collection}, headers=headers)
     ids = []
     for doc in docs:
-        resp = client.post(f"/api/v1/collections/{collection}/documents", json=doc,
-                           headers=headers)  # fmt: skip
+        resp = client.post(f"/api/v1/collections/{collection}/documents", json=doc, headers=headers)
         assert resp.status_code in (200, 202), resp.text
         ids.append(resp.json()["id"])
     for doc_id in ids:

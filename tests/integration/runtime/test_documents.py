@@ -66,9 +66,12 @@ def test_duplicate_collection_is_a_conflict(client: TestClient) -> None:
 def test_json_document_is_queued_then_ready_with_chunks(client: TestClient) -> None:
     resp = client.post(
         "/api/v1/collections/docs/documents",
-        json={"text": "Photosynthesis turns light into chemical energy.", "title": "plants",
-              "metadata": {"topic": "biology"}},
-    )  # fmt: skip
+        json={
+            "text": "Photosynthesis turns light into chemical energy.",
+            "title": "plants",
+            "metadata": {"topic": "biology"},
+        },
+    )
     assert resp.status_code == 202
     assert resp.json()["status"] in ("queued", "processing", "ready")
     doc = wait_for_document(client, "docs", resp.json()["id"])
@@ -91,16 +94,24 @@ def test_identical_content_is_idempotent(client: TestClient) -> None:
     [
         ("notes.txt", "text/plain", b"Plain text about glaciers.", "glaciers"),
         ("readme.md", "text/markdown", b"# Volcanoes\n\nMagma rises.", "Magma"),
-        ("page.html", "text/html",
-         b"<html><head><title>Tides</title><script>var x=1;</script></head>"
-         b"<body><p>The moon pulls the oceans.</p></body></html>", "moon pulls"),
+        (
+            "page.html",
+            "text/html",
+            b"<html><head><title>Tides</title><script>var x=1;</script></head>"
+            b"<body><p>The moon pulls the oceans.</p></body></html>",
+            "moon pulls",
+        ),
         ("paper.pdf", "application/pdf", minimal_pdf("Comets have icy nuclei."), "icy nuclei"),
     ],
-)  # fmt: skip
+)
 def test_uploaded_files_are_extracted_and_ingested(
-    client: TestClient, database_url: str, filename: str, content_type: str, data: bytes,
+    client: TestClient,
+    database_url: str,
+    filename: str,
+    content_type: str,
+    data: bytes,
     needle: str,
-) -> None:  # fmt: skip
+) -> None:
     resp = client.post(
         "/api/v1/collections/docs/documents/upload",
         files={"file": (filename, data, content_type)},
@@ -111,8 +122,10 @@ def test_uploaded_files_are_extracted_and_ingested(
     assert doc["status"] == "ready"
     assert doc["content_type"] == content_type
     with psycopg.connect(database_url) as conn:
-        texts = [r[0] for r in conn.execute(
-            "SELECT text FROM chunks WHERE document_id = %s", (doc["id"],))]  # fmt: skip
+        texts = [
+            r[0]
+            for r in conn.execute("SELECT text FROM chunks WHERE document_id = %s", (doc["id"],))
+        ]
     assert any(needle in t for t in texts)
     assert not any("var x" in t for t in texts)
 
@@ -120,9 +133,10 @@ def test_uploaded_files_are_extracted_and_ingested(
 def test_html_title_becomes_document_title(client: TestClient) -> None:
     resp = client.post(
         "/api/v1/collections/docs/documents/upload",
-        files={"file": ("t.html", b"<title>Rivers</title><p>Water flows downhill.</p>",
-                        "text/html")},
-    )  # fmt: skip
+        files={
+            "file": ("t.html", b"<title>Rivers</title><p>Water flows downhill.</p>", "text/html")
+        },
+    )
     assert resp.json()["title"] == "Rivers"
 
 
@@ -139,8 +153,9 @@ def test_documents_are_listed_in_pages(client: TestClient) -> None:
 
 
 def test_delete_removes_document_chunks_and_vectors(client: TestClient, database_url: str) -> None:
-    resp = client.post("/api/v1/collections/docs/documents",
-                       json={"text": "A document about to be deleted. " * 40})  # fmt: skip
+    resp = client.post(
+        "/api/v1/collections/docs/documents", json={"text": "A document about to be deleted. " * 40}
+    )
     doc = wait_for_document(client, "docs", resp.json()["id"])
     with psycopg.connect(database_url) as conn:
         before = conn.execute(

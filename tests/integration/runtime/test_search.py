@@ -21,21 +21,42 @@ from tests.integration.runtime.helpers import WorkerThread, add_documents, api, 
 pytestmark = pytest.mark.integration
 
 CORPUS = [
-    {"title": "heart", "text": "Aspirin lowers the risk of heart attacks and strokes.",
-     "metadata": {"field": "medicine", "year": 2019}},
-    {"title": "insulin", "text": "Insulin regulates blood glucose; diabetes follows when it fails.",
-     "metadata": {"field": "medicine", "year": 2021}},
-    {"title": "volcano", "text": "Volcanic eruptions eject ash and lava from the mantle.",
-     "metadata": {"field": "geology", "year": 2020}},
-    {"title": "glacier", "text": "Glaciers carve U-shaped valleys as they slowly move downhill.",
-     "metadata": {"field": "geology", "year": 2018}},
-    {"title": "python", "text": "Python uses indentation to delimit blocks of code.",
-     "metadata": {"field": "computing", "year": 2022}},
-    {"title": "postgres", "text": "PostgreSQL indexes with GIN support full-text search.",
-     "metadata": {"field": "computing", "year": 2023}},
-    {"title": "zyxase", "text": "The enzyme zyxase was isolated from deep-sea bacteria.",
-     "metadata": {"field": "biology", "year": 2024}},
-]  # fmt: skip
+    {
+        "title": "heart",
+        "text": "Aspirin lowers the risk of heart attacks and strokes.",
+        "metadata": {"field": "medicine", "year": 2019},
+    },
+    {
+        "title": "insulin",
+        "text": "Insulin regulates blood glucose; diabetes follows when it fails.",
+        "metadata": {"field": "medicine", "year": 2021},
+    },
+    {
+        "title": "volcano",
+        "text": "Volcanic eruptions eject ash and lava from the mantle.",
+        "metadata": {"field": "geology", "year": 2020},
+    },
+    {
+        "title": "glacier",
+        "text": "Glaciers carve U-shaped valleys as they slowly move downhill.",
+        "metadata": {"field": "geology", "year": 2018},
+    },
+    {
+        "title": "python",
+        "text": "Python uses indentation to delimit blocks of code.",
+        "metadata": {"field": "computing", "year": 2022},
+    },
+    {
+        "title": "postgres",
+        "text": "PostgreSQL indexes with GIN support full-text search.",
+        "metadata": {"field": "computing", "year": 2023},
+    },
+    {
+        "title": "zyxase",
+        "text": "The enzyme zyxase was isolated from deep-sea bacteria.",
+        "metadata": {"field": "biology", "year": 2024},
+    },
+]
 
 
 @pytest.fixture(scope="module")
@@ -103,18 +124,29 @@ def test_hybrid_fusion_is_choosable_and_explained(inline_client: TestClient, fus
 
 
 def test_metadata_filters_restrict_results(inline_client: TestClient) -> None:
-    result = search(inline_client, query="science", strategy="vector",
-                    filters={"field": "geology"}, top_k=10)  # fmt: skip
+    result = search(
+        inline_client, query="science", strategy="vector", filters={"field": "geology"}, top_k=10
+    )
     assert set(titles(result)) == {"volcano", "glacier"}
-    result = search(inline_client, query="science", strategy="hybrid",
-                    filters={"year": {"$in": [2022, 2023]}}, top_k=10)  # fmt: skip
+    result = search(
+        inline_client,
+        query="science",
+        strategy="hybrid",
+        filters={"year": {"$in": [2022, 2023]}},
+        top_k=10,
+    )
     assert set(titles(result)) == {"python", "postgres"}
 
 
 def test_top_k_and_threshold(inline_client: TestClient) -> None:
     assert len(search(inline_client, query="science", strategy="vector", top_k=3)["results"]) == 3
-    strict = search(inline_client, query="aspirin heart attack", strategy="vector",
-                    similarity_threshold=0.5, top_k=10)  # fmt: skip
+    strict = search(
+        inline_client,
+        query="aspirin heart attack",
+        strategy="vector",
+        similarity_threshold=0.5,
+        top_k=10,
+    )
     assert titles(strict) == ["heart"]
     assert all(h["score"] >= 0.5 for h in strict["results"])
 
@@ -122,16 +154,25 @@ def test_top_k_and_threshold(inline_client: TestClient) -> None:
 def test_filtered_hnsw_search_still_returns_top_k(database_url: str) -> None:
     """ef_search=10 finds about 10 candidates; iterative scans keep going past the filter."""
     docs = [
-        {"text": f"Note {i} about topic {i % 17} and item {i * 7}.",
-         "metadata": {"bucket": "rare" if i % 20 == 0 else "common"}}
+        {
+            "text": f"Note {i} about topic {i % 17} and item {i * 7}.",
+            "metadata": {"bucket": "rare" if i % 20 == 0 else "common"},
+        }
         for i in range(240)
-    ]  # fmt: skip
+    ]
     with api(database_url=database_url, hnsw_ef_search=10) as c:
         c.post("/api/v1/collections", json={"name": "many"})
         add_documents(c, "many", docs)
-        resp = c.post("/api/v1/search", json={
-            "collection": "many", "query": "note about topic", "strategy": "vector",
-            "top_k": 10, "filters": {"bucket": "rare"}})  # fmt: skip
+        resp = c.post(
+            "/api/v1/search",
+            json={
+                "collection": "many",
+                "query": "note about topic",
+                "strategy": "vector",
+                "top_k": 10,
+                "filters": {"bucket": "rare"},
+            },
+        )
         hits = resp.json()["results"]
     assert len(hits) == 10
     assert all(h["metadata"]["bucket"] == "rare" for h in hits)

@@ -50,8 +50,7 @@ def test_requests_without_a_key_are_401(client: TestClient) -> None:
 
 def test_a_key_without_access_is_403(client: TestClient) -> None:
     assert client.get("/api/v1/collections/beta", headers=TENANT).status_code == 403
-    resp = client.post("/api/v1/search", json={"collection": "beta", "query": "x"},
-                       headers=TENANT)  # fmt: skip
+    resp = client.post("/api/v1/search", json={"collection": "beta", "query": "x"}, headers=TENANT)
     assert resp.status_code == 403
     assert client.get("/api/v1/collections/alpha", headers=TENANT).status_code == 200
     names = [c["name"] for c in client.get("/api/v1/collections", headers=TENANT).json()]
@@ -74,8 +73,11 @@ def test_readiness_reports_each_dependency(client: TestClient) -> None:
 
 def test_metrics_use_route_templates_and_the_prefix(client: TestClient) -> None:
     client.post("/api/v1/search", json={"collection": "alpha", "query": "notes"}, headers=ADMIN)
-    client.post("/api/v1/search", json={"collection": "alpha", "query": "qqqzzz",
-                                        "strategy": "keyword"}, headers=ADMIN)  # fmt: skip
+    client.post(
+        "/api/v1/search",
+        json={"collection": "alpha", "query": "qqqzzz", "strategy": "keyword"},
+        headers=ADMIN,
+    )
     client.post("/api/v1/query", json={"collection": "alpha", "query": "notes"}, headers=ADMIN)
     text = client.get("/metrics").text
     for name in (
