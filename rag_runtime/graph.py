@@ -8,6 +8,7 @@ that mention them, and, with less weight, to chunks of related entities.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections import Counter
@@ -89,9 +90,17 @@ class GraphStore:
         from neo4j import AsyncGraphDatabase
 
         self.driver = AsyncGraphDatabase.driver(
-            uri, auth=(user, password), connection_timeout=5, max_transaction_retry_time=5
+            uri,
+            auth=(user, password),
+            connection_timeout=5,
+            max_transaction_retry_time=30,
+            notifications_min_severity="OFF",
         )
         self._schema_ready = False
+        # Concurrent MERGEs on shared entities deadlock in Neo4j; write one at a time here
+        # (managed transactions also retry deadlocks between processes).
+        self._write_lock = asyncio.Lock()
+        self._schema_lock = asyncio.Lock()
 
     async def close(self) -> None:
         await self.driver.close()
@@ -99,11 +108,19 @@ class GraphStore:
     async def ping(self) -> None:
         await self._run("RETURN 1")
 
-    async def _run(self, query: str, **params: Any) -> list[dict[str, Any]]:
+    async def _run(self, query: str, *, write: bool = False, **params: Any) -> list[dict[str, Any]]:
         from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+
+        async def work(tx: Any) -> list[dict[str, Any]]:
+            result = await tx.run(query, params)
+            return [dict(r) async for r in result]
 
         try:
             async with self.driver.session() as session:
+                if write:
+                    async with self._write_lock:
+                        rows: list[dict[str, Any]] = await session.execute_write(work)
+                        return rows
                 result = await session.run(query, params)
                 return [dict(r) async for r in result]
         except (ServiceUnavailable, SessionExpired, OSError) as exc:
@@ -112,6 +129,12 @@ class GraphStore:
             raise ServiceUnavailableError(f"graph store error: {exc.message}") from exc
 
     async def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        async with self._schema_lock:
+            await self._create_schema()
+
+    async def _create_schema(self) -> None:
         if self._schema_ready:
             return
         for stmt in (
@@ -146,6 +169,7 @@ class GraphStore:
             "WITH c, row UNWIND row.entities AS name "
             "MERGE (e:Entity {collection: $collection, name: name}) "
             "MERGE (c)-[:MENTIONS]->(e)",
+            write=True,
             doc=str(document_id),
             collection=collection,
             rows=rows,
@@ -157,6 +181,7 @@ class GraphStore:
                 "MATCH (b:Entity {collection: $collection, name: p.b}) "
                 "MERGE (a)-[r:RELATED]-(b) ON CREATE SET r.weight = p.w "
                 "ON MATCH SET r.weight = r.weight + p.w",
+                write=True,
                 collection=collection,
                 pairs=[{"a": a, "b": b, "w": w} for (a, b), w in pairs.items()],
             )
@@ -171,6 +196,7 @@ class GraphStore:
             "FOREACH (c IN chunks | DETACH DELETE c) DETACH DELETE d "
             "WITH entities UNWIND entities AS e "
             "WITH e WHERE NOT (e)<-[:MENTIONS]-() DETACH DELETE e",
+            write=True,
             doc=str(document_id),
         )
 
@@ -178,6 +204,7 @@ class GraphStore:
         await self._run(
             "MATCH (n) WHERE (n:Document OR n:Chunk OR n:Entity) AND n.collection = $c "
             "DETACH DELETE n",
+            write=True,
             c=collection,
         )
 

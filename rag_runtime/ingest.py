@@ -67,7 +67,7 @@ class Ingestor:
             if not chunks:
                 raise InvalidInputError("document has no text to index")
             vectors = await self.embedder.embed([c.text for c in chunks])
-            written = await self.store.write_chunks(doc, chunks, vectors)
+            ids = await self.store.write_chunks(doc, chunks, vectors, ready=self.graph is None)
         except (EmbeddingMismatchError, InvalidInputError) as exc:
             await self.store.set_status(document_id, "failed", exc.message)
             self.metrics.ingested.labels("failed").inc()
@@ -83,25 +83,27 @@ class Ingestor:
                 await self.store.set_status(document_id, "failed", f"{type(exc).__name__}: {exc}")
             self.metrics.ingested.labels("failed").inc()
             return "failed"
-        if not written:
+        if ids is None:
             return "skipped"
         if self.graph is not None:
-            await self._index_graph(collection.name, document_id)
+            # Ready only once every strategy, the graph included, can find it.
+            await self._index_graph(
+                collection.name,
+                document_id,
+                [GraphChunk(i, c.ordinal, c.text) for i, c in zip(ids, chunks, strict=True)],
+            )
+            await self.store.set_status(document_id, "ready")
         await self.cache.invalidate(collection.name)
         self.metrics.ingested.labels("ready").inc()
         self.metrics.ingestion_seconds.observe(time.perf_counter() - start)
         return "ready"
 
-    async def _index_graph(self, collection: str, document_id: uuid.UUID) -> None:
+    async def _index_graph(
+        self, collection: str, document_id: uuid.UUID, chunks: list[GraphChunk]
+    ) -> None:
         assert self.graph is not None
         try:
-            ids = await self.store.chunk_ids_of_document(document_id)
-            rows = await self.store.fetch_chunks(ids)
-            await self.graph.index_document(
-                collection,
-                document_id,
-                [GraphChunk(i, rows[i].ordinal, rows[i].text) for i in ids if i in rows],
-            )
+            await self.graph.index_document(collection, document_id, chunks)
         except ServiceUnavailableError as exc:
             # The graph is optional: the document is searchable by every other strategy.
             log.warning("graph indexing of %s skipped: %s", document_id, exc.message)

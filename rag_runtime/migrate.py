@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rag_runtime.db import sqlalchemy_url
 
 ADVISORY_LOCK_ID = 7_261_012_345  # any constant shared by every migrator of this schema
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_IN_PROCESS = threading.Lock()  # alembic's environment is process-global
 
 
 def _config(url: str) -> Config:
@@ -53,5 +55,6 @@ def schema_status(url: str) -> SchemaStatus:
 
 def upgrade(url: str, revision: str = "head") -> SchemaStatus:
     """Bring the schema to `revision`; safe to run concurrently and repeatedly."""
-    command.upgrade(_config(url), revision)
+    with _IN_PROCESS:
+        command.upgrade(_config(url), revision)
     return schema_status(url)

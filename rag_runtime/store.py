@@ -359,15 +359,17 @@ class Store:
         assert row is not None
         return doc, _collection(row)
 
-    async def write_chunks(self, document: Document, chunks: list[Chunk], vectors: Vectors) -> bool:
-        """Store a document's chunks and mark it ready; False if it was deleted meanwhile."""
+    async def write_chunks(
+        self, document: Document, chunks: list[Chunk], vectors: Vectors, *, ready: bool = True
+    ) -> list[int] | None:
+        """Store a document's chunks (and mark it ready); None if it was deleted meanwhile."""
         dims = int(vectors.shape[1]) if len(vectors) else 0
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "SELECT id FROM documents WHERE id = %s FOR UPDATE", (document.id,)
             )
             if await cur.fetchone() is None:
-                return False
+                return None
             await self._remove_chunks(conn, document.collection_id, document.id)
             meta = Jsonb(document.metadata)
             async with conn.cursor() as c:
@@ -408,11 +410,14 @@ class Store:
                 (document.collection_id, document.id),
             )
             await conn.execute(
-                "UPDATE documents SET status = 'ready', error = NULL, chunk_count = %s, "
-                "updated_at = now() WHERE id = %s",
-                (len(chunks), document.id),
+                "UPDATE documents SET status = CASE WHEN %s THEN 'ready' ELSE status END, "
+                "error = NULL, chunk_count = %s, updated_at = now() WHERE id = %s",
+                (ready, len(chunks), document.id),
             )
-        return True
+            cur = await conn.execute(
+                "SELECT id FROM chunks WHERE document_id = %s ORDER BY ordinal", (document.id,)
+            )
+            return [r["id"] for r in await cur.fetchall()]
 
     async def set_status(
         self, document_id: uuid.UUID, status: str, error: str | None = None
