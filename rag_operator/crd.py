@@ -5,9 +5,8 @@ without `--write` it prints the YAML; `--check DIR` exits 1 when the file in DIR
 
 Rules that make the schema structural (and that `tests/unit/operator/test_crd.py` checks):
 every `$ref` is inlined, `Optional[X]` becomes `X` with `nullable: true`, no `title`, no
-`additionalProperties: false`, no `type` inside `anyOf`; defaults are kept for scalars and
-maps, and object defaults are reduced to the skeleton the API server needs to fill the
-nested defaults itself.
+`additionalProperties: false`, no `type` inside `anyOf`; defaults are complete values
+without nulls (the API server checks a default against its schema's CEL rules).
 """
 
 from __future__ import annotations
@@ -83,7 +82,11 @@ def _is_object(schema: dict[str, Any]) -> bool:
 
 
 def _reduce_default(value: Any, schema: dict[str, Any]) -> Any:
-    """Keep only what the API server cannot fill from nested defaults."""
+    """The default as the API server should store it: complete, without nulls.
+
+    Defaults must be complete because the API server checks them against the CEL rules of
+    their own schema before it would fill nested defaults.
+    """
     if not (_is_object(schema) and isinstance(value, dict)):
         return value
     out: dict[str, Any] = {}
@@ -91,12 +94,7 @@ def _reduce_default(value: Any, schema: dict[str, Any]) -> Any:
         sub = schema["properties"].get(key)
         if sub is None or sub_value is None:
             continue
-        if _is_object(sub):
-            out[key] = _reduce_default(sub_value, sub)
-        elif ("default" in sub and sub["default"] == sub_value) or sub_value in ([], {}):
-            continue
-        else:
-            out[key] = sub_value
+        out[key] = _reduce_default(sub_value, sub)
     return out
 
 
