@@ -684,11 +684,13 @@ def down(state_dir: Path | None = None) -> bool:
     state = _load_state(state_dir)
     if state is not None:
         pids = {k: int(v) for k, v in state.get("pids", {}).items()}
-        # Stop clients before the API server and etcd, so their shutdown is quiet and quick.
-        order = ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+        # Clients first, then the API server, then etcd: an API server whose etcd is gone
+        # keeps retrying instead of exiting.
+        groups = [["kwok", "kube-scheduler", "kube-controller-manager"], ["kube-apiserver"]]
+        groups.append([n for n in pids if not any(n in g for g in groups)])
         commands = state.get("commands", {})
-        _stop({n: pids[n] for n in order[:3] if n in pids}, commands)
-        _stop({n: pids[n] for n in order[3:] if n in pids}, commands)
+        for group in groups:
+            _stop({n: pids[n] for n in group if n in pids}, commands)
     shutil.rmtree(state_dir, ignore_errors=True)
     return True
 
