@@ -81,6 +81,7 @@ class PodInfo:
     ready: bool
     unschedulable: str = ""
     waiting: str = ""
+    unschedulable_since: str = ""
 
 
 @dataclass
@@ -140,9 +141,10 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     ready = (conditions.get("Ready") or {}).get("status") == "True"
     sched = conditions.get("PodScheduled") or {}
-    unschedulable = ""
+    unschedulable = since = ""
     if sched.get("status") == "False" and sched.get("reason") == "Unschedulable":
         unschedulable = sched.get("message") or "pod cannot be scheduled"
+        since = str(sched.get("lastTransitionTime") or "")
     waiting = ""
     for cs in status.get("containerStatuses") or []:
         reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason", "")
@@ -160,6 +162,7 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
         ready=ready,
         unschedulable=unschedulable,
         waiting=waiting,
+        unschedulable_since=since,
     )
 
 
@@ -359,7 +362,16 @@ def compute_status(
         enabled += 1
         type_ = COMPONENT_CONDITIONS[component]
         pods = [p for p in observed.pods if p.component == component]
-        stuck = next((p for p in pods if p.unschedulable), None)
+        # A pod waits for its volume to bind for a moment; only a lasting failure counts.
+        grace = min(cfg.unschedulable_grace_s, cfg.ready_timeout_s)
+        stuck = next(
+            (
+                p
+                for p in pods
+                if p.unschedulable and now_ts - _parse_time(p.unschedulable_since or now) >= grace
+            ),
+            None,
+        )
         waiting = next((p for p in pods if p.waiting), None)
         if done:
             ready_count += 1

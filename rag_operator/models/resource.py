@@ -77,5 +77,8 @@ class OperatorConfig(BaseModel):
     ready_timeout_s: float = Field(
         300.0, description="A component not ready for this long after a change is Degraded."
     )
+    unschedulable_grace_s: float = Field(
+        20.0, description="A pod unschedulable for this long makes the system Degraded."
+    )
     has_service_monitor: bool = Field(False, description="monitoring.coreos.com CRDs exist.")
     has_gateway_api: bool = Field(False, description="gateway.networking.k8s.io CRDs exist.")

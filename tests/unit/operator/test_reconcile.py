@@ -118,8 +118,18 @@ def test_unschedulable_store_is_degraded_with_reason() -> None:
     observed = _observed(rs)
     sts = observed.children[("StatefulSet", "demo-postgres")]
     sts["status"]["readyReplicas"] = 0
-    observed.pods.append(PodInfo("demo-postgres-0", "postgres", False, "0/2 nodes are available"))
-    status = compute_status(rs, CFG, observed, [], set(), "2026-01-01T00:00:00Z")
+    observed.pods.append(
+        PodInfo(
+            "demo-postgres-0",
+            "postgres",
+            False,
+            "0/2 nodes are available",
+            unschedulable_since="2026-01-01T00:00:00Z",
+        )
+    )
+    fresh = compute_status(rs, CFG, observed, [], set(), "2026-01-01T00:00:05Z")
+    assert fresh.phase == Phase.PROGRESSING, "a moment unscheduled is not yet a problem"
+    status = compute_status(rs, CFG, observed, [], set(), "2026-01-01T00:01:00Z")
     assert status.phase == Phase.DEGRADED
     assert _cond(status, "PostgresReady").reason == "Unschedulable"
     assert "0/2 nodes" in _cond(status, "Degraded").message
