@@ -37,7 +37,7 @@ BUILD_SCRIPT = K8S_DIR / "build.sh"
 STATE_FILE = "cluster.json"
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.96.0.0/12"
 POD_CIDR = "10.244.0.0/16"
 BINARIES = (
     "etcd",
@@ -224,7 +224,7 @@ def make_pki(pki: Path) -> None:
     sans = ",".join(
         [
             "IP:127.0.0.1",
-            "IP:10.0.0.1",
+            "IP:10.96.0.1",  # first address of SERVICE_CIDR: the kubernetes Service
             "DNS:localhost",
             "DNS:kubernetes",
             "DNS:kubernetes.default",
