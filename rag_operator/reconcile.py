@@ -9,6 +9,7 @@ conditions, and `Outcome.retry_after` tells the caller to try again later.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -643,6 +644,7 @@ async def reconcile(
                 if found is not None:
                     observed.children[key] = trim(found)
         created = not observed.children and not rs.status.conditions
+        todo: list[tuple[tuple[str, str], dict[str, Any], str]] = []
         for manifest in desired:
             key = (manifest["kind"], manifest["metadata"]["name"])
             current = observed.children.get(key)
@@ -650,13 +652,26 @@ async def reconcile(
             if current is not None and matches(manifest, current):
                 continue
             digest = stable_hash(manifest)
-            if cache.recent(ns, key[0], key[1], digest):
-                applied_keys.add(key)
-                continue
-            await kube.apply(manifest)
-            cache.remember(ns, key[0], key[1], digest)
-            applied.append(f"{key[0]}/{key[1]}")
             applied_keys.add(key)
+            if not cache.recent(ns, key[0], key[1], digest):
+                todo.append((key, manifest, digest))
+        # Independent objects: apply them concurrently (the ConfigMap first, pods read it).
+        first = [t for t in todo if t[0][0] == "ConfigMap"]
+        rest = [t for t in todo if t[0][0] != "ConfigMap"]
+        for batch in (first, rest):
+            results = await asyncio.gather(
+                *(kube.apply(manifest) for _key, manifest, _digest in batch),
+                return_exceptions=True,
+            )
+            failure: BaseException | None = None
+            for (key, _manifest, digest), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    failure = failure or result
+                    continue
+                cache.remember(ns, key[0], key[1], digest)
+                applied.append(f"{key[0]}/{key[1]}")
+            if failure is not None:
+                raise failure
         for manifest in desired:
             if manifest["kind"] == "StatefulSet":
                 await _grow_claims(rs, cfg, kube, manifest, observed)
@@ -674,6 +689,8 @@ async def reconcile(
         log.warning("reconcile of %s/%s hit an API error: %s", ns, rs.name, exc)
         problems.append(Problem("ApplyFailed", f"API error: {exc.message[:500]}"))
         retry = 5.0 if exc.transient or exc.status == 409 else 30.0
+        if exc.status == 403 and "being terminated" in exc.message:
+            retry = 60.0  # the namespace is going away, and the RagSystem with it
 
     if problems and retry is None:
         retry = 10.0
