@@ -628,6 +628,13 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
     deadline = time.monotonic() + timeout
     api = _Api(ports["apiserver"], pki)
 
+    def api_serving() -> bool:
+        try:
+            api.get("/livez", timeout=2)
+        except OSError:
+            return False
+        return True
+
     def api_ready() -> bool:
         try:
             return api.get("/readyz", timeout=2)[0] == 200
@@ -642,10 +649,13 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
         write_kubeconfig(kubeconfig, server, pki)
         pids["kube-apiserver"] = _spawn("kube-apiserver", commands["kube-apiserver"], logs)
         save()
-        _wait("kube-apiserver /readyz", api_ready, deadline, state_dir, pids)
+        # The clients start once the API server serves (its post-start hooks still running):
+        # their own start-up overlaps with the API server's, and they wait for /healthz.
+        _wait("kube-apiserver serving", api_serving, deadline, state_dir, pids)
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
             pids[name] = _spawn(name, commands[name], logs)
             save()
+        _wait("kube-apiserver /readyz", api_ready, deadline, state_dir, pids)
         apply = subprocess.run(
             [bins["kubectl"], f"--kubeconfig={kubeconfig}", "apply", "-f", "-"],
             input=_bootstrap_objects(stages),
