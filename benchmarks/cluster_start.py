@@ -6,8 +6,7 @@ Figures:
 - ``down_s``: median seconds for ``hack.cluster.down`` (every process stopped, state removed);
 - ``deployment_available_s``: median seconds from applying a 3-replica Deployment to its
   ``Available`` condition;
-- ``cold_build_s``: seconds spent building the binaries, present only when this run built them
-  (``recorded_build_s`` is what the cache's build markers say the last cold build took);
+- ``cold_build_s``: seconds spent building the binaries, present only when this run built them;
 - ``cache_mb``: disk used by the binaries plus Go's module and build caches.
 
 Aims: warm start < 15 s, down < 5 s, Deployment available < 5 s.
@@ -59,16 +58,6 @@ def dir_mb(path: Path) -> float:
         except OSError:
             continue
     return total / 1e6
-
-
-def recorded_build_s() -> float | None:
-    seconds = []
-    for d in local_cluster._component_dirs():
-        marker = d / ".build-seconds"
-        if not marker.is_file():
-            return None
-        seconds.append(float(marker.read_text().strip()))
-    return sum(seconds)
 
 
 def deployment_available(c: local_cluster.Cluster, name: str) -> float:
@@ -132,9 +121,6 @@ def main() -> int:
     }
     if cold_build_s is not None:
         result["cold_build_s"] = round(cold_build_s, 1)
-    recorded = recorded_build_s()
-    if recorded is not None:
-        result["recorded_build_s"] = round(recorded, 1)
     result["bin_mb"] = round(bin_mb, 1)
     result["go_cache_mb"] = round(go_mb, 1)
     result["cache_mb"] = round(bin_mb + go_mb, 1)
