@@ -17,6 +17,7 @@ install_debian_packages() {
     command -v prometheus >/dev/null || missing+=(prometheus)
     command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
     command -v mvn >/dev/null || missing+=(maven)
+    command -v openssl >/dev/null || missing+=(openssl)
     command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || missing+=(golang)
     [[ ${#missing[@]} -eq 0 ]] && return
     log "installing Debian packages: ${missing[*]}"
