@@ -8,7 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${RAGOPS_CACHE:-$HOME/.cache/ragops}"
 version="$(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$here/pom.xml")"
 out="$cache/neo4j/$version"
-stamp="$out/.complete-$(sha256sum "$here/pom.xml" "$here/Launcher.java" "$here/build.sh" | sha256sum | cut -c1-16)"
+stamp="$out/.complete-$(cat "$here/pom.xml" "$here/Launcher.java" "$here/build.sh" | sha256sum | cut -c1-16)"
 if [[ -f "$stamp" ]]; then
     exit 0
 fi
