@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export RAGOPS_CACHE="${RAGOPS_CACHE:-$HOME/.cache/ragops}"
 UV_VERSION="0.13.9"
+# The machine's Go (>= 1.26, needed to build the local cluster) may live outside PATH.
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+    export PATH="$PATH:/usr/local/go/bin"
+fi
 log() { printf 'setup: %s\n' "$*"; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
@@ -18,7 +22,6 @@ install_debian_packages() {
     command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
     command -v mvn >/dev/null || missing+=(maven)
     command -v openssl >/dev/null || missing+=(openssl)
-    command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || missing+=(golang)
     [[ ${#missing[@]} -eq 0 ]] && return
     log "installing Debian packages: ${missing[*]}"
     # Packaged daemons must not start (Prometheus would take 0.0.0.0:9090): block service
