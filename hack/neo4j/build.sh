@@ -15,7 +15,7 @@ fi
 echo "neo4j: resolving harness $version into $out"
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/classes"
-mvn -q -B -f "$here/pom.xml" -Dmaven.repo.local="$cache/m2" \
+mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -Dmaven.repo.local="$cache/m2" \
     dependency:copy-dependencies -DoutputDirectory="$out/lib" -DincludeScope=runtime
 javac -d "$out/classes" -cp "$out/lib/*" "$here/Launcher.java"
 jar cf "$out/launcher.jar" -C "$out/classes" Launcher.class
