@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Resolves the Neo4j harness jars from Maven Central and compiles the launcher, once per version.
-# Output: $RAGOPS_CACHE/neo4j/<version>/{lib/*.jar,launcher.jar,app.jsa}
+# Resolves the Neo4j harness jars from Maven Central and packs the launcher, once per version
+# and launcher source. Output, never modified once `.complete` exists (running servers are safe):
+#   $RAGOPS_CACHE/neo4j/<version>-<hash>/{lib/*.jar,launcher.jar,app.jsa,.complete}
+# <hash> covers pom.xml, Launcher.java and this script (hack/services/neo4j.py computes it too).
 # app.jsa is a class-data-sharing archive recorded from one training start: later JVMs map
-# the already-parsed classes instead of loading ~10k classes from jars (faster start).
+# the already-parsed classes instead of loading ~10k classes from jars (faster start). It
+# records absolute jar paths, so it is made in place.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${RAGOPS_CACHE:-$HOME/.cache/ragops}"
 version="$(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$here/pom.xml")"
-out="$cache/neo4j/$version"
-stamp="$out/.complete-$(cat "$here/pom.xml" "$here/Launcher.java" "$here/build.sh" | sha256sum | cut -c1-16)"
-if [[ -f "$stamp" ]]; then
-    exit 0
-fi
-echo "neo4j: resolving harness $version into $out"
+hash="$(cat "$here/pom.xml" "$here/Launcher.java" "$here/build.sh" | sha256sum | cut -c1-12)"
+out="$cache/neo4j/$version-$hash"
+[[ -f "$out/.complete" ]] && exit 0
+
+mkdir -p "$cache/neo4j"
+exec 9>"$cache/neo4j/.lock"
+flock 9
+[[ -f "$out/.complete" ]] && exit 0
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/classes"
+echo "neo4j: resolving harness $version into $out"
 mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -Dmaven.repo.local="$cache/m2" \
     dependency:copy-dependencies -DoutputDirectory="$out/lib" -DincludeScope=runtime
 javac -d "$out/classes" -cp "$out/lib/*" "$here/Launcher.java"
 jar cf "$out/launcher.jar" -C "$out/classes" Launcher.class
+rm -rf "$out/classes"
 
 echo "neo4j: recording the class-data-sharing archive"
 train="$(mktemp -d)"
@@ -34,5 +41,5 @@ done
 kill "$pid"
 wait "$pid" || true
 rm -rf "$train"
-touch "$stamp"
+touch "$out/.complete"
 echo "neo4j: ready in $out"

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from hack.services._process import ManagedProcess, ServiceStartError, free_port, port_open
 
 HERE = Path(__file__).resolve().parent.parent / "neo4j"
+BUILD_INPUTS = ("pom.xml", "Launcher.java", "build.sh")
 JVM_FLAGS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xms256m", "-Xmx1g"]
 
 
@@ -25,7 +27,9 @@ def neo4j_version() -> str:
 
 
 def install_dir(cache: Path) -> Path:
-    return cache / "neo4j" / neo4j_version()
+    """Where hack/neo4j/build.sh puts this version and launcher (same hash as the script)."""
+    sources = b"".join((HERE / name).read_bytes() for name in BUILD_INPUTS)
+    return cache / "neo4j" / f"{neo4j_version()}-{hashlib.sha256(sources).hexdigest()[:12]}"
 
 
 @dataclass
@@ -49,7 +53,7 @@ class Neo4jService:
 def start_neo4j(workdir: Path, cache: Path, port: int | None = None) -> Neo4jService:
     """Start Neo4j with its store and log under `workdir`."""
     home = install_dir(cache)
-    if not (home / "launcher.jar").exists():
+    if not (home / ".complete").exists():
         raise ServiceStartError(f"neo4j: not built in {home} (run `make setup`)")
     java = shutil.which("java")
     if java is None:
