@@ -130,6 +130,13 @@ class Watcher:
         self.threads.append(thread)
 
     def _watch_children(self, list_fn: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self._children_once(list_fn)
+            except Exception:  # a watch that expires or times out starts again from a list
+                time.sleep(0.5)
+
+    def _children_once(self, list_fn: Any) -> None:
         w = k8s_watch.Watch()  # type: ignore[no-untyped-call]
         while not self.stop.is_set():
             for event in w.stream(  # type: ignore[no-untyped-call]
@@ -150,6 +157,13 @@ class Watcher:
                     break
 
     def _watch_systems(self, custom: k8s.CustomObjectsApi) -> None:
+        while not self.stop.is_set():
+            try:
+                self._systems_once(custom)
+            except Exception:
+                time.sleep(0.5)
+
+    def _systems_once(self, custom: k8s.CustomObjectsApi) -> None:
         w = k8s_watch.Watch()  # type: ignore[no-untyped-call]
         while not self.stop.is_set():
             for event in w.stream(  # type: ignore[no-untyped-call]
