@@ -128,9 +128,24 @@ def trim(body: Mapping[str, Any]) -> dict[str, Any]:
             if k in meta
         },
     }
-    for key in ("spec", "data", "status"):
+    for key in ("spec", "data"):
         if key in body:
             out[key] = body[key]
+    status = body.get("status")
+    if isinstance(status, Mapping):
+        # Only what readiness needs.
+        out["status"] = {
+            k: status[k]
+            for k in (
+                "observedGeneration",
+                "replicas",
+                "readyReplicas",
+                "updatedReplicas",
+                "availableReplicas",
+                "conditions",
+            )
+            if k in status
+        }
     if body.get("kind") == "Secret":
         out.pop("data", None)
     return out
