@@ -103,8 +103,9 @@ class BatchingEmbedder:
         assert self._wakeup is not None
         while True:
             await self._wakeup.wait()
-            # Give concurrent callers a moment to add their texts to this batch.
-            if sum(len(p.texts) for p in self._queue) < self.batch_size:
+            # Under concurrent load, give other callers a moment to join this batch; a lone
+            # request (a search query) goes straight to the model.
+            if len(self._queue) > 1 and sum(len(p.texts) for p in self._queue) < self.batch_size:
                 await asyncio.sleep(self.linger_s)
             taken: list[_Pending] = []
             count = 0

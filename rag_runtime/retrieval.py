@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -186,8 +187,11 @@ class Retriever:
                 hits = [h for h in hits if h.chunk_id in allowed]
             return hits[:k]
         depth = max(k, HYBRID_MIN_DEPTH)
-        vector = await self._vector(collection, query, plan, depth)
-        keyword = await self.store.search_keyword(collection, query, k=depth, filters=plan.filters)
+        # Both sides run at once, on two pooled connections.
+        vector, keyword = await asyncio.gather(
+            self._vector(collection, query, plan, depth),
+            self.store.search_keyword(collection, query, k=depth, filters=plan.filters),
+        )
         lists = {"vector": vector, "keyword": keyword}
         weights = {"vector": plan.vector_weight, "keyword": 1.0 - plan.vector_weight}
         if plan.fusion is FusionMethod.RRF:

@@ -513,8 +513,13 @@ WITH q AS (
     SELECT string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''',
                       ' | ')::tsquery AS query
     FROM idf
+), terms AS (
+    SELECT array_agg(lexeme) AS lexemes FROM idf
 ), cand AS (
-    SELECT ch.id, ch.tsv, ch.length FROM chunks ch, tsq
+    -- Keep only the query's lexemes of each matching chunk (mark them with weight A, then
+    -- filter on it) so scoring unnests a few entries per chunk, not the whole vector.
+    SELECT ch.id, ch.length, ts_filter(setweight(ch.tsv, 'A', terms.lexemes), '{{{{a}}}}') AS qtsv
+    FROM chunks ch, tsq, terms
     WHERE ch.collection_id = %s AND ch.tsv @@ tsq.query{{where}}
 )
 SELECT cand.id,
@@ -522,7 +527,7 @@ SELECT cand.id,
            / (cardinality(u.positions)
               + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * cand.length / coll.avgdl))) AS score,
        array_agg(u.lexeme ORDER BY u.lexeme) AS terms
-FROM cand CROSS JOIN LATERAL unnest(cand.tsv) u JOIN idf ON idf.lexeme = u.lexeme, coll
+FROM cand CROSS JOIN LATERAL unnest(cand.qtsv) u JOIN idf ON idf.lexeme = u.lexeme, coll
 GROUP BY cand.id
 ORDER BY score DESC, cand.id
 LIMIT %s
