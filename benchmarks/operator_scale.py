@@ -1,6 +1,8 @@
 """How the operator scales: N RagSystems applied at once, with the operator as its own process.
 
-Figures, per N (1, 50, 200; ``--quick``: 1 and 20):
+Figures, per N (1, 50, 200; ``--quick``: 1 and 20), each run in a namespace of its own that is
+removed before the next run (the local cluster's Service range has room for about 250
+ClusterIPs):
 - ``children_p50_s`` / ``children_p95_s``: per system, seconds from the RagSystem appearing
   (its watch ADDED event) to the last of its 13 children appearing;
 - ``ready_s``: seconds from the start of the apply to every system of the run showing
@@ -243,6 +245,17 @@ def ragsystem_events(api: k8s.ApiClient) -> int:
     return sum(int(e.count or 1) for e in items)
 
 
+def remove_namespaces(c: local_cluster.Cluster, names: list[str], timeout: float = 180) -> None:
+    for name in names:
+        c.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = c.kubectl("get", "namespaces", "-o", "name", check=False).stdout
+        if not any(f"namespace/{name}" in left for name in names):
+            return
+        time.sleep(1.0)
+
+
 class RssSampler:
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
@@ -353,24 +366,19 @@ def main() -> int:
                     raise RuntimeError(f"operator did not start; log in {log_path}")
                 time.sleep(0.2)
             runs = []
-            for n in sizes:
+            for i, n in enumerate(sizes):
                 run = run_once(c, api, n, timeout)
                 print(f"N={n}: {run}", file=sys.stderr)
                 runs.append(run)
+                if i < len(sizes) - 1:  # runs stay apart; the last one is measured idle
+                    remove_namespaces(c, [run["namespace"]])
             time.sleep(8.0)  # let status writes of the last run settle
             before = apiserver_writes(c) + ragsystem_events(api)
             time.sleep(idle_window)
             after = apiserver_writes(c) + ragsystem_events(api)
             idle = (after - before) * 60.0 / idle_window
             # Clean up while the operator still runs (it removes its finalizers).
-            for run in runs:
-                c.kubectl("delete", "namespace", run["namespace"], "--wait=false", check=False)
-            cleanup_deadline = time.monotonic() + 120
-            while time.monotonic() < cleanup_deadline:
-                left = c.kubectl("get", "namespaces", "-o", "name", check=False).stdout
-                if not any(f"namespace/{r['namespace']}" in left for r in runs):
-                    break
-                time.sleep(1.0)
+            remove_namespaces(c, [run["namespace"] for run in runs])
         finally:
             sampler.stop.set()
             proc.terminate()

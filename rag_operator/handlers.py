@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 RESYNC_S = float(os.environ.get("RAGOPS_RESYNC_SECONDS", "5"))
 DEBOUNCE_S = 0.2
+MAX_PARALLEL = int(os.environ.get("RAGOPS_MAX_PARALLEL_RECONCILES", "16"))
 CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "ragops-operator"}
 # (group, version, plural) of every child kind held in a watch cache.
 CHILD_KINDS = [
@@ -81,6 +82,9 @@ class State:
     not_before: dict[Key, float] = field(default_factory=dict)
     phases: dict[Key, str] = field(default_factory=dict)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
+    # Systems reconciled at once: under a burst, whole systems finish in turn instead of
+    # every system waiting on everyone's requests.
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_PARALLEL))
 
     def wake(self, key: Key) -> None:
         event = self.wakeups.get(key)
@@ -260,7 +264,7 @@ async def _reconcile(
     state = _state(memo)
     key = (body.metadata.namespace or "", body.metadata.name or "")
     started = time.perf_counter()
-    async with state.locks[key]:
+    async with state.locks[key], state.slots:
         try:
             rs = RagSystem.from_body(dict(body))
         except ValidationError as exc:
@@ -318,7 +322,8 @@ async def _reconcile(
         if outcome.retry_after:
             failures = state.failures.get(key, 0) + 1
             state.failures[key] = failures
-            delay = min(outcome.retry_after * 2 ** (failures - 1), 300.0)
+            cap = 30.0 if outcome.retry_after < 5 else 300.0  # API hiccups: retry sooner
+            delay = min(outcome.retry_after * 2 ** (failures - 1), cap)
             state.not_before[key] = time.monotonic() + delay
         else:
             state.failures.pop(key, None)

@@ -7,6 +7,7 @@ in-cluster service account) through the `kubernetes` package's loaders.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
@@ -103,6 +104,9 @@ class Kube:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # Bounds requests in flight; the timeout starts once a request holds a slot, so a
+        # burst of applies queues instead of timing out in the connection pool.
+        self._slots: asyncio.Semaphore | None = None
         self._api_cache: dict[str, tuple[float, bool]] = {}
         self.writes = 0
 
@@ -161,12 +165,17 @@ class Kube:
         if data is not None and content_type is None:
             content_type = "application/json"
         session = await self._get_session()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max_connections)
         if method != "GET":
             self.writes += 1
         try:
-            async with session.request(
-                method, url, data=data, headers=self._headers(content_type)
-            ) as resp:
+            async with (
+                self._slots,
+                session.request(
+                    method, url, data=data, headers=self._headers(content_type)
+                ) as resp,
+            ):
                 text = await resp.text()
                 if resp.status >= 400:
                     try:

@@ -703,7 +703,7 @@ async def reconcile(
         error = str(exc)
         log.warning("reconcile of %s/%s hit an API error: %s", ns, rs.name, exc)
         problems.append(Problem("ApplyFailed", f"API error: {exc.message[:500]}"))
-        retry = 5.0 if exc.transient or exc.status == 409 else 30.0
+        retry = 2.0 if exc.transient or exc.status == 409 else 30.0
         if exc.status == 403 and "being terminated" in exc.message:
             retry = 60.0  # the namespace is going away, and the RagSystem with it
 
