@@ -322,8 +322,8 @@ async def _reconcile(
         if outcome.retry_after:
             failures = state.failures.get(key, 0) + 1
             state.failures[key] = failures
-            cap = 30.0 if outcome.retry_after < 5 else 300.0  # API hiccups: retry sooner
-            delay = min(outcome.retry_after * 2 ** (failures - 1), cap)
+            # Backoff, capped so a Secret created later is picked up within half a minute.
+            delay = min(outcome.retry_after * 2 ** (failures - 1), 30.0)
             state.not_before[key] = time.monotonic() + delay
         else:
             state.failures.pop(key, None)
@@ -362,13 +362,20 @@ async def resync(
     state = _state(memo)
     key = (body.metadata.namespace or "", body.metadata.name or "")
     wakeup = state.wakeups.setdefault(key, asyncio.Event())
+
+    async def until_stopped() -> None:
+        await stopped
+
+    stop_task = asyncio.ensure_future(until_stopped())
     try:
         while not stopped:
-            try:
-                await asyncio.wait_for(wakeup.wait(), timeout=RESYNC_S)
+            wake_task = asyncio.ensure_future(wakeup.wait())
+            done, _ = await asyncio.wait(
+                {wake_task, stop_task}, timeout=RESYNC_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            wake_task.cancel()
+            if wake_task in done:
                 await asyncio.sleep(DEBOUNCE_S)  # let a burst of child events settle
-            except TimeoutError:
-                pass
             wakeup.clear()
             if stopped or body.metadata.get("deletionTimestamp"):
                 break
@@ -381,6 +388,7 @@ async def resync(
                 log.warning("%s/%s: resync failed, retrying: %s", *key, exc)
                 state.not_before[key] = time.monotonic() + 5.0
     finally:
+        stop_task.cancel()
         state.wakeups.pop(key, None)
 
 

@@ -708,7 +708,7 @@ async def reconcile(
             retry = 60.0  # the namespace is going away, and the RagSystem with it
 
     if problems and retry is None:
-        retry = 10.0
+        retry = 5.0
     now = now_rfc3339()
     status = compute_status(rs, cfg, observed, problems, applied_keys, now)
     changed = status.wire() != rs.status.wire()
