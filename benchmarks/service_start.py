@@ -3,6 +3,8 @@
 Warm means the binaries, jars and the Postgres template data directory are already in the
 cache (`make setup`); each start gets a fresh data directory and a free port.
 Prints one JSON line: postgres_s, redis_s, prometheus_s, neo4j_s (medians), plus all samples.
+A full run also starts Neo4j without its class-data-sharing archive (the baseline, same run)
+and reports neo4j_without_cds_s and the speed-up ratio.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ def _starters() -> dict[str, Callable[[Path], _Stoppable]]:
     }
 
 
+def _baselines() -> dict[str, Callable[[Path], _Stoppable]]:
+    """The same JVM without the class-data-sharing archive that hack/neo4j/build.sh records."""
+    return {"neo4j_without_cds": lambda d: start_neo4j(d, cache_dir(), class_sharing=False)}
+
+
 def measure(name: str, start: Callable[[Path], _Stoppable], runs: int) -> list[float]:
     samples = []
     # One unmeasured start warms the OS page cache and any one-time template.
@@ -53,12 +60,13 @@ def main() -> None:
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     samples = {name: measure(name, start, runs) for name, start in _starters().items()}
-    emit(
-        "service_start",
-        runs=runs,
-        **{f"{name}_s": round(median(values), 3) for name, values in samples.items()},
-        samples=samples,
-    )
+    if not args.quick:
+        samples |= {name: measure(name, start, runs) for name, start in _baselines().items()}
+    medians = {f"{name}_s": round(median(values), 3) for name, values in samples.items()}
+    ratio = {}
+    if "neo4j_without_cds_s" in medians:
+        ratio["neo4j_cds_speedup"] = round(medians["neo4j_without_cds_s"] / medians["neo4j_s"], 2)
+    emit("service_start", runs=runs, **medians, **ratio, samples=samples)
 
 
 if __name__ == "__main__":

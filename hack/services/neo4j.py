@@ -50,8 +50,14 @@ class Neo4jService:
         self.process.stop(timeout=3)
 
 
-def start_neo4j(workdir: Path, cache: Path, port: int | None = None) -> Neo4jService:
-    """Start Neo4j with its store and log under `workdir`."""
+def start_neo4j(
+    workdir: Path, cache: Path, port: int | None = None, class_sharing: bool = True
+) -> Neo4jService:
+    """Start Neo4j with its store and log under `workdir`.
+
+    `class_sharing=False` ignores the recorded class-data archive (the baseline that
+    benchmarks/service_start.py compares against).
+    """
     home = install_dir(cache)
     if not (home / ".complete").exists():
         raise ServiceStartError(f"neo4j: not built in {home} (run `make setup`)")
@@ -62,7 +68,7 @@ def start_neo4j(workdir: Path, cache: Path, port: int | None = None) -> Neo4jSer
     workdir.mkdir(parents=True, exist_ok=True)
     classpath = f"{home / 'launcher.jar'}:{home / 'lib'}/*"
     archive = home / "app.jsa"
-    cds = [f"-XX:SharedArchiveFile={archive}"] if archive.exists() else []
+    cds = [f"-XX:SharedArchiveFile={archive}"] if class_sharing and archive.exists() else []
     argv = [java, *JVM_FLAGS, *cds, "-cp", classpath, "Launcher", str(port), str(workdir / "db")]
     process = ManagedProcess("neo4j", argv, workdir / "neo4j.log")
     process.start()
