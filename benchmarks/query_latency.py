@@ -63,7 +63,8 @@ def perturbed(base: np.ndarray, copy: int) -> np.ndarray:
         return base
     rng = np.random.default_rng(copy)
     noisy = base + rng.normal(0.0, SIGMA, size=base.shape).astype(np.float32)
-    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    normalized: np.ndarray = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    return normalized
 
 
 def load(url: str, name: str, texts: list[str], base: np.ndarray, size: int) -> None:
