@@ -7,7 +7,8 @@ ClusterIPs):
   (its watch ADDED event) to the last of its 13 children appearing;
 - ``ready_s``: seconds from the start of the apply to every system of the run showing
   ``phase: Ready`` for its current generation;
-and once everything is Ready:
+and once every system of the last run is Ready (``idle_all_ready`` says whether that
+happened within the wait):
 - ``idle_writes_per_min``: write requests (POST, PUT, PATCH, APPLY, DELETE) the API server
   counted (``apiserver_request_total``) for the kinds the operator writes, per minute, over an
   idle window (children's status subresources and kwok's volume writes left out), plus
@@ -245,6 +246,19 @@ def ragsystem_events(api: k8s.ApiClient) -> int:
     return sum(int(e.count or 1) for e in items)
 
 
+def wait_all_ready(api: k8s.ApiClient, namespace: str, timeout: float) -> bool:
+    custom = k8s.CustomObjectsApi(api)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = custom.list_namespaced_custom_object(
+            "ragops.io", "v1alpha1", namespace, "ragsystems"
+        )["items"]
+        if items and all((i.get("status") or {}).get("phase") == "Ready" for i in items):
+            return True
+        time.sleep(2.0)
+    return False
+
+
 def remove_namespaces(c: local_cluster.Cluster, names: list[str], timeout: float = 180) -> None:
     for name in names:
         c.kubectl("delete", "namespace", name, "--wait=false", check=False)
@@ -323,6 +337,7 @@ def main() -> int:
     sizes = args.sizes or ([1, 20] if args.quick else [1, 50, 200])
     idle_window = args.idle_window or (15.0 if args.quick else 60.0)
     timeout = 120.0 if args.quick else 240.0
+    settle_timeout = 60.0 if args.quick else 420.0
 
     load_at_start = round(os.getloadavg()[0], 2)
     with a_cluster() as c:
@@ -372,6 +387,8 @@ def main() -> int:
                 runs.append(run)
                 if i < len(sizes) - 1:  # runs stay apart; the last one is measured idle
                     remove_namespaces(c, [run["namespace"]])
+            # Idle is measured once every system of the last run is Ready (or after a wait).
+            all_ready = wait_all_ready(api, runs[-1]["namespace"], settle_timeout)
             time.sleep(8.0)  # let status writes of the last run settle
             before = apiserver_writes(c) + ragsystem_events(api)
             time.sleep(idle_window)
@@ -392,6 +409,7 @@ def main() -> int:
         "sizes": sizes,
         "runs": [{k: v for k, v in r.items() if k != "namespace"} for r in runs],
         "idle_writes_per_min": round(idle, 2),
+        "idle_all_ready": all_ready,
         "idle_window_s": idle_window,
         "peak_rss_mb": round(sampler.peak / 2**20, 1),
         "host_cpus": os.cpu_count(),
