@@ -250,9 +250,10 @@ def wait_all_ready(api: k8s.ApiClient, namespace: str, timeout: float) -> bool:
     custom = k8s.CustomObjectsApi(api)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        items = custom.list_namespaced_custom_object(
+        found: dict[str, Any] = custom.list_namespaced_custom_object(
             "ragops.io", "v1alpha1", namespace, "ragsystems"
-        )["items"]
+        )
+        items: list[dict[str, Any]] = found["items"]
         if items and all((i.get("status") or {}).get("phase") == "Ready" for i in items):
             return True
         time.sleep(2.0)
