@@ -250,7 +250,7 @@ def wait_all_ready(api: k8s.ApiClient, namespace: str, timeout: float) -> bool:
     custom = k8s.CustomObjectsApi(api)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found: dict[str, Any] = custom.list_namespaced_custom_object(
+        found: Any = custom.list_namespaced_custom_object(
             "ragops.io", "v1alpha1", namespace, "ragsystems"
         )
         items: list[dict[str, Any]] = found["items"]
