@@ -180,10 +180,12 @@ def kube(cluster: Cluster) -> Kube:
     return Kube(cluster.kubeconfig)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator(
     cluster: Cluster, crd: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
+    """One operator for this package's tests, stopped when they are done (so tests
+    elsewhere in the session can run their own)."""
     op = Operator(cluster, tmp_path_factory.mktemp("operator"))
     op.start()
     yield op
