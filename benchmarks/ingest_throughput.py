@@ -56,38 +56,39 @@ def main() -> None:
             "RAG_WORKER_CONCURRENCY": str(CONCURRENCY),
             "RAG_LOG_LEVEL": "warning",
         }
-        with (
-            api_server(database_url=db_url, redis_url=redis_url) as url,
-            httpx.Client(base_url=url, timeout=120) as client,
-            tempfile.TemporaryFile() as log,
-        ):
+        with tempfile.TemporaryFile() as log:
+            # The worker loads its model while the API loads its own.
             worker = subprocess.Popen(
                 [sys.executable, "-m", "rag_runtime.cli", "worker"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            try:
-                client.post("/api/v1/collections", json={"name": "warm"}).raise_for_status()
-                client.post("/api/v1/collections", json={"name": "bench"}).raise_for_status()
-                # Warm-up: the worker has loaded its model once this document is ready.
-                warm_id, warm = docs[0]
-                client.post(
-                    "/api/v1/collections/warm/documents",
-                    json={"text": doc_text(warm), "title": warm_id},
-                ).raise_for_status()
-                wait_all_ready(client, "warm", 1, timeout=600)
-                start = time.perf_counter()
-                for doc_id, doc in docs[1:]:
+            with (
+                api_server(database_url=db_url, redis_url=redis_url) as url,
+                httpx.Client(base_url=url, timeout=120) as client,
+            ):
+                try:
+                    client.post("/api/v1/collections", json={"name": "warm"}).raise_for_status()
+                    client.post("/api/v1/collections", json={"name": "bench"}).raise_for_status()
+                    # Warm-up: the worker has loaded its model once this document is ready.
+                    warm_id, warm = docs[0]
                     client.post(
-                        "/api/v1/collections/bench/documents",
-                        json={"text": doc_text(doc), "title": doc_id},
+                        "/api/v1/collections/warm/documents",
+                        json={"text": doc_text(warm), "title": warm_id},
                     ).raise_for_status()
-                wait_all_ready(client, "bench", len(docs) - 1)
-                pipeline_s = time.perf_counter() - start
-            finally:
-                worker.terminate()
-                worker.wait(60)
+                    wait_all_ready(client, "warm", 1, timeout=600)
+                    start = time.perf_counter()
+                    for doc_id, doc in docs[1:]:
+                        client.post(
+                            "/api/v1/collections/bench/documents",
+                            json={"text": doc_text(doc), "title": doc_id},
+                        ).raise_for_status()
+                    wait_all_ready(client, "bench", len(docs) - 1)
+                    pipeline_s = time.perf_counter() - start
+                finally:
+                    worker.terminate()
+                    worker.wait(60)
         with psycopg.connect(db_url) as conn:
             texts = [
                 r[0]

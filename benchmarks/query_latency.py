@@ -8,7 +8,7 @@ bulk-loaded with COPY, then the HNSW index is built. Queries are SciFact test cl
 `POST /api/v1/search` (top_k 10, generation off, no result cache) after a warm-up; latency
 is measured at the client. recall@10: HNSW (as the service queries it) vs exact search.
 Aim: hybrid p95 < 50 ms at 100k with recall@10 >= 0.95.
-Run: make bench-query_latency [ARGS=--quick]   (--quick: 5k chunks only)
+Run: make bench-query_latency [ARGS=--quick]   (--quick: 2k chunks only)
 """
 
 from __future__ import annotations
@@ -197,13 +197,13 @@ def latencies(url: str, name: str, queries: list[str]) -> dict[str, list[float]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5k chunks only, 20 queries")
+    parser.add_argument("--quick", action="store_true", help="2k chunks only, 10 queries")
     parser.add_argument("--base", type=int, default=1000, help="real chunks embedded")
     parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
-    sizes = [5_000] if args.quick else [10_000, 100_000]
-    n_base = 200 if args.quick else args.base
-    n_queries = 20 if args.quick else args.queries
+    sizes = [2_000] if args.quick else [10_000, 100_000]
+    n_base = 100 if args.quick else args.base
+    n_queries = 10 if args.quick else args.queries
     texts, base, data = base_chunks(n_base)
     queries = list(data.queries.values())[:n_queries]
     from rag_runtime.embedding import bundled_model_path, load_sentence_transformer

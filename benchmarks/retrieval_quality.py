@@ -135,12 +135,12 @@ def score(runs: dict[str, list[str]], data: Beir) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--quick", action="store_true", help="15 queries, ~80 documents")
+    parser.add_argument("--quick", action="store_true", help="10 queries, ~45 documents")
     parser.add_argument("--variants", action="store_true", help="also score other fusion settings")
     args = parser.parse_args()
     data = load_beir(args.dataset.resolve())
     if args.quick:
-        data = subset(data, queries=15, extra_docs=60)
+        data = subset(data, queries=10, extra_docs=30)
     print(f"corpus {len(data.corpus)} docs, {len(data.queries)} queries", file=sys.stderr)
 
     baseline = bm25s_baseline(data)
