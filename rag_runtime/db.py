@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,13 +45,27 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError(f"not a Postgres URL: {url.split('@')[-1]}")
 
 
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+# Connections opened before the first migration created the `vector` type; they get the
+# pgvector adapters the next time they are handed out.
+_WITHOUT_VECTOR: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
+
+
+async def _register_vector(conn: psycopg.AsyncConnection[Any]) -> bool:
     try:
         await register_vector_async(conn)
     except psycopg.ProgrammingError:
-        # The vector extension is created by the first migration; until then, plain types.
-        log.warning("pgvector type not found; run `rag-runtime migrate`")
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            await conn.rollback()
+        _WITHOUT_VECTOR.add(conn)
+        return False
+    _WITHOUT_VECTOR.discard(conn)
+    return True
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.set_autocommit(True)
+    if not await _register_vector(conn):
+        log.warning("pgvector type not found yet; run `rag-runtime migrate`")
 
 
 class Database:
@@ -82,6 +97,8 @@ class Database:
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
         try:
             async with self.pool.connection() as conn:
+                if conn in _WITHOUT_VECTOR:
+                    await _register_vector(conn)
                 yield conn
         except TRANSIENT_DB_ERRORS as exc:
             raise ServiceUnavailableError(f"database unavailable: {_reason(exc)}") from exc

@@ -109,7 +109,7 @@ class BatchingEmbedder:
                 await asyncio.sleep(self.linger_s)
             taken: list[_Pending] = []
             count = 0
-            while self._queue and (not taken or count < 4 * self.batch_size):
+            while self._queue and (not taken or count < 16 * self.batch_size):
                 item = self._queue.pop(0)
                 taken.append(item)
                 count += len(item.texts)
