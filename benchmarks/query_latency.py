@@ -200,6 +200,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2k chunks only, 10 queries")
     parser.add_argument("--base", type=int, default=1000, help="real chunks embedded")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument(
+        "--keyword-budget",
+        type=int,
+        default=0,
+        help="RAG_KEYWORD_CANDIDATE_BUDGET for the service (0 = exact BM25, the default)",
+    )
     args = parser.parse_args()
     sizes = [2_000] if args.quick else [10_000, 100_000]
     n_base = 100 if args.quick else args.base
@@ -219,7 +225,7 @@ def main() -> None:
             url = pg.create_database(f"latency_{size}")
             load(url, name, texts, base, size)
             recall = hnsw_recall(url, name, qvecs)
-            with api_server(database_url=url) as api:
+            with api_server(database_url=url, keyword_candidate_budget=args.keyword_budget) as api:
                 lat = latencies(api, name, queries)
             results.append(
                 {
@@ -239,6 +245,7 @@ def main() -> None:
             "queries": len(queries),
             "top_k": 10,
             "ef_search": EF_SEARCH,
+            "keyword_candidate_budget": args.keyword_budget,
             "quick": args.quick,
             "vectors": "real MiniLM chunks + deterministic noise",
         },

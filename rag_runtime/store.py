@@ -494,6 +494,7 @@ class Store:
         *,
         k: int,
         filters: dict[str, Any] | None = None,
+        budget: int = 0,
     ) -> list[Scored]:
         """BM25 over Postgres full text ('english': stemming, stopwords) with term statistics."""
         where, params = filter_sql(filters)
@@ -506,13 +507,14 @@ WITH q AS (
            greatest(total_length::float8 / greatest(chunk_count, 1), 1) AS avgdl
     FROM collections WHERE id = %s
 ), idf AS (
-    SELECT t.lexeme, ln(1 + (coll.n - t.df + 0.5) / (t.df + 0.5)) AS idf
+    SELECT t.lexeme, t.df, ln(1 + (coll.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
+           sum(t.df) OVER (ORDER BY t.df, t.lexeme) AS cum_df
     FROM term_stats t JOIN q ON q.lexeme = t.lexeme, coll
     WHERE t.collection_id = %s
 ), tsq AS (
     SELECT string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''',
                       ' | ')::tsquery AS query
-    FROM idf
+    FROM idf WHERE %s = 0 OR cum_df - df < %s  -- budget: rarest terms select candidates
 ), terms AS (
     SELECT array_agg(lexeme) AS lexemes FROM idf
 ), cand AS (
@@ -535,7 +537,8 @@ LIMIT %s
         ).format(where=where)
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                stmt, [text, collection.id, collection.id, collection.id, *params, k]
+                stmt,
+                [text, collection.id, collection.id, budget, budget, collection.id, *params, k],
             )
             rows = await cur.fetchall()
         return [
