@@ -246,7 +246,7 @@ def test_admitted_but_invalid_objects_are_degraded_with_the_field(
     for i, (_id, spec, _reason, _field) in enumerate(ADMITTED_BUT_DEGRADED):
         _create(kube, ns, rag_manifest(f"deg-{i}", spec), dry_run=False)
     for i, (case, _spec, reason, field) in enumerate(ADMITTED_BUT_DEGRADED):
-        rag = wait_phase(kube, ns, f"deg-{i}", "Degraded", timeout=45)
+        rag = wait_phase(kube, ns, f"deg-{i}", "Degraded", timeout=90)
         degraded = condition(rag, "Degraded")
         assert degraded["status"] == "True", case
         assert reason in degraded["reason"] + degraded["message"], (case, degraded)
