@@ -37,6 +37,10 @@ test-integration: setup ## Integration tests (real services and the local cluste
 test-e2e: setup ## End-to-end tests
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
+.PHONY: serve
+serve: setup ## Run the RAG runtime alone (embedded Postgres, no Redis/Neo4j) on 127.0.0.1:8000
+	$(VENV)/bin/rag-runtime serve $(ARGS)
+
 .PHONY: services-up
 services-up: setup ## Start Postgres, Redis, Neo4j and Prometheus in the foreground until Ctrl-C
 	$(PY) -m hack.services up $(ARGS)
