@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hack import cluster as local_cluster
+from hack.paths import cache_dir
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -103,7 +104,7 @@ def main() -> int:
             down_s.append(time.monotonic() - t1)
         print(f"  down in {down_s[-1]:.2f}s", file=sys.stderr)
 
-    cache = local_cluster.cache_dir()
+    cache = cache_dir()
     bin_mb = dir_mb(cache / "k8s")
     go_mb = dir_mb(cache / "go")
     result: dict[str, Any] = {

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from hack.paths import REPO_ROOT, cache_dir
+from hack.paths import state_dir as state_root
+
 K8S_DIR = REPO_ROOT / "hack" / "k8s"
 BUILD_SCRIPT = K8S_DIR / "build.sh"
 STATE_FILE = "cluster.json"
@@ -71,11 +73,6 @@ class ClusterError(RuntimeError):
 # Locations and binaries
 
 
-def cache_dir() -> Path:
-    """Root of the ragops cache (``$RAGOPS_CACHE``, default ``~/.cache/ragops``)."""
-    return Path(os.environ.get("RAGOPS_CACHE") or Path.home() / ".cache" / "ragops")
-
-
 def bin_dir() -> Path:
     """Directory holding every cluster binary: etcd, kube-*, kubectl, kwok, helm."""
     return cache_dir() / "k8s" / "bin"
@@ -84,7 +81,7 @@ def bin_dir() -> Path:
 def default_state_dir() -> Path:
     """State directory of the local cluster (``$RAGOPS_CLUSTER_DIR`` or ``.state/cluster``)."""
     env = os.environ.get("RAGOPS_CLUSTER_DIR")
-    return Path(env).resolve() if env else REPO_ROOT / ".state" / "cluster"
+    return Path(env).resolve() if env else state_root() / "cluster"
 
 
 def versions() -> dict[str, str]:

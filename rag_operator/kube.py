@@ -75,6 +75,15 @@ def resource_path(
     return base
 
 
+def object_path(manifest: dict[str, Any], subresource: str = "") -> str:
+    """API path of the object a manifest names, optionally of one of its subresources."""
+    meta = manifest["metadata"]
+    path = resource_path(
+        manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
+    )
+    return f"{path}/{subresource}" if subresource else path
+
+
 def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuration:
     """Kubeconfig (KUBECONFIG or the given file) first, then the in-cluster account."""
     cfg = k8s_client.Configuration()
@@ -192,12 +201,7 @@ class Kube:
 
     async def apply(self, manifest: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
         """Server-side apply with the operator's field manager (conflicts forced)."""
-        meta = manifest["metadata"]
-        path = resource_path(
-            manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
-        )
-        if subresource:
-            path += f"/{subresource}"
+        path = object_path(manifest, subresource)
         return await self.request(
             "PATCH",
             path,
@@ -210,12 +214,7 @@ class Kube:
         self, manifest: dict[str, Any], patch: dict[str, Any], *, subresource: str = ""
     ) -> dict[str, Any]:
         """JSON merge patch of the object `manifest` names (fields not in `patch` stay)."""
-        meta = manifest["metadata"]
-        path = resource_path(
-            manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
-        )
-        if subresource:
-            path += f"/{subresource}"
+        path = object_path(manifest, subresource)
         return await self.request(
             "PATCH",
             path,
