@@ -97,7 +97,6 @@ class Retriever:
         self.cache = cache
         self.graph = graph
         self.metrics = metrics
-        self.budget = settings.keyword_candidate_budget
 
     def plan(self, req: SearchRequest) -> Plan:
         s = self.settings
@@ -179,9 +178,7 @@ class Retriever:
         if plan.strategy is RetrievalStrategy.VECTOR:
             return await self._vector(collection, query, plan, k)
         if plan.strategy is RetrievalStrategy.KEYWORD:
-            return await self.store.search_keyword(
-                collection, query, k=k, filters=plan.filters, budget=self.budget
-            )
+            return await self.store.search_keyword(collection, query, k=k, filters=plan.filters)
         if plan.strategy is RetrievalStrategy.GRAPH:
             assert self.graph is not None
             hits = await self.graph.search(collection.name, query, k=k * 4)
@@ -193,9 +190,7 @@ class Retriever:
         # Both sides run at once, on two pooled connections.
         vector, keyword = await asyncio.gather(
             self._vector(collection, query, plan, depth),
-            self.store.search_keyword(
-                collection, query, k=depth, filters=plan.filters, budget=self.budget
-            ),
+            self.store.search_keyword(collection, query, k=depth, filters=plan.filters),
         )
         lists = {"vector": vector, "keyword": keyword}
         weights = {"vector": plan.vector_weight, "keyword": 1.0 - plan.vector_weight}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +58,7 @@ class Runtime:
     schema_current: bool = False
     embedded_postgres: Any = None
     _schema_checked: float = field(default=0.0, repr=False)
+    _warm_up: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings, *, role: Role = "api") -> Runtime:
@@ -122,7 +124,23 @@ class Runtime:
         )
         if role != "worker":
             rt.queue = await rt._make_queue()
+            rt._warm_up = asyncio.create_task(rt._warm_keyword_indexes())
         return rt
+
+    async def _warm_keyword_indexes(self) -> None:
+        """Load keyword indexes in the background so first searches do not wait for them."""
+        try:
+            start = time.perf_counter()
+            loaded = await self.store.warm_keyword_indexes()
+            log.info(
+                "keyword indexes of %d collections loaded in %.1fs",
+                loaded,
+                time.perf_counter() - start,
+            )
+        except ServiceUnavailableError as exc:
+            log.warning("keyword indexes not preloaded: %s", exc.message)
+        except Exception as exc:  # e.g. a schema not migrated yet; searches load them later
+            log.warning("keyword indexes not preloaded: %s", _first(exc))
 
     async def _make_queue(self) -> IngestQueue:
         s = self.settings
@@ -133,6 +151,10 @@ class Runtime:
         return queue
 
     async def close(self) -> None:
+        if self._warm_up is not None:
+            self._warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._warm_up
         if self.queue is not None:
             await self.queue.close()
         await self.generator.close()

@@ -98,12 +98,6 @@ class Settings(BaseSettings):
         0.5, ge=0.0, le=1.0, description="Weight of the vector side in hybrid fusion."
     )
     hnsw_ef_search: int = Field(100, ge=1, le=1000, description="HNSW ef_search per query.")
-    keyword_candidate_budget: int = Field(
-        0,
-        ge=0,
-        description="Keyword search: postings of the rarest query terms that select candidates "
-        "(0 = every term, exact BM25).",
-    )
     chunk_tokens: int | None = Field(
         None, ge=16, le=8192, description="Tokens per chunk; None = the model's limit."
     )

@@ -5,6 +5,7 @@ Every statement lives here; callers get typed rows back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -13,18 +14,21 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from rag_runtime import keyword
 from rag_runtime.chunking import Chunk
 from rag_runtime.db import Database
 from rag_runtime.embedding import Vectors
 from rag_runtime.errors import ConflictError, InvalidInputError, NotFoundError
+from rag_runtime.keyword_index import KeywordIndex
 
 TEXT_CONFIG = "english"  # stemming and stopwords for full-text search
-BM25_K1 = 1.2
-BM25_B = 0.75
+REMOVED_RETAIN_VERSIONS = 10_000  # change versions whose removed chunks stay on record
+KEYWORD_INDEXES = 32  # collections whose keyword index a process keeps in memory
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._indexed_dims: set[int] = {384}
+        self._keyword: dict[int, tuple[KeywordIndex, asyncio.Lock]] = {}
 
     # Collections -------------------------------------------------------------------------
 
@@ -311,9 +316,35 @@ class Store:
             await conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
         return _document(row)
 
+    async def _bump_version(self, conn: psycopg.AsyncConnection[Any], collection_id: int) -> int:
+        """Next change version of the collection; its row stays locked until commit."""
+        cur = await conn.execute(
+            "UPDATE collections SET version = version + 1 WHERE id = %s RETURNING version",
+            (collection_id,),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        version = int(row["version"])
+        if version % 100 == 0:  # now and then, forget old tombstones
+            horizon = version - REMOVED_RETAIN_VERSIONS
+            await conn.execute(
+                "DELETE FROM removed_chunks WHERE collection_id = %s AND version <= %s",
+                (collection_id, horizon),
+            )
+            await conn.execute(
+                "UPDATE collections SET removed_since = greatest(removed_since, %s) WHERE id = %s",
+                (horizon, collection_id),
+            )
+        return version
+
     async def _remove_chunks(
-        self, conn: psycopg.AsyncConnection[Any], collection_id: int, document_id: uuid.UUID
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        collection_id: int,
+        document_id: uuid.UUID,
+        version: int | None = None,
     ) -> None:
+        """Remove a document's chunks, statistics and postings; record them as removed."""
         cur = await conn.execute(
             "SELECT count(*) AS n, coalesce(sum(length), 0) AS len FROM chunks "
             "WHERE document_id = %s",
@@ -323,6 +354,8 @@ class Store:
         assert stats is not None
         if not stats["n"]:
             return
+        if version is None:
+            version = await self._bump_version(conn, collection_id)
         await conn.execute(
             "UPDATE collections SET chunk_count = chunk_count - %s, "
             "total_length = total_length - %s WHERE id = %s",
@@ -334,6 +367,11 @@ class Store:
             " WHERE ch.document_id = %s GROUP BY u.lexeme) d "
             "WHERE t.collection_id = %s AND t.lexeme = d.lexeme",
             (document_id, collection_id),
+        )
+        await conn.execute(
+            "INSERT INTO removed_chunks (collection_id, version, chunk_id) "
+            "SELECT %s, %s, id FROM chunks WHERE document_id = %s",
+            (collection_id, version, document_id),
         )
         await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
 
@@ -370,15 +408,16 @@ class Store:
             )
             if await cur.fetchone() is None:
                 return None
-            await self._remove_chunks(conn, document.collection_id, document.id)
+            version = await self._bump_version(conn, document.collection_id)
+            await self._remove_chunks(conn, document.collection_id, document.id, version)
             meta = Jsonb(document.metadata)
             async with conn.cursor() as c:
                 await c.executemany(
                     "INSERT INTO chunks (document_id, collection_id, ordinal, text, tsv, length, "
-                    "embedding, embedding_dim, metadata) "
+                    "embedding, embedding_dim, metadata, version) "
                     f"SELECT %(doc)s, %(col)s, %(ord)s, %(text)s, v.tsv, "
                     "(SELECT coalesce(sum(cardinality(u.positions)), 0) FROM unnest(v.tsv) u), "
-                    "%(emb)s, %(dim)s, %(meta)s "
+                    "%(emb)s, %(dim)s, %(meta)s, %(version)s "
                     f"FROM (SELECT to_tsvector('{TEXT_CONFIG}', %(text)s) AS tsv) v",
                     [
                         {
@@ -389,6 +428,7 @@ class Store:
                             "emb": np.asarray(vec, dtype=np.float32),
                             "dim": dims,
                             "meta": meta,
+                            "version": version,
                         }
                         for ch, vec in zip(chunks, vectors, strict=True)
                     ],
@@ -408,6 +448,14 @@ class Store:
                 "ON CONFLICT (collection_id, lexeme) DO UPDATE SET df = term_stats.df + "
                 "excluded.df",
                 (document.collection_id, document.id),
+            )
+            await conn.execute(
+                "INSERT INTO postings (chunk_id, term_id, tf) "
+                "SELECT ch.id, t.id, greatest(cardinality(u.positions), 1) "
+                "FROM chunks ch CROSS JOIN LATERAL unnest(ch.tsv) u JOIN term_stats t "
+                "ON t.collection_id = ch.collection_id AND t.lexeme = u.lexeme "
+                "WHERE ch.document_id = %s",
+                (document.id,),
             )
             await conn.execute(
                 "UPDATE documents SET status = CASE WHEN %s THEN 'ready' ELSE status END, "
@@ -494,61 +542,159 @@ class Store:
         *,
         k: int,
         filters: dict[str, Any] | None = None,
-        budget: int = 0,
     ) -> list[Scored]:
-        """BM25 over Postgres full text ('english': stemming, stopwords) with term statistics."""
-        where, params = filter_sql(filters)
-        stmt = sql.SQL(
-            f"""
-WITH q AS (
-    SELECT DISTINCT u.lexeme FROM unnest(to_tsvector('{TEXT_CONFIG}', %s)) u
-), coll AS (
-    SELECT greatest(chunk_count, 1) AS n,
-           greatest(total_length::float8 / greatest(chunk_count, 1), 1) AS avgdl
-    FROM collections WHERE id = %s
-), idf AS (
-    SELECT t.lexeme, t.df, ln(1 + (coll.n - t.df + 0.5) / (t.df + 0.5)) AS idf,
-           sum(t.df) OVER (ORDER BY t.df, t.lexeme) AS cum_df
-    FROM term_stats t JOIN q ON q.lexeme = t.lexeme, coll
-    WHERE t.collection_id = %s
-), tsq AS (
-    SELECT string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''',
-                      ' | ')::tsquery AS query
-    FROM idf WHERE %s = 0 OR cum_df - df < %s  -- budget: rarest terms select candidates
-), terms AS (
-    SELECT array_agg(lexeme) AS lexemes FROM idf
-), cand AS (
-    -- Keep only the query's lexemes of each matching chunk (mark them with weight A, then
-    -- filter on it) so scoring unnests a few entries per chunk, not the whole vector.
-    SELECT ch.id, ch.length, ts_filter(setweight(ch.tsv, 'A', terms.lexemes), '{{{{a}}}}') AS qtsv
-    FROM chunks ch, tsq, terms
-    WHERE ch.collection_id = %s AND ch.tsv @@ tsq.query{{where}}
-)
-SELECT cand.id,
-       sum(idf.idf * cardinality(u.positions) * {BM25_K1 + 1}
-           / (cardinality(u.positions)
-              + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * cand.length / coll.avgdl))) AS score,
-       array_agg(u.lexeme ORDER BY u.lexeme) AS terms
-FROM cand CROSS JOIN LATERAL unnest(cand.qtsv) u JOIN idf ON idf.lexeme = u.lexeme, coll
-GROUP BY cand.id
-ORDER BY score DESC, cand.id
-LIMIT %s
-"""
-        ).format(where=where)
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                stmt,
-                [text, collection.id, collection.id, budget, budget, collection.id, *params, k],
-            )
-            rows = await cur.fetchall()
+        """Exact BM25 top-k ('english': stemming, stopwords) from the in-memory index.
+
+        The query's term statistics and the index's catch-up read one snapshot, so scores
+        are those of exhaustive BM25 over the collection as of that snapshot.
+        """
+        current = await self._keyword_current(collection.id, text)
+        if current is None or not current[1].terms:
+            return []
+        index, snapshot = current
+        terms = [(t.id, t.idf) for t in snapshot.terms]
+        if not filters:
+            slots, scores = index.ranked(terms, snapshot.avgdl, k)
+        else:
+            slots, scores = index.ranked(terms, snapshot.avgdl, None)
+            keep = await self._filter_slots(index, slots, k, filters)
+            slots, scores = slots[keep], scores[keep]
+        lexemes = {t.id: t.lexeme for t in snapshot.terms}
         return [
             Scored(
-                r["id"],
-                float(r["score"]),
-                {"bm25": round(float(r["score"]), 6), "matched_terms": list(r["terms"])},
+                r.chunk_id,
+                r.score,
+                {
+                    "bm25": round(r.score, 6),
+                    "matched_terms": sorted(lexemes[t] for t in r.term_ids),
+                },
             )
-            for r in rows
+            for r in index.describe(slots, scores, terms)
         ]
+
+    async def _keyword_current(
+        self, collection_id: int, text: str
+    ) -> tuple[KeywordIndex, keyword.Snapshot] | None:
+        """The query's statistics and the collection's index, caught up to the same snapshot."""
+        index, lock = self._keyword_index(collection_id)
+        async with self.db.transaction() as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot = await self._keyword_snapshot(conn, collection_id, text)
+            if snapshot is None:
+                return None
+            if index.version < snapshot.version:
+                async with lock:  # one catch-up at a time; others find it done
+                    index = self._keyword_index(collection_id)[0]
+                    if index.version < snapshot.version:
+                        index = await self._catch_up(conn, collection_id, index, snapshot)
+        return index, snapshot
+
+    async def warm_keyword_indexes(self) -> int:
+        """Load the keyword indexes of the largest collections; how many were loaded."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM collections WHERE chunk_count > 0 "
+                "ORDER BY chunk_count DESC LIMIT %s",
+                (KEYWORD_INDEXES,),
+            )
+            ids = [int(r["id"]) for r in await cur.fetchall()]
+        for collection_id in reversed(ids):  # the largest ends most recently used
+            await self._keyword_current(collection_id, "")
+        return len(ids)
+
+    def _keyword_index(self, collection_id: int) -> tuple[KeywordIndex, asyncio.Lock]:
+        entry = self._keyword.pop(collection_id, None) or (KeywordIndex(), asyncio.Lock())
+        self._keyword[collection_id] = entry  # most recently used last
+        while len(self._keyword) > KEYWORD_INDEXES:
+            self._keyword.pop(next(iter(self._keyword)))
+        return entry
+
+    async def _keyword_snapshot(
+        self, conn: psycopg.AsyncConnection[Any], collection_id: int, text: str
+    ) -> keyword.Snapshot | None:
+        cur = await conn.execute(
+            "SELECT c.version, c.removed_since, c.chunk_count, c.total_length, "
+            "coalesce(array_agg(t.id) FILTER (WHERE t.id IS NOT NULL), '{}') AS ids, "
+            "coalesce(array_agg(t.lexeme) FILTER (WHERE t.id IS NOT NULL), '{}') AS lexemes, "
+            "coalesce(array_agg(t.df) FILTER (WHERE t.id IS NOT NULL), '{}') AS dfs "
+            "FROM collections c LEFT JOIN term_stats t ON t.collection_id = c.id AND t.df > 0 "
+            f"AND t.lexeme IN (SELECT u.lexeme FROM unnest(to_tsvector('{TEXT_CONFIG}', %s)) u) "
+            "WHERE c.id = %s GROUP BY c.id",
+            (text, collection_id),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        return keyword.snapshot(
+            version=int(row["version"]),
+            removed_since=int(row["removed_since"]),
+            chunks=int(row["chunk_count"]),
+            total_length=int(row["total_length"]),
+            terms=zip(row["ids"], row["lexemes"], row["dfs"], strict=True),
+        )
+
+    async def _catch_up(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        collection_id: int,
+        index: KeywordIndex,
+        snapshot: keyword.Snapshot,
+    ) -> KeywordIndex:
+        """Bring the index to the snapshot's version: changes since its own, or a reload."""
+        if index.version < snapshot.removed_since or index.dead_fraction() > 0.3:
+            index = KeywordIndex()
+            self._keyword[collection_id] = (index, self._keyword[collection_id][1])
+        since = index.version
+        if since < 0:  # a whole collection's postings aggregate in memory, not on disk
+            await conn.execute("SET LOCAL work_mem = '256MB'")
+        cur = await conn.execute(
+            "SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids, "
+            "coalesce(array_agg(length ORDER BY id), '{}') AS lengths FROM chunks "
+            "WHERE collection_id = %s AND version > %s",
+            (collection_id, since),
+        )
+        added = await cur.fetchone()
+        cur = await conn.execute(
+            "SELECT coalesce(array_agg(chunk_id), '{}') AS ids FROM removed_chunks "
+            "WHERE collection_id = %s AND version > %s",
+            (collection_id, since),
+        )
+        removed = await cur.fetchone()
+        assert added is not None
+        assert removed is not None
+        postings = await _fetch_postings(conn, collection_id, since)
+        index.apply(
+            snapshot.version,
+            chunk_ids=np.asarray(added["ids"], dtype=np.int64),
+            lengths=np.asarray(added["lengths"], dtype=np.float64),
+            posting_chunks=postings["chunk"].astype(np.int64),
+            posting_terms=postings["term"].astype(np.int64),
+            posting_tfs=postings["tf"].astype(np.float64),
+            removed=np.asarray(removed["ids"], dtype=np.int64),
+        )
+        return index
+
+    async def _filter_slots(
+        self,
+        index: KeywordIndex,
+        slots: npt.NDArray[np.intp],
+        k: int,
+        filters: dict[str, Any],
+    ) -> npt.NDArray[np.intp]:
+        """Positions in `slots` (best first) of the first k chunks that pass the filters."""
+        where, params = filter_sql(filters)
+        stmt = sql.SQL("SELECT id FROM chunks WHERE id = ANY(%s){}").format(where)
+        keep: list[int] = []
+        start, step = 0, max(4 * k, 256)
+        async with self.db.connection() as conn:
+            while start < len(slots) and len(keep) < k:
+                batch = slots[start : start + step]
+                ids = index.chunk_ids[batch]
+                cur = await conn.execute(stmt, [ids.tolist(), *params])
+                passed = {r["id"] for r in await cur.fetchall()}
+                keep += [start + i for i, cid in enumerate(ids.tolist()) if cid in passed]
+                start, step = start + len(batch), step * 4
+        return np.asarray(keep[:k], dtype=np.intp)
 
     async def fetch_chunks(self, ids: list[int]) -> dict[int, ChunkRow]:
         if not ids:
@@ -574,6 +720,36 @@ LIMIT %s
                 "SELECT id FROM chunks WHERE document_id = %s ORDER BY ordinal", (document_id,)
             )
             return [r["id"] for r in await cur.fetchall()]
+
+
+POSTING_ROW = np.dtype([("chunk", ">i8"), ("term", ">i8"), ("tf", ">i4")])
+_POSTINGS_PER_ROW = 1024  # chunks whose postings travel together as one bytea
+
+
+async def _fetch_postings(
+    conn: psycopg.AsyncConnection[Any], collection_id: int, since: int
+) -> npt.NDArray[Any]:
+    """Postings of the collection's chunks newer than `since`, packed server-side.
+
+    Rows of (chunk, term, tf) as big-endian binary, a bytea per range of chunk ids: a few
+    hundred rows instead of millions, which is what makes loading a large collection quick.
+    """
+    cur = await conn.execute(
+        "SELECT string_agg(int8send(p.chunk_id) || int8send(p.term_id) || int4send(p.tf), "
+        "''::bytea) AS rows FROM chunks ch JOIN postings p ON p.chunk_id = ch.id "
+        "WHERE ch.collection_id = %s AND ch.version > %s GROUP BY ch.id / %s",
+        (collection_id, since, _POSTINGS_PER_ROW),
+    )
+    return parse_postings(b"".join([r["rows"] for r in await cur.fetchall()]))
+
+
+def parse_postings(data: bytes) -> npt.NDArray[Any]:
+    """(chunk, term, tf) rows from the packed form `_fetch_postings` reads."""
+    if len(data) % POSTING_ROW.itemsize:
+        raise ValueError(
+            f"packed postings of {len(data)} bytes are not whole {POSTING_ROW.itemsize}-byte rows"
+        )
+    return np.frombuffer(data, dtype=POSTING_ROW)
 
 
 def dumps(value: Any) -> str:

@@ -1,7 +1,8 @@
 """`rag-runtime migrate`: versioned alembic migrations under an advisory lock.
 
 Covers: `--check` exits non-zero on an empty database, `migrate` brings it to head, running
-again (or several at once) changes nothing, and the schema has the HNSW and GIN indexes.
+again (or several at once) changes nothing, the schema has the HNSW, GIN and postings
+indexes, and upgrading a database that already holds chunks backfills their postings.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def test_migrate_is_idempotent_and_safe_concurrently(
     ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0]
-    assert all("current='0001'" in out for out in outputs)
+    assert all(f"current='{migrate.head_revision()}'" in out for out in outputs)
     assert migrate.schema_status(fresh).up_to_date
     assert run(database_url)[0] == 0
 
@@ -65,10 +66,61 @@ def test_schema_has_vector_and_text_indexes(database_url: str) -> None:
     defs = {name: sql for name, sql in rows}
     assert "USING hnsw" in defs["chunks_embedding_384"]
     assert "vector_cosine_ops" in defs["chunks_embedding_384"]
-    assert "USING gin" in defs["chunks_tsv"]
+    assert "chunks_tsv" not in defs  # keyword search reads postings
     assert "USING gin" in defs["chunks_metadata"]
     assert version is not None
     assert tuple(int(x) for x in version[0].split(".")[:2]) >= (0, 8)
+
+
+def test_keyword_index_sources_are_indexed(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE tablename IN ('postings', 'chunks', 'removed_chunks')"
+        ).fetchall()
+    defs = {name: sql for name, sql in rows}
+    assert "(chunk_id, term_id) INCLUDE (tf)" in defs["postings_pkey"]
+    assert "(collection_id, version)" in defs["chunks_collection_version"]
+    assert "(collection_id, version, chunk_id)" in defs["removed_chunks_pkey"]
+
+
+def test_upgrade_backfills_postings_of_existing_chunks(postgres: PostgresService) -> None:
+    url = postgres.create_database("rt_migrate_backfill")
+    assert migrate.upgrade(url, "0001").current == "0001"
+    texts = ["Aspirin thins the blood.", "Blood pressure and aspirin; aspirin again."]
+    with psycopg.connect(url) as conn:
+        cid = conn.execute(
+            "INSERT INTO collections (name, embedding_model, embedding_dimensions) "
+            "VALUES ('old', 'm', 3) RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        did = conn.execute(
+            "INSERT INTO documents (collection_id, content_type, content, content_hash, status) "
+            "VALUES (%s, 'text/plain', 'x', 'h', 'ready') RETURNING id",
+            (cid,),
+        ).fetchone()[0]  # type: ignore[index]
+        for i, text in enumerate(texts):
+            conn.execute(
+                "INSERT INTO chunks (document_id, collection_id, ordinal, text, tsv, length, "
+                "embedding, embedding_dim) SELECT %s, %s, %s, %s, v, (SELECT "
+                "sum(cardinality(u.positions)) FROM unnest(v) u), '[1,0,0]', 3 "
+                "FROM to_tsvector('english', %s) v",
+                (did, cid, i, text, text),
+            )
+        conn.execute(
+            "INSERT INTO term_stats (collection_id, lexeme, df) SELECT %s, u.lexeme, count(*) "
+            "FROM chunks ch, unnest(ch.tsv) u GROUP BY u.lexeme",
+            (cid,),
+        )
+    assert migrate.upgrade(url).up_to_date
+    with psycopg.connect(url) as conn:
+        postings = conn.execute(
+            "SELECT t.lexeme, ch.ordinal, p.tf FROM postings p "
+            "JOIN term_stats t ON t.id = p.term_id JOIN chunks ch ON ch.id = p.chunk_id "
+            "ORDER BY 1, 2"
+        ).fetchall()
+    assert ("aspirin", 1, 2) in postings  # 'again' and 'and' are stopwords
+    assert ("blood", 0, 1) in postings
+    assert len(postings) == 3 + 3  # one per distinct lexeme of each chunk
 
 
 def test_check_reports_an_unreachable_database() -> None:

@@ -219,20 +219,3 @@ def test_mismatched_collection_fails_ingestion_with_the_reason(database_url: str
         failed = wait_for_document(c, "legacy", docs[0]["id"])
     assert failed["status"] == "failed"
     assert "1536" in failed["error"]
-
-
-def test_keyword_candidate_budget_keeps_the_rarest_terms(
-    inline_client: TestClient, database_url: str
-) -> None:
-    """With a budget, only the rarest terms select candidates; scores still use every term."""
-    with api(database_url=database_url, keyword_candidate_budget=1) as c:
-        hits = c.post(
-            "/api/v1/search",
-            json={
-                "collection": "science",
-                "query": "zyxase enzyme from the sea",
-                "strategy": "keyword",
-            },
-        ).json()["results"]
-    assert [h["document_title"] for h in hits] == ["zyxase"]
-    assert "enzym" in hits[0]["evidence"]["matched_terms"]
