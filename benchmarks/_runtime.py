@@ -57,7 +57,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def services(*names: str) -> Iterator[dict[str, Any]]:
+def services(
+    *names: str, postgres_settings: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
     """Start Postgres (and Redis) from hack.services in a temporary directory."""
     from hack.paths import cache_dir
     from hack.services import start_postgres, start_redis
@@ -66,7 +68,9 @@ def services(*names: str) -> Iterator[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         try:
             if "postgres" in names:
-                started["postgres"] = start_postgres(Path(tmp) / "pg", cache_dir())
+                started["postgres"] = start_postgres(
+                    Path(tmp) / "pg", cache_dir(), settings=postgres_settings
+                )
             if "redis" in names:
                 started["redis"] = start_redis(Path(tmp) / "redis")
             yield started

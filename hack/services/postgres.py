@@ -117,8 +117,13 @@ def _accepting(port: int) -> bool:
     return subprocess.run(argv, check=False).returncode == 0
 
 
-def start_postgres(workdir: Path, cache: Path, port: int | None = None) -> PostgresService:
-    """Start Postgres with its data under `workdir/data` and its log in `workdir/postgres.log`."""
+def start_postgres(
+    workdir: Path, cache: Path, port: int | None = None, settings: dict[str, str] | None = None
+) -> PostgresService:
+    """Start Postgres with its data under `workdir/data` and its log in `workdir/postgres.log`.
+
+    `settings` are extra server parameters (`-c name=value`), e.g. a larger shared_buffers.
+    """
     user = _run_as()
     port = port or free_port()
     template = _template(cache, user)
@@ -135,6 +140,8 @@ def start_postgres(workdir: Path, cache: Path, port: int | None = None) -> Postg
         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
         "-c", "max_connections=200", "-c", "shared_buffers=128MB",
     ]  # fmt: skip
+    for name, value in (settings or {}).items():
+        argv += ["-c", f"{name}={value}"]
     process = ManagedProcess("postgres", argv, workdir / "postgres.log", user=user)
     if user:
         (workdir / "postgres.log").touch()
