@@ -31,10 +31,10 @@ class Segment:
     terms: I64  # sorted unique term ids
     offsets: I64  # postings of terms[i] are [offsets[i], offsets[i + 1])
     slots: npt.NDArray[np.int32]
-    tfs: npt.NDArray[np.float64]
+    tfs: npt.NDArray[np.uint16]  # tsvector keeps at most 256 positions per lexeme
 
     @staticmethod
-    def build(term_ids: I64, slots: npt.NDArray[np.int32], tfs: npt.NDArray[np.float64]) -> Segment:
+    def build(term_ids: I64, slots: npt.NDArray[np.int32], tfs: npt.NDArray[np.generic]) -> Segment:
         """Sorted by term, then slot (so membership of a slot in a term is a binary search)."""
         if len(term_ids) and int(term_ids.max()) < 2**31 and int(term_ids.min()) >= 0:
             order = np.argsort((term_ids << 32) | slots.astype(np.int64))
@@ -43,12 +43,13 @@ class Segment:
         terms_sorted = term_ids[order]
         terms, starts = np.unique(terms_sorted, return_index=True)
         offsets = np.append(starts, len(terms_sorted)).astype(np.int64)
-        return Segment(terms.astype(np.int64), offsets, slots[order], tfs[order])
+        tf16 = np.minimum(tfs[order], np.iinfo(np.uint16).max).astype(np.uint16)
+        return Segment(terms.astype(np.int64), offsets, slots[order], tf16)
 
-    def postings(self, term_id: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]:
+    def postings(self, term_id: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint16]]:
         i = int(np.searchsorted(self.terms, term_id))
         if i == len(self.terms) or self.terms[i] != term_id:
-            return np.empty(0, np.int32), np.empty(0, np.float64)
+            return np.empty(0, np.int32), np.empty(0, np.uint16)
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
         return self.slots[lo:hi], self.tfs[lo:hi]
 
@@ -133,7 +134,8 @@ class KeywordIndex:
                 slots, tfs = segment.postings(term_id)
                 if len(slots):
                     parts.append(slots)
-                    weights.append(idf * tfs * (K1 + 1) / (tfs + norm[slots]))
+                    tf = tfs.astype(np.float64)
+                    weights.append(idf * tf * (K1 + 1) / (tf + norm[slots]))
         if not parts:
             return np.zeros(len(self.chunk_ids))
         acc: npt.NDArray[np.float64] = np.bincount(
