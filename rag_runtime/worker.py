@@ -17,6 +17,7 @@ from typing import Any
 from arq import Retry
 from arq.worker import Worker, func
 
+from rag_runtime.embedding import sleeping_compute_threads
 from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.ingest import JOB_NAME, RedisQueue, backoff_s
 from rag_runtime.runtime import Runtime
@@ -54,6 +55,20 @@ async def _sweep_forever(runtime: Runtime, queue: RedisQueue) -> None:
         await asyncio.sleep(SWEEP_S)
 
 
+class IngestWorker(Worker):
+    """arq's worker, minus the Redis round trips it spends on jobs it is running itself.
+
+    A job stays in the queue until it finishes, so every poll reads this worker's own running
+    jobs again, and arq checks each one in Redis (WATCH, EXISTS, ZSCORE) before skipping it:
+    with `worker_concurrency` jobs in flight and polls every 100 ms that was a large share of
+    the worker's event-loop time. A job with a live task here is in progress by definition.
+    """
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        running = {job_id for job_id, task in self.tasks.items() if not task.done()}
+        await super().start_jobs([j for j in job_ids if j.decode() not in running])
+
+
 def build_worker(
     settings: Settings,
     runtime: Runtime,
@@ -62,7 +77,7 @@ def build_worker(
     burst: bool = False,
     handle_signals: bool = True,
 ) -> Worker:
-    return Worker(
+    return IngestWorker(
         functions=[
             func(
                 ingest_document,
@@ -89,6 +104,7 @@ async def run_worker(
 ) -> None:
     if not settings.redis_url:
         raise SystemExit("rag-runtime worker needs RAG_REDIS_URL (without Redis the API ingests)")
+    sleeping_compute_threads()  # before the model (and torch) loads
     runtime = await Runtime.start(settings, role="worker")
     queue = await RedisQueue.connect(settings.redis_url, settings.queue_name)
     if settings.metrics_port:

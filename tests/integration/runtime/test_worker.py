@@ -1,5 +1,7 @@
-"""`rag-runtime worker` as a real process on Redis (arq): a job whose worker is killed mid-job
-is picked up by a restarted worker and finishes; nothing is lost.
+"""`rag-runtime worker` on Redis (arq): a job whose worker is killed mid-job is picked up by a
+restarted worker and finishes; nothing is lost. Many documents at once, more than the worker's
+concurrency and of mixed sizes, all become ready, each processed once (the worker skips its
+own running jobs without asking Redis, and embeds them in shared batches).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hack.services import RedisService
-from tests.integration.runtime.helpers import api, wait_for_document
+from tests.integration.runtime.helpers import WorkerThread, api, wait_for_document
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,3 +63,29 @@ def test_a_job_survives_a_killed_worker(
     assert done["attempts"] >= 2
     assert done["chunks"] > 10
     assert time.time()  # the first worker really died mid-job: see attempts
+
+
+def test_many_documents_at_once_are_each_ingested_once(
+    database_url: str, redis: RedisService
+) -> None:
+    common = {
+        "database_url": database_url,
+        "redis_url": redis.url,
+        "queue_name": "rag:many",
+        "worker_concurrency": 4,
+        "embedding_batch_size": 8,
+    }
+    docs = [
+        " ".join(f"Sample {i} shows finding {j} about enzyme {i}." for j in range(1 + i * 9 % 60))
+        for i in range(16)
+    ]
+    with api(**common) as c, WorkerThread(**common):
+        c.post("/api/v1/collections", json={"name": "many"})
+        ids = [
+            c.post("/api/v1/collections/many/documents", json={"text": t}).json()["id"]
+            for t in docs
+        ]
+        done = [wait_for_document(c, "many", doc_id, timeout=180) for doc_id in ids]
+    assert [d["status"] for d in done] == ["ready"] * len(docs)
+    assert [d["attempts"] for d in done] == [1] * len(docs)
+    assert sum(d["chunks"] for d in done) > len(docs)
