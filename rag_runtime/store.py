@@ -506,7 +506,6 @@ class Store:
         k: int,
         filters: dict[str, Any] | None = None,
         ef_search: int = 100,
-        exact: bool = False,
     ) -> list[Scored]:
         """Cosine top-k. HNSW with iterative scans keeps filtered searches at k results."""
         dims = collection.embedding_dimensions
@@ -520,13 +519,11 @@ class Store:
         ).format(vec=vec, q=qvec, where=where)
         q = np.asarray(query, dtype=np.float32)
         async with self.db.transaction() as conn:
-            if exact:
-                await conn.execute("SET LOCAL enable_indexscan = off")
-            else:
-                await conn.execute(
-                    sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, k)))
-                )
-                await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            # Read at execution, so they hold for prepared statements too.
+            await conn.execute(
+                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, k)))
+            )
+            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cur = await conn.execute(stmt, [q, collection.id, dims, *params, q, k])
             rows = await cur.fetchall()
         hits = [Scored(r["id"], float(r["score"])) for r in rows]
