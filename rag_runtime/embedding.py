@@ -33,6 +33,8 @@ Vectors = npt.NDArray[np.float32]
 # What one extra model batch costs, in padded tokens: measured on MiniLM on a 2-core CPU, a
 # batch of one 256-token text costs about a quarter more per text than a batch of eight.
 BATCH_OVERHEAD_TOKENS = 64
+# Calls of at most this many texts (search queries) run on one compute thread.
+QUERY_TEXTS = 4
 
 
 class Embedder(Protocol):
@@ -237,7 +239,17 @@ def sentence_transformer_embedder(settings: Settings) -> BatchingEmbedder:
     dims = int(get_dims())
     max_tokens = int(model.max_seq_length)
 
+    import torch
+
+    batch_threads = torch.get_num_threads()
+
     def encode(texts: list[str]) -> Vectors:
+        # A search query's few tokens gain nothing from a second compute thread, and while
+        # the other cores are busy (Postgres answering the same search) waiting for it costs
+        # tens of milliseconds. Thread counts are per calling thread with OpenMP.
+        threads = 1 if len(texts) <= QUERY_TEXTS else batch_threads
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         # Model batches of similar lengths; each is encoded in one pass, as one batch.
         lengths = [min(n + 2, max_tokens) for n in counts(texts)]  # + [CLS] and [SEP]
         out = np.empty((len(texts), dims), dtype=np.float32)

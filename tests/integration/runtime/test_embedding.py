@@ -39,3 +39,19 @@ def test_planned_batches_embed_like_the_bare_model() -> None:
     assert got.shape == (30, emb.dimensions)
     assert np.allclose(got, want, atol=1e-5)
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_queries_use_one_compute_thread_and_batches_all() -> None:
+    """A lone query runs on one torch thread; a batch in the same thread gets them all back."""
+    import torch
+
+    emb = sentence_transformer_embedder(settings())
+    before = torch.get_num_threads()
+    query = emb.encode(["does aspirin thin the blood?"])
+    assert torch.get_num_threads() == 1
+    batch = emb.encode([f"chunk {i} about aspirin and blood." for i in range(16)])
+    assert torch.get_num_threads() == before
+    model = load_sentence_transformer(bundled_model_path())
+    want = model.encode(["does aspirin thin the blood?"], normalize_embeddings=True)
+    assert np.allclose(query, want, atol=1e-5)
+    assert batch.shape == (16, emb.dimensions)
