@@ -54,7 +54,9 @@ def serve(
     import uvicorn
 
     from rag_runtime.app import create_app
+    from rag_runtime.embedding import sleeping_compute_threads
 
+    sleeping_compute_threads()  # before the model (and torch) loads, as in the worker
     settings = load_settings(host=host, port=port)
     setup_logging(settings.log_level)
     uvicorn.run(
