@@ -441,21 +441,19 @@ class Store:
                 "WHERE c.id = %s",
                 (document.id, document.collection_id),
             )
+            # Document frequencies and postings in one statement: the upsert returns the
+            # term ids the postings need.
             await conn.execute(
-                "INSERT INTO term_stats (collection_id, lexeme, df) "
-                "SELECT %s, u.lexeme, count(*) FROM chunks ch, unnest(ch.tsv) u "
-                "WHERE ch.document_id = %s GROUP BY u.lexeme ORDER BY u.lexeme "
+                "WITH lex AS MATERIALIZED (SELECT ch.id AS chunk_id, u.lexeme, "
+                "greatest(cardinality(u.positions), 1) AS tf FROM chunks ch "
+                "CROSS JOIN LATERAL unnest(ch.tsv) u WHERE ch.document_id = %s), "
+                "terms AS (INSERT INTO term_stats (collection_id, lexeme, df) "
+                "SELECT %s, lexeme, count(*) FROM lex GROUP BY lexeme ORDER BY lexeme "
                 "ON CONFLICT (collection_id, lexeme) DO UPDATE SET df = term_stats.df + "
-                "excluded.df",
-                (document.collection_id, document.id),
-            )
-            await conn.execute(
+                "excluded.df RETURNING id, lexeme) "
                 "INSERT INTO postings (chunk_id, term_id, tf) "
-                "SELECT ch.id, t.id, greatest(cardinality(u.positions), 1) "
-                "FROM chunks ch CROSS JOIN LATERAL unnest(ch.tsv) u JOIN term_stats t "
-                "ON t.collection_id = ch.collection_id AND t.lexeme = u.lexeme "
-                "WHERE ch.document_id = %s",
-                (document.id,),
+                "SELECT lex.chunk_id, terms.id, lex.tf FROM lex JOIN terms USING (lexeme)",
+                (document.id, document.collection_id),
             )
             await conn.execute(
                 "UPDATE documents SET status = CASE WHEN %s THEN 'ready' ELSE status END, "
