@@ -26,6 +26,7 @@ from rag_runtime.settings import Settings
 from rag_runtime.store import Store
 
 log = logging.getLogger(__name__)
+MAX_POOL = 12  # Postgres connections per process at most
 
 Role = Literal["api", "worker", "cli"]
 
@@ -70,7 +71,9 @@ class Runtime:
                 schema_current = status.up_to_date
             except Exception as exc:  # the API still starts; /ready reports the database
                 log.error("migration failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        db = Database(url, max_size=max(4, settings.worker_concurrency + 2))
+        # Jobs hold a connection only per statement (writes to one collection queue in
+        # process first), so the pool need not grow with the jobs in flight.
+        db = Database(url, max_size=max(4, min(settings.worker_concurrency + 2, MAX_POOL)))
         await db.open()
         metrics = Metrics()
         embedder = await asyncio.to_thread(build_embedder, settings)

@@ -109,7 +109,12 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(True, description="Apply schema migrations when the API starts.")
 
     # Worker
-    worker_concurrency: int = Field(8, ge=1, le=256, description="Ingestion jobs per worker.")
+    worker_concurrency: int = Field(
+        32,
+        ge=1,
+        le=256,
+        description="Ingestion jobs per worker in flight (more jobs, fuller embedding batches).",
+    )
     queue_name: str = Field("rag:ingest", description="Redis queue name for ingestion jobs.")
     job_timeout_seconds: int = Field(
         300,

@@ -156,6 +156,7 @@ class Store:
         self.db = db
         self._indexed_dims: set[int] = {384}
         self._keyword: dict[int, tuple[KeywordIndex, asyncio.Lock]] = {}
+        self._writers: dict[int, asyncio.Lock] = {}
 
     # Collections -------------------------------------------------------------------------
 
@@ -316,6 +317,12 @@ class Store:
             await conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
         return _document(row)
 
+    def _writer(self, collection_id: int) -> asyncio.Lock:
+        lock = self._writers.get(collection_id)
+        if lock is None:
+            lock = self._writers[collection_id] = asyncio.Lock()
+        return lock
+
     async def _bump_version(self, conn: psycopg.AsyncConnection[Any], collection_id: int) -> int:
         """Next change version of the collection; its row stays locked until commit."""
         cur = await conn.execute(
@@ -402,7 +409,10 @@ class Store:
     ) -> list[int] | None:
         """Store a document's chunks (and mark it ready); None if it was deleted meanwhile."""
         dims = int(vectors.shape[1]) if len(vectors) else 0
-        async with self.db.transaction() as conn:
+        # Writers of one collection take turns on its row lock; waiting for the turn here
+        # rather than inside a transaction keeps one pooled connection per collection busy,
+        # not one per job in flight.
+        async with self._writer(document.collection_id), self.db.transaction() as conn:
             cur = await conn.execute(
                 "SELECT id FROM documents WHERE id = %s FOR UPDATE", (document.id,)
             )
