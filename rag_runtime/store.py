@@ -29,6 +29,7 @@ from rag_runtime.keyword_index import KeywordIndex
 TEXT_CONFIG = "english"  # stemming and stopwords for full-text search
 REMOVED_RETAIN_VERSIONS = 10_000  # change versions whose removed chunks stay on record
 KEYWORD_INDEXES = 32  # collections whose keyword index a process keeps in memory
+KEYWORD_MAX_DEAD = 0.3  # share of removed chunks an index keeps before it reloads
 
 
 @dataclass(frozen=True)
@@ -592,6 +593,7 @@ class Store:
                     index = self._keyword_index(collection_id)[0]
                     if index.version < snapshot.version:
                         index = await self._catch_up(conn, collection_id, index, snapshot)
+                        self._keyword[collection_id] = (index, lock)
         return index, snapshot
 
     async def warm_keyword_indexes(self) -> int:
@@ -646,9 +648,8 @@ class Store:
         snapshot: keyword.Snapshot,
     ) -> KeywordIndex:
         """Bring the index to the snapshot's version: changes since its own, or a reload."""
-        if index.version < snapshot.removed_since or index.dead_fraction() > 0.3:
-            index = KeywordIndex()
-            self._keyword[collection_id] = (index, self._keyword[collection_id][1])
+        if index.version < snapshot.removed_since:
+            index = KeywordIndex()  # the tombstones it needs are pruned: reload
         since = index.version
         if since < 0:  # a whole collection's postings aggregate in memory, not on disk
             await conn.execute("SET LOCAL work_mem = '256MB'")
@@ -677,6 +678,8 @@ class Store:
             posting_tfs=postings["tf"].astype(np.float64),
             removed=np.asarray(removed["ids"], dtype=np.int64),
         )
+        if index.dead_fraction() > KEYWORD_MAX_DEAD:  # mostly removed chunks: start afresh
+            return await self._catch_up(conn, collection_id, KeywordIndex(), snapshot)
         return index
 
     async def _filter_slots(

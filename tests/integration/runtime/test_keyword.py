@@ -266,3 +266,59 @@ def test_warming_loads_indexes_before_any_search(
             "SELECT version FROM collections WHERE id = %s", (collection.id,)
         ).fetchone()[0]  # type: ignore[index]
     assert versions[fresh.id] == version  # type: ignore[attr-defined]
+
+
+def test_index_reloads_when_mostly_removed_or_behind_pruned_tombstones(
+    loaded: tuple[Store, Collection], database_url: str
+) -> None:
+    writer, _ = loaded
+
+    async def scenario() -> list[bool]:
+        db = Database(database_url)
+        await db.open()
+        reader = Store(db)
+        try:
+            collection = await writer.create_collection(
+                f"reload-{uuid.uuid4().hex[:6]}", description="", model="m", dimensions=4
+            )
+            docs = []
+            for i, text in enumerate(corpus(seed=3, chunks=40)):
+                doc, _ = await writer.create_document(
+                    collection,
+                    content=text,
+                    title=str(i),
+                    source=None,
+                    content_type="text/plain",
+                    metadata={},
+                )
+                vec = np.ones((1, 4), dtype=np.float32) / 2
+                await writer.write_chunks(doc, [Chunk(0, text, 0)], vec)
+                docs.append(doc)
+            await reader.search_keyword(collection, "cell", k=3)
+            first = reader._keyword[collection.id][0]
+            for doc in docs[:20]:  # half the chunks gone: more than the 30% kept dead
+                await writer.delete_document(collection, doc.id)
+            fresh = await writer.get_collection(collection.name)
+            got = await reader.search_keyword(fresh, "cell protein", k=40)
+            second = reader._keyword[collection.id][0]
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(
+                    "UPDATE collections SET removed_since = version + 1 WHERE id = %s",
+                    (collection.id,),
+                )
+            await writer.delete_document(fresh, docs[20].id)
+            fresh = await writer.get_collection(collection.name)
+            got_after_prune = await reader.search_keyword(fresh, "cell protein", k=40)
+            third = reader._keyword[collection.id][0]
+            want = reference(database_url, fresh, "cell protein", 40)
+            return [
+                second is not first,
+                third is not second,
+                len(got) == 20,
+                [h.chunk_id for h in got_after_prune] == [c for c, _ in want],
+                second.live_chunks == 20 and third.live_chunks == 19,
+            ]
+        finally:
+            await db.close()
+
+    assert run(writer, scenario()) == [True] * 5
