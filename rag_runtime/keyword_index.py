@@ -90,7 +90,7 @@ class KeywordIndex:
         lengths: npt.NDArray[np.float64],
         posting_chunks: I64,
         posting_terms: I64,
-        posting_tfs: npt.NDArray[np.float64],
+        posting_tfs: npt.NDArray[np.generic],
         removed: I64,
     ) -> None:
         """Add chunks (with their postings) and remove chunks, moving to `version`."""

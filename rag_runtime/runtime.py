@@ -140,9 +140,7 @@ class Runtime:
                 loaded,
                 time.perf_counter() - start,
             )
-        except ServiceUnavailableError as exc:
-            log.warning("keyword indexes not preloaded: %s", exc.message)
-        except Exception as exc:  # e.g. a schema not migrated yet; searches load them later
+        except Exception as exc:  # database down, schema not migrated: searches load them later
             log.warning("keyword indexes not preloaded: %s", _first(exc))
 
     async def _make_queue(self) -> IngestQueue:

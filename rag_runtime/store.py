@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -157,7 +158,7 @@ class Store:
         self.db = db
         self._indexed_dims: set[int] = {384}
         self._keyword: dict[int, tuple[KeywordIndex, asyncio.Lock]] = {}
-        self._writers: dict[int, asyncio.Lock] = {}
+        self._writers: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # Collections -------------------------------------------------------------------------
 
@@ -318,12 +319,6 @@ class Store:
             await conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
         return _document(row)
 
-    def _writer(self, collection_id: int) -> asyncio.Lock:
-        lock = self._writers.get(collection_id)
-        if lock is None:
-            lock = self._writers[collection_id] = asyncio.Lock()
-        return lock
-
     async def _bump_version(self, conn: psycopg.AsyncConnection[Any], collection_id: int) -> int:
         """Next change version of the collection; its row stays locked until commit."""
         cur = await conn.execute(
@@ -413,7 +408,7 @@ class Store:
         # Writers of one collection take turns on its row lock; waiting for the turn here
         # rather than inside a transaction keeps one pooled connection per collection busy,
         # not one per job in flight.
-        async with self._writer(document.collection_id), self.db.transaction() as conn:
+        async with self._writers[document.collection_id], self.db.transaction() as conn:
             cur = await conn.execute(
                 "SELECT id FROM documents WHERE id = %s FOR UPDATE", (document.id,)
             )
@@ -675,7 +670,7 @@ class Store:
             lengths=np.asarray(added["lengths"], dtype=np.float64),
             posting_chunks=postings["chunk"].astype(np.int64),
             posting_terms=postings["term"].astype(np.int64),
-            posting_tfs=postings["tf"].astype(np.float64),
+            posting_tfs=postings["tf"],
             removed=np.asarray(removed["ids"], dtype=np.int64),
         )
         if index.dead_fraction() > KEYWORD_MAX_DEAD:  # mostly removed chunks: start afresh
