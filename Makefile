@@ -57,6 +57,10 @@ cluster-env: ## Print the KUBECONFIG export line of the running local cluster
 crds: setup ## Regenerate crds/ from the pydantic models
 	$(PY) -m rag_operator.crd --write crds/
 
+.PHONY: examples
+examples: setup ## Regenerate the generated examples (Argo CD's argocd-cm.yaml)
+	$(PY) -m hack.argocd_cm --write
+
 .PHONY: demo
 demo: setup ## Bring up the local system and show it working
 	PYTHONPATH=$(CURDIR) $(PY) -m hack.demo $(ARGS)
