@@ -58,8 +58,9 @@ crds: setup ## Regenerate crds/ from the pydantic models
 	$(PY) -m rag_operator.crd --write crds/
 
 .PHONY: examples
-examples: setup ## Regenerate the generated examples (Argo CD's argocd-cm.yaml)
+examples: setup ## Regenerate the generated examples (argocd-cm.yaml, the Grafana dashboard)
 	$(PY) -m hack.argocd_cm --write
+	$(PY) -m hack.dashboards --write
 
 .PHONY: demo
 demo: setup ## Bring up the local system and show it working
