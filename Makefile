@@ -58,9 +58,10 @@ crds: setup ## Regenerate crds/ from the pydantic models
 	$(PY) -m rag_operator.crd --write crds/
 
 .PHONY: examples
-examples: setup ## Regenerate the generated examples (argocd-cm.yaml, the Grafana dashboard)
+examples: setup ## Regenerate generated files: argocd-cm.yaml, the Grafana dashboard, the chart's values table
 	$(PY) -m hack.argocd_cm --write
 	$(PY) -m hack.dashboards --write
+	$(PY) -m hack.chart_docs --write
 
 .PHONY: demo
 demo: setup ## Bring up the local system and show it working
