@@ -57,6 +57,12 @@ cluster-env: ## Print the KUBECONFIG export line of the running local cluster
 crds: setup ## Regenerate crds/ from the pydantic models
 	$(PY) -m rag_operator.crd --write crds/
 
+.PHONY: examples
+examples: setup ## Regenerate generated files: argocd-cm.yaml, the Grafana dashboard, the chart's values table
+	$(PY) -m hack.argocd_cm --write
+	$(PY) -m hack.dashboards --write
+	$(PY) -m hack.chart_docs --write
+
 .PHONY: demo
 demo: setup ## Bring up the local system and show it working
 	PYTHONPATH=$(CURDIR) $(PY) -m hack.demo $(ARGS)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command setup for a fresh machine; fast no-op when everything is already there.
-#   Debian packages (redis-server, prometheus, JDK, Maven), the uv-managed Python env with all
-#   extras, the Neo4j harness jars and the local Kubernetes binaries (built from Go modules).
+#   Debian packages (redis-server, prometheus, JDK, Maven, shellcheck), the uv-managed Python env
+#   with all extras, the Neo4j harness jars, the Go-built checkers (actionlint, compose-go's
+#   validator, the Argo CD health harness) and the local Kubernetes binaries (from Go modules).
 # Caches live under ~/.cache (uv, Maven, Go, binaries); nothing is written into git.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +23,7 @@ install_debian_packages() {
     command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
     command -v mvn >/dev/null || missing+=(maven)
     command -v openssl >/dev/null || missing+=(openssl)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)
     [[ ${#missing[@]} -eq 0 ]] && return
     log "installing Debian packages: ${missing[*]}"
     # Packaged daemons must not start (Prometheus would take 0.0.0.0:9090): block service
@@ -63,6 +65,7 @@ install_python_env() {
 install_debian_packages
 install_python_env
 bash hack/neo4j/build.sh
+bash hack/tools/build.sh
 if [[ -f hack/k8s/build.sh ]]; then
     bash hack/k8s/build.sh
 fi

@@ -1,0 +1,118 @@
+"""PrometheusRule of a RagSystem: the alerts that watch it.
+
+Aspects covered: the object is a child of the system (name, namespace, labels, owner);
+it holds every alert the system needs, each with a severity, the system's namespace and name
+as labels, a summary and a description; every series an expression reads is selected by
+the system's namespace and name, so two systems never share an alert; health probes count
+neither as traffic nor as latency; a system scaled to zero API pods has no API-down alert.
+(promtool parses and unit-tests the rules in tests/integration/ecosystem/test_promtool.py.)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from rag_operator.builders.prometheusrule import build_prometheus_rule, rule_groups
+from tests.unit.operator.helpers import CFG, make_rs
+
+ALERTS = {
+    "RagApiDown",
+    "RagApiErrorRate",
+    "RagApiLatencyHigh",
+    "RagIngestionBacklogGrowing",
+    "RagIngestionStalled",
+    "RagBackupFailed",
+    "RagBackupTooOld",
+    "RagCanaryRolledBack",
+    "RagOperatorReconcileErrors",
+}
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?")
+KEYWORDS = {"and", "or", "unless"}
+
+
+def alerts(rs_kwargs: dict[str, Any] | None = None, **spec: Any) -> dict[str, dict[str, Any]]:
+    rs = make_rs(spec, **(rs_kwargs or {}))
+    return {rule["alert"]: rule for group in rule_groups(rs) for rule in group["rules"]}
+
+
+def series_selectors(expr: str) -> list[tuple[str, str]]:
+    """(metric, {matchers}) of every series an expression reads."""
+    text = re.sub(r"\[[^\]]*\]", "", expr)  # range and subquery windows
+    text = re.sub(r"\b(by|without)\s*\([^)]*\)", "", text)  # grouping labels
+    out = []
+    for match in SELECTOR.finditer(text):
+        name, matchers = match.groups()
+        if name in KEYWORDS or text[match.end() :].startswith("("):
+            continue  # an operator or a function call
+        out.append((name, matchers or ""))
+    return out
+
+
+def test_rule_is_a_child_of_the_system() -> None:
+    rs = make_rs(name="shop", namespace="team-b")
+    rule = build_prometheus_rule(rs, CFG)
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["kind"] == "PrometheusRule"
+    meta = rule["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("shop-alerts", "team-b")
+    assert meta["labels"]["app.kubernetes.io/instance"] == "shop"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "ragops-operator"
+    assert meta["ownerReferences"][0]["name"] == "shop"
+    assert rule["spec"]["groups"] == rule_groups(rs)
+
+
+def test_every_alert_the_system_needs_is_there() -> None:
+    assert set(alerts()) == ALERTS
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_alert_names_its_system_and_severity(name: str) -> None:
+    rule = alerts({"name": "shop", "namespace": "team-b"})[name]
+    assert rule["labels"] == {
+        "severity": rule["labels"]["severity"],
+        "namespace": "team-b",
+        "ragsystem": "shop",
+    }
+    assert rule["labels"]["severity"] in {"critical", "warning"}
+    assert "team-b/shop" in rule["annotations"]["summary"]
+    assert rule["annotations"]["description"]
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_every_series_is_selected_by_the_systems_namespace_and_name(name: str) -> None:
+    expr = alerts({"name": "shop", "namespace": "team-b"})[name]["expr"]
+    selectors = series_selectors(expr)
+    assert selectors, expr
+    for metric, matchers in selectors:
+        assert 'namespace="team-b"' in matchers, (metric, expr)
+        assert 'ragsystem="shop"' in matchers, (metric, expr)
+
+
+@pytest.mark.parametrize("name", ["RagApiErrorRate", "RagApiLatencyHigh"])
+def test_probes_are_neither_traffic_nor_latency(name: str) -> None:
+    expr = alerts()[name]["expr"]
+    for _, matchers in series_selectors(expr):
+        assert 'route!~"/metrics|/api/v1/health|/api/v1/ready"' in matchers
+
+
+@pytest.mark.parametrize(
+    ("api", "has_down_alert"),
+    [
+        ({"replicas": 0}, False),
+        ({"replicas": 0, "autoscaling": {"enabled": True}}, True),
+        ({"replicas": 2}, True),
+    ],
+)
+def test_api_down_alert_only_when_api_pods_should_run(
+    api: dict[str, Any], has_down_alert: bool
+) -> None:
+    assert ("RagApiDown" in alerts(api=api)) is has_down_alert
+
+
+def test_durations_are_prometheus_durations() -> None:
+    for rule in alerts().values():
+        if "for" in rule:
+            assert re.fullmatch(r"[0-9]+[smh]", rule["for"]), rule
