@@ -119,6 +119,7 @@ async def _discover(state: State) -> None:
     if caps != state.caps:
         log.info("optional kinds served: %s", ", ".join(sorted(caps.served)) or "none")
         state.caps = caps
+        state.not_before.clear()  # a system waiting out a backoff may be fine now
         state.wake_all()
 
 

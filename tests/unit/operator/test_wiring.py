@@ -4,6 +4,8 @@ Aspects covered:
 - resource paths for core, grouped, custom and cluster-scoped kinds;
 - the configuration: defaults, RAGOPS_* env, flags winning over env, one clear line for a
   bad setting, and nothing written back into the environment;
+- discovery of optional CRDs: a change wakes every system (and ends its backoff), no
+  change wakes none;
 - the configuration reaches kopf through its memo, and no module reads the environment
   (at import time or later) except the settings model;
 - no function in rag_operator/ is longer than 60 lines;
@@ -14,12 +16,14 @@ Aspects covered:
 from __future__ import annotations
 
 import ast
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
 from rag_operator import handlers, main
+from rag_operator.children import ALL_OPTIONAL, Capabilities
 from rag_operator.kube import resource_path
 from rag_operator.models import (
     EmbeddingProvider,
@@ -106,6 +110,33 @@ def test_bad_setting_stops_with_one_line_naming_it(
 def test_handlers_take_the_configuration_from_the_memo() -> None:
     cfg = OperatorConfig(resync_seconds=1.5)
     assert handlers._config({"config": cfg}) is cfg
+
+
+class _Discovering:
+    def __init__(self, caps: Capabilities) -> None:
+        self.caps = caps
+
+    async def discover(self) -> Capabilities:
+        return self.caps
+
+
+def test_a_crd_installed_later_wakes_every_system() -> None:
+    state = handlers.State(kube=_Discovering(ALL_OPTIONAL), cfg=OperatorConfig())  # type: ignore[arg-type]
+    wakeup = asyncio.Event()
+    state.wakeups[("ns", "rag")] = wakeup
+    state.not_before[("ns", "rag")] = float("inf")  # backing off after GatewayAPINotInstalled
+    asyncio.run(handlers._discover(state))
+    assert state.caps == ALL_OPTIONAL
+    assert wakeup.is_set()
+    assert state.not_before == {}
+
+
+def test_unchanged_discovery_wakes_nobody() -> None:
+    state = handlers.State(kube=_Discovering(Capabilities()), cfg=OperatorConfig())  # type: ignore[arg-type]
+    wakeup = asyncio.Event()
+    state.wakeups[("ns", "rag")] = wakeup
+    asyncio.run(handlers._discover(state))
+    assert not wakeup.is_set()
 
 
 def _modules() -> list[Path]:
