@@ -29,9 +29,9 @@ def rules(scope: Scope) -> list[tuple[str, dict[str, Any]]]:
     for info in KINDS:
         if info.scope is not scope:
             continue
-        out.append((f"{info.kind}: {info.why}", _rule(info, info.plural, info.verbs)))
+        out.append((f"{info.plural}: {info.why}", _rule(info, info.plural, info.verbs)))
         for sub, verbs in info.subresources:
-            out.append((f"{info.kind}/{sub}", _rule(info, f"{info.plural}/{sub}", verbs)))
+            out.append((f"{info.plural}/{sub}", _rule(info, f"{info.plural}/{sub}", verbs)))
     return out
 
 

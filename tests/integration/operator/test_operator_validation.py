@@ -3,7 +3,9 @@ operator admits them and reports Degraded with such a message.
 
 Aspects covered: a table of objects rejected on create (OpenAPI and CEL rules), changes
 rejected on update (transition rules with oldSelf), and objects the schema cannot judge
-(missing Secrets, missing Gateway API, an unknown StorageClass) that end up Degraded.
+(missing Secrets, an unknown StorageClass) that end up Degraded. An httpRoute without the
+Gateway API CRDs (GatewayAPINotInstalled) is covered in test_operator_optional_kinds.py,
+which controls whether those CRDs are installed.
 """
 
 from __future__ import annotations
@@ -266,12 +268,6 @@ ADMITTED_BUT_DEGRADED: list[tuple[str, dict[str, Any], str, str]] = [
         {"image": {"pullSecrets": [{"name": "regcred"}]}},
         "SecretNotFound",
         "spec.image.pullSecrets[0]",
-    ),
-    (
-        "no-gateway-api",
-        {"api": {"exposure": {"httpRoute": {"parentRefs": [{"name": "gw"}]}}}},
-        "GatewayAPINotInstalled",
-        "spec.api.exposure.httpRoute",
     ),
     (
         "unknown-storage-class",
