@@ -1,7 +1,8 @@
 """Generate the structural RagSystem CRD from the pydantic models.
 
-`python -m rag_operator.crd --write crds/` writes `crds/ragops.io_ragsystems.yaml`;
-without `--write` it prints the YAML; `--check DIR` exits 1 when the file in DIR is stale.
+`python -m rag_operator.crd --write crds/` writes `crds/ragops.io_ragsystems.yaml`, the
+chart's copy of the CRD and the chart's RBAC rules (`rag_operator.rbac`); without `--write`
+it prints the YAML; `--check DIR` exits 1 when the file in DIR is stale.
 
 Rules that make the schema structural (and that `tests/unit/operator/test_crd.py` checks):
 every `$ref` is inlined, `Optional[X]` becomes `X` with `nullable: true`, no `title`, no
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from rag_operator import rbac
 from rag_operator.models import (
     GROUP,
     KIND,
@@ -314,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         if CHART_TEMPLATE.parent.is_dir():
             CHART_TEMPLATE.write_text(render_chart_template())
             print(f"wrote {CHART_TEMPLATE}")
+            rbac.HELPERS.write_text(rbac.render_helpers())
+            print(f"wrote {rbac.HELPERS}")
         return 0
     sys.stdout.write(text)
     return 0

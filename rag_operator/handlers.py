@@ -2,17 +2,22 @@
 
 Every RagSystem is reconciled on create, update and resume, and then by a per-object daemon
 that wakes when one of its children changes (the watch caches call `_wake`) or at the latest
-every RAGOPS_RESYNC_SECONDS (default 5). Each pass compares desired children with the watch
-caches (kopf indices), so an unchanged system costs no API writes and a hand-edited or deleted
-child is put back within a second or so. kopf keeps its own state in annotations.
+every `resync_seconds`. Each pass compares desired children with the watch caches (kopf
+indices, one per watched kind of `children.KINDS`), so an unchanged system costs no API
+writes and a hand-edited or deleted child is put back within a second or so. A background
+task asks the API every `discovery_seconds` which optional CRDs it serves and wakes every
+system when that changes. kopf keeps its own state in annotations.
+
+The configuration (`OperatorConfig`) comes through kopf's memo (`rag_operator.main` puts it
+there); nothing here reads the environment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -24,49 +29,23 @@ from pydantic import ValidationError
 
 from rag_operator import metrics
 from rag_operator.builders.common import credentials_name
+from rag_operator.children import WATCHED_CHILDREN, Capabilities, KindInfo, index_id
+from rag_operator.conditions import invalid_status, rag_object, status_body
 from rag_operator.kube import Kube, KubeError, load_configuration
-from rag_operator.models import (
-    GROUP,
-    PLURAL,
-    VERSION,
-    Condition,
-    ConditionStatus,
-    OperatorConfig,
-    Phase,
-    RagSystem,
-    RagSystemStatus,
-)
-from rag_operator.reconcile import (
+from rag_operator.models import GROUP, PLURAL, VERSION, OperatorConfig, Phase, RagSystem
+from rag_operator.models.naming import (
+    ANNOTATION_PREFIX,
+    FIELD_MANAGER,
+    FINALIZER,
     INSTANCE_LABEL,
-    AppliedCache,
-    Observed,
-    Outcome,
-    PodInfo,
-    finalize,
-    now_rfc3339,
-    pod_info,
-    reconcile,
-    status_body,
-    trim,
+    MANAGED_SELECTOR,
 )
+from rag_operator.observed import POD_INDEX, SECRET_INDEX, Observed, pod_info, trim
+from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
 
 log = logging.getLogger(__name__)
 
-RESYNC_S = float(os.environ.get("RAGOPS_RESYNC_SECONDS", "5"))
 DEBOUNCE_S = 0.2
-MAX_PARALLEL = int(os.environ.get("RAGOPS_MAX_PARALLEL_RECONCILES", "16"))
-CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "ragops-operator"}
-# (group, version, plural) of every child kind held in a watch cache.
-CHILD_KINDS = [
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "statefulsets"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("networking.k8s.io", "v1", "ingresses"),
-]
 Key = tuple[str, str]
 
 
@@ -76,19 +55,28 @@ class State:
 
     kube: Kube
     cfg: OperatorConfig
+    caps: Capabilities = field(default_factory=Capabilities)
     applied: AppliedCache = field(default_factory=AppliedCache)
     locks: defaultdict[Key, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
     failures: dict[Key, int] = field(default_factory=dict)
     not_before: dict[Key, float] = field(default_factory=dict)
     phases: dict[Key, str] = field(default_factory=dict)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
+    discovery: asyncio.Task[None] | None = None
     # Systems reconciled at once: under a burst, whole systems finish in turn instead of
     # every system waiting on everyone's requests.
-    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_PARALLEL))
+    slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.cfg.max_parallel_reconciles)
 
     def wake(self, key: Key) -> None:
         event = self.wakeups.get(key)
         if event is not None:
+            event.set()
+
+    def wake_all(self) -> None:
+        for event in self.wakeups.values():
             event.set()
 
 
@@ -99,23 +87,19 @@ def _state(memo: Any) -> State:
     return state
 
 
-def operator_config_from_env() -> OperatorConfig:
-    env = os.environ
-    defaults = OperatorConfig()
-    return OperatorConfig(
-        ready_timeout_s=float(env.get("RAGOPS_READY_TIMEOUT", defaults.ready_timeout_s)),
-        postgres_image=env.get("RAGOPS_POSTGRES_IMAGE", defaults.postgres_image),
-        redis_image=env.get("RAGOPS_REDIS_IMAGE", defaults.redis_image),
-        neo4j_image=env.get("RAGOPS_NEO4J_IMAGE", defaults.neo4j_image),
+def _config(memo: Any) -> OperatorConfig:
+    """The configuration `main` put into the memo (defaults under a bare `kopf run`)."""
+    cfg = memo.get("config") if isinstance(memo, Mapping) else None
+    return cfg if isinstance(cfg, OperatorConfig) else OperatorConfig()
+
+
+def _tune(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
     )
-
-
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = "ragops.io/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ragops.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="ragops.io", key="last-handled-configuration"
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
@@ -123,27 +107,46 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.connect_timeout = 10
     settings.batching.batch_window = 0.1
     settings.networking.request_timeout = 60
-    kube = Kube(load_configuration(), field_manager="ragops-operator")
-    cfg = operator_config_from_env()
+
+
+async def _discover(state: State) -> None:
+    """Refresh which optional CRDs are served; wake every system when that changes."""
     try:
-        cfg = cfg.model_copy(
-            update={
-                "has_service_monitor": await kube.has_api(
-                    "monitoring.coreos.com/v1", "servicemonitors"
-                ),
-                "has_gateway_api": await kube.has_api("gateway.networking.k8s.io/v1", "httproutes"),
-            }
-        )
+        caps = await state.kube.discover()
     except KubeError as exc:
-        log.warning("API discovery failed, optional kinds off: %s", exc)
-    memo["state"] = State(kube=kube, cfg=cfg)
-    log.info("ragops operator started: %s", cfg.model_dump())
+        log.warning("API discovery failed, keeping %s: %s", sorted(state.caps.served), exc)
+        return
+    if caps != state.caps:
+        log.info("optional kinds served: %s", ", ".join(sorted(caps.served)) or "none")
+        state.caps = caps
+        state.not_before.clear()  # a system waiting out a backoff may be fine now
+        state.wake_all()
+
+
+async def _discovery_loop(state: State) -> None:
+    while True:
+        await asyncio.sleep(state.cfg.discovery_seconds)
+        await _discover(state)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    _tune(settings)
+    state = State(kube=Kube(load_configuration(), field_manager=FIELD_MANAGER), cfg=_config(memo))
+    await _discover(state)
+    state.discovery = asyncio.create_task(_discovery_loop(state))
+    memo["state"] = state
+    log.info("ragops operator started: %s", state.cfg.model_dump())
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     state = memo.get("state")
     if isinstance(state, State):
+        if state.discovery is not None:
+            state.discovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await state.discovery
         await state.kube.close()
 
 
@@ -165,7 +168,7 @@ def _wake(memo: Any, namespace: str | None, instance: str | None) -> None:
         state.wake((namespace, instance))
 
 
-def _register_child_index(group: str, version: str, plural: str) -> None:
+def _register_child_index(info: KindInfo) -> None:
     async def index(
         *,
         namespace: str | None,
@@ -179,15 +182,16 @@ def _register_child_index(group: str, version: str, plural: str) -> None:
         # Held as compact JSON: a tenth of the memory of nested dicts, decoded per pass.
         return {(namespace, instance): _pack(trim(body))} if instance else None
 
-    index.__name__ = f"idx_{plural}"
-    kopf.index(group, version, plural, id=f"idx_{plural}", labels=CHILD_SELECTOR)(index)
+    name = index_id(info)
+    index.__name__ = name
+    kopf.index(info.group, info.version, info.plural, id=name, labels=MANAGED_SELECTOR)(index)
 
 
-for _group, _version, _plural in CHILD_KINDS:
-    _register_child_index(_group, _version, _plural)
+for _info in WATCHED_CHILDREN:
+    _register_child_index(_info)
 
 
-@kopf.index("", "v1", "pods", labels=CHILD_SELECTOR)
+@kopf.index("", "v1", "pods", id=POD_INDEX, labels=MANAGED_SELECTOR)
 async def idx_pods(
     *, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, memo: Any, **_: Any
 ) -> Any:
@@ -196,7 +200,7 @@ async def idx_pods(
     return {(namespace, instance): pod_info(body)} if instance else None
 
 
-@kopf.index("", "v1", "secrets", labels=CHILD_SELECTOR)
+@kopf.index("", "v1", "secrets", id=SECRET_INDEX, labels=MANAGED_SELECTOR)
 async def idx_secrets(
     *,
     namespace: str | None,
@@ -211,83 +215,71 @@ async def idx_secrets(
     return {(namespace, name): frozenset((body.get("data") or {}).keys())}
 
 
-def _observed(rs: RagSystem, indices: Mapping[str, Any]) -> Observed:
-    key = (rs.namespace, rs.name)
-    children: list[Mapping[str, Any]] = []
-    for _g, _v, plural in CHILD_KINDS:
-        store = indices[f"idx_{plural}"]
-        if key in store:
-            children.extend(json.loads(packed) for packed in store[key])
-    pods: list[PodInfo] = list(indices["idx_pods"].get(key, []))
-    secret_key = (rs.namespace, credentials_name(rs))
-    keys = None
-    if secret_key in indices["idx_secrets"]:
-        keys = next(iter(indices["idx_secrets"][secret_key]), None)
-    return Observed.from_items(children, pods, keys)
-
-
 # ---------------------------------------------------------------------------- RagSystem
 
 
-def _invalid_status(body: Mapping[str, Any], error: ValidationError) -> RagSystemStatus:
-    """Degraded status for an object the API server admitted but the models reject."""
-    first = error.errors()[0]
-    where = "spec." + ".".join(str(p) for p in first.get("loc", ()))
-    message = f"{where}: {first.get('msg', 'invalid')}"
-    gen = int((body.get("metadata") or {}).get("generation") or 0)
-    now = now_rfc3339()
+def _key(body: kopf.Body) -> Key:
+    return (body.metadata.namespace or "", body.metadata.name or "")
 
-    def cond(type_: str, value: bool, reason: str) -> Condition:
-        return Condition(
-            type=type_,
-            status=ConditionStatus.TRUE if value else ConditionStatus.FALSE,
-            reason=reason,
-            message=message,
-            observed_generation=gen,
-            last_transition_time=now,
-        )
 
-    return RagSystemStatus(
-        observed_generation=gen,
-        phase=Phase.DEGRADED,
-        conditions=[
-            cond("Ready", False, "InvalidSpec"),
-            cond("Progressing", False, "InvalidSpec"),
-            cond("Degraded", True, "InvalidSpec"),
-        ],
+async def _report_invalid(state: State, body: kopf.Body, error: ValidationError) -> None:
+    """An object the API server admitted but the models reject: Degraded, once."""
+    metrics.ERRORS.labels("invalid_spec").inc()
+    status = invalid_status(body, error)
+    old = (body.get("status") or {}).get("conditions") or []
+    if any(c.get("reason") == "InvalidSpec" for c in old):
+        return
+    namespace, name = _key(body)
+    await state.kube.apply(
+        {**rag_object(namespace, name), "status": status.wire()}, subresource="status"
     )
+    message = status.conditions[0].message
+    kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+
+
+def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: float) -> None:
+    """Metrics, logs and the retry backoff of one finished pass."""
+    for item in outcome.applied:
+        metrics.APPLIES.labels(item.split("/")[0]).inc()
+    if outcome.error:
+        metrics.ERRORS.labels("api").inc()
+    old_phase, new_phase = state.phases.get(key), outcome.status.phase.value
+    if old_phase != new_phase:
+        if old_phase:
+            metrics.SYSTEMS.labels(old_phase).dec()
+        metrics.SYSTEMS.labels(new_phase).inc()
+        state.phases[key] = new_phase
+    if outcome.applied or outcome.deleted:
+        applied, deleted = ", ".join(outcome.applied) or "-", ", ".join(outcome.deleted) or "-"
+        log.info("%s/%s: applied %s, deleted %s", *key, applied, deleted)
+    metrics.RECONCILES.labels(trigger, "retry" if outcome.retry_after else "ok").inc()
+    metrics.DURATION.labels(trigger).observe(time.perf_counter() - started)
+    if outcome.retry_after:
+        failures = state.failures.get(key, 0) + 1
+        state.failures[key] = failures
+        # Backoff, capped so a Secret created later is picked up within half a minute.
+        delay = min(outcome.retry_after * 2 ** (failures - 1), 30.0)
+        state.not_before[key] = time.monotonic() + delay
+    else:
+        state.failures.pop(key, None)
+        state.not_before.pop(key, None)
 
 
 async def _reconcile(
     trigger: str, body: kopf.Body, memo: kopf.Memo, indices: Mapping[str, Any]
 ) -> Outcome | None:
     state = _state(memo)
-    key = (body.metadata.namespace or "", body.metadata.name or "")
+    key = _key(body)
     started = time.perf_counter()
     async with state.locks[key], state.slots:
         try:
             rs = RagSystem.from_body(dict(body))
         except ValidationError as exc:
-            metrics.ERRORS.labels("invalid_spec").inc()
             metrics.RECONCILES.labels(trigger, "invalid").inc()
-            status = _invalid_status(body, exc)
-            old = (body.get("status") or {}).get("conditions") or []
-            if not any(c.get("reason") == "InvalidSpec" for c in old):
-                name, ns = key[1], key[0]
-                await state.kube.apply(
-                    {
-                        "apiVersion": f"{GROUP}/{VERSION}",
-                        "kind": "RagSystem",
-                        "metadata": {"name": name, "namespace": ns},
-                        "status": status.wire(),
-                    },
-                    subresource="status",
-                )
-                kopf.event(
-                    body, type="Warning", reason="InvalidSpec", message=status.conditions[0].message
-                )
+            await _report_invalid(state, body, exc)
             return None
-        outcome = await reconcile(rs, state.cfg, state.kube, _observed(rs, indices), state.applied)
+        observed = Observed.from_indices(rs.namespace, rs.name, credentials_name(rs), indices)
+        outcome = await reconcile(rs, state.cfg, state.kube, observed, state.caps, state.applied)
         if outcome.status_changed:
             try:
                 await state.kube.apply(status_body(rs, outcome.status), subresource="status")
@@ -297,44 +289,13 @@ async def _reconcile(
                 raise kopf.TemporaryError(f"status write failed: {exc}", delay=2) from exc
         for type_, reason, message in outcome.events:
             kopf.event(body, type=type_, reason=reason, message=message)
-        for item in outcome.applied:
-            metrics.APPLIES.labels(item.split("/")[0]).inc()
-        if outcome.error:
-            metrics.ERRORS.labels("api").inc()
-        old_phase = state.phases.get(key)
-        new_phase = outcome.status.phase.value
-        if old_phase != new_phase:
-            if old_phase:
-                metrics.SYSTEMS.labels(old_phase).dec()
-            metrics.SYSTEMS.labels(new_phase).inc()
-            state.phases[key] = new_phase
-        if outcome.applied or outcome.deleted:
-            log.info(
-                "%s/%s: applied %s, deleted %s",
-                key[0],
-                key[1],
-                ", ".join(outcome.applied) or "-",
-                ", ".join(outcome.deleted) or "-",
-            )
-        result = "retry" if outcome.retry_after else "ok"
-        metrics.RECONCILES.labels(trigger, result).inc()
-        metrics.DURATION.labels(trigger).observe(time.perf_counter() - started)
-        if outcome.retry_after:
-            failures = state.failures.get(key, 0) + 1
-            state.failures[key] = failures
-            # Backoff, capped so a Secret created later is picked up within half a minute.
-            delay = min(outcome.retry_after * 2 ** (failures - 1), 30.0)
-            state.not_before[key] = time.monotonic() + delay
-        else:
-            state.failures.pop(key, None)
-            state.not_before.pop(key, None)
+        _record(state, key, trigger, outcome, started)
         return outcome
 
 
 def _backoff_delay(memo: kopf.Memo, body: kopf.Body) -> float:
     state = _state(memo)
-    key = (body.metadata.namespace or "", body.metadata.name or "")
-    return max(1.0, state.not_before.get(key, 0.0) - time.monotonic())
+    return max(1.0, state.not_before.get(_key(body), 0.0) - time.monotonic())
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -351,16 +312,30 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, reason: str, **kwargs: Any
         )
 
 
+async def _woken(state: State, wakeup: asyncio.Event, stop_task: asyncio.Future[Any]) -> None:
+    """Wait for a child event (then let the burst settle), the stop, or the resync period."""
+    wake_task = asyncio.ensure_future(wakeup.wait())
+    done, _ = await asyncio.wait(
+        {wake_task, stop_task},
+        timeout=state.cfg.resync_seconds,
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    wake_task.cancel()
+    if wake_task in done:
+        await asyncio.sleep(DEBOUNCE_S)
+    wakeup.clear()
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def resync(
     body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **kwargs: Any
 ) -> None:
     """Level-based loop: put back drifted children and refresh the status.
 
-    Wakes when a child of this system changes, and at least every RESYNC_S seconds.
+    Wakes when a child of this system changes, and at least every resync_seconds.
     """
     state = _state(memo)
-    key = (body.metadata.namespace or "", body.metadata.name or "")
+    key = _key(body)
     wakeup = state.wakeups.setdefault(key, asyncio.Event())
 
     async def until_stopped() -> None:
@@ -369,14 +344,7 @@ async def resync(
     stop_task = asyncio.ensure_future(until_stopped())
     try:
         while not stopped:
-            wake_task = asyncio.ensure_future(wakeup.wait())
-            done, _ = await asyncio.wait(
-                {wake_task, stop_task}, timeout=RESYNC_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            wake_task.cancel()
-            if wake_task in done:
-                await asyncio.sleep(DEBOUNCE_S)  # let a burst of child events settle
-            wakeup.clear()
+            await _woken(state, wakeup, stop_task)
             if stopped or body.metadata.get("deletionTimestamp"):
                 break
             if time.monotonic() < state.not_before.get(key, 0.0):
@@ -392,10 +360,19 @@ async def resync(
         state.wakeups.pop(key, None)
 
 
+def _forget(state: State, key: Key) -> None:
+    phase = state.phases.pop(key, None)
+    if phase:
+        metrics.SYSTEMS.labels(phase).dec()
+    state.failures.pop(key, None)
+    state.not_before.pop(key, None)
+    state.locks.pop(key, None)
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     state = _state(memo)
-    key = (body.metadata.namespace or "", body.metadata.name or "")
+    key = _key(body)
     async with state.locks[key]:
         try:
             rs = RagSystem.from_body(dict(body))
@@ -404,11 +381,7 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
             return
         try:
             await state.kube.merge_patch(
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "RagSystem",
-                    "metadata": {"name": rs.name, "namespace": rs.namespace},
-                },
+                rag_object(rs.namespace, rs.name),
                 {"status": {"phase": Phase.DELETING.value}},
                 subresource="status",
             )
@@ -418,9 +391,4 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         metrics.RECONCILES.labels("delete", "ok").inc()
         if removed:
             log.info("%s/%s: deleted %s", *key, ", ".join(removed))
-    phase = state.phases.pop(key, None)
-    if phase:
-        metrics.SYSTEMS.labels(phase).dec()
-    state.failures.pop(key, None)
-    state.not_before.pop(key, None)
-    state.locks.pop(key, None)
+    _forget(state, key)

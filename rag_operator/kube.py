@@ -1,8 +1,10 @@
 """The only module that talks to the Kubernetes API.
 
 An async client on aiohttp: server-side apply with one field manager, create-once, get,
-list and delete for the kinds the operator owns. Credentials come from the kubeconfig (or the
-in-cluster service account) through the `kubernetes` package's loaders.
+list and delete for the kinds in `rag_operator.children.KINDS`. Each call checks that the
+table declares its verb for the kind (so the chart's RBAC, which derives from the table,
+allows it). Credentials come from the kubeconfig (or the in-cluster service account)
+through the `kubernetes` package's loaders.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import aiohttp
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from rag_operator.models import API_VERSION, KIND, PLURAL
+from rag_operator.children import KINDS, OPTIONAL, Capabilities, KindInfo, Scope
 
 
 @dataclass(frozen=True)
@@ -29,23 +31,25 @@ class ResourceInfo:
 
 
 RESOURCES: dict[tuple[str, str], ResourceInfo] = {
-    ("v1", "ConfigMap"): ResourceInfo("configmaps"),
-    ("v1", "Secret"): ResourceInfo("secrets"),
-    ("v1", "Service"): ResourceInfo("services"),
-    ("v1", "Pod"): ResourceInfo("pods"),
-    ("v1", "PersistentVolumeClaim"): ResourceInfo("persistentvolumeclaims"),
-    ("v1", "Event"): ResourceInfo("events"),
-    ("v1", "Namespace"): ResourceInfo("namespaces", namespaced=False),
-    ("apps/v1", "Deployment"): ResourceInfo("deployments"),
-    ("apps/v1", "StatefulSet"): ResourceInfo("statefulsets"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): ResourceInfo("horizontalpodautoscalers"),
-    ("policy/v1", "PodDisruptionBudget"): ResourceInfo("poddisruptionbudgets"),
-    ("networking.k8s.io/v1", "NetworkPolicy"): ResourceInfo("networkpolicies"),
-    ("networking.k8s.io/v1", "Ingress"): ResourceInfo("ingresses"),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ResourceInfo("httproutes"),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): ResourceInfo("servicemonitors"),
-    (API_VERSION, KIND): ResourceInfo(PLURAL),
+    k.key: ResourceInfo(k.plural, namespaced=k.scope is Scope.NAMESPACED) for k in KINDS
 }
+_BY_KEY: dict[tuple[str, str], KindInfo] = {k.key: k for k in KINDS}
+
+
+class UndeclaredAccessError(RuntimeError):
+    """The operator tried a verb that `children.KINDS` does not declare for the kind."""
+
+
+def check_declared(api_version: str, kind: str, verb: str, subresource: str = "") -> None:
+    info = _BY_KEY.get((api_version, kind))
+    if info is None:
+        raise UndeclaredAccessError(f"{kind} ({api_version}) is not in rag_operator.children.KINDS")
+    allowed = dict(info.subresources).get(subresource, frozenset()) if subresource else info.verbs
+    if verb not in allowed:
+        what = f"{info.plural}/{subresource}" if subresource else info.plural
+        raise UndeclaredAccessError(
+            f"{verb} on {what} is not declared in rag_operator.children.KINDS (nor in RBAC)"
+        )
 
 
 class KubeError(Exception):
@@ -201,6 +205,7 @@ class Kube:
 
     async def apply(self, manifest: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
         """Server-side apply with the operator's field manager (conflicts forced)."""
+        check_declared(manifest["apiVersion"], manifest["kind"], "patch", subresource)
         path = object_path(manifest, subresource)
         return await self.request(
             "PATCH",
@@ -214,6 +219,7 @@ class Kube:
         self, manifest: dict[str, Any], patch: dict[str, Any], *, subresource: str = ""
     ) -> dict[str, Any]:
         """JSON merge patch of the object `manifest` names (fields not in `patch` stay)."""
+        check_declared(manifest["apiVersion"], manifest["kind"], "patch", subresource)
         path = object_path(manifest, subresource)
         return await self.request(
             "PATCH",
@@ -226,6 +232,7 @@ class Kube:
     async def create(self, manifest: dict[str, Any]) -> bool:
         """Create the object unless it exists; True when this call created it."""
         meta = manifest["metadata"]
+        check_declared(manifest["apiVersion"], manifest["kind"], "create")
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"))
         try:
             await self.request(
@@ -240,6 +247,7 @@ class Kube:
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
+        check_declared(api_version, kind, "get")
         try:
             return await self.request("GET", resource_path(api_version, kind, namespace, name))
         except KubeError as exc:
@@ -250,6 +258,7 @@ class Kube:
     async def list(
         self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
     ) -> list[dict[str, Any]]:
+        check_declared(api_version, kind, "list")
         params = {"labelSelector": label_selector} if label_selector else None
         result = await self.request(
             "GET", resource_path(api_version, kind, namespace), params=params
@@ -266,6 +275,7 @@ class Kube:
         propagation: str = "Background",
     ) -> bool:
         """Delete one object; False when it was already gone."""
+        check_declared(api_version, kind, "delete")
         try:
             await self.request(
                 "DELETE",
@@ -298,3 +308,8 @@ class Kube:
             present = False
         self._api_cache[key] = (now, present)
         return present
+
+    async def discover(self) -> Capabilities:
+        """Which optional kinds (`children.OPTIONAL`) the cluster serves right now."""
+        served = [k.kind for k in OPTIONAL if await self.has_api(k.api_version, k.plural, ttl_s=0)]
+        return Capabilities.of(served)

@@ -16,26 +16,44 @@ from rag_operator.builders.networkpolicy import (
     build_worker_network_policy,
 )
 from rag_operator.builders.pdb import build_api_pdb
+from rag_operator.builders.runtime import RuntimeConfig, runtime_config
 from rag_operator.builders.secret import build_credentials_secret
 from rag_operator.builders.service import build_api_service, build_store_service
 from rag_operator.builders.servicemonitor import build_service_monitor
 from rag_operator.builders.statefulset import build_store_statefulset
+from rag_operator.children import Capabilities
 from rag_operator.models import OperatorConfig, RagSystem
 
-__all__ = ["build_credentials_secret", "desired_children"]
+__all__ = [
+    "Capabilities",
+    "RuntimeConfig",
+    "build_credentials_secret",
+    "desired_children",
+    "runtime_config",
+]
 
 
-def desired_children(rs: RagSystem, cfg: OperatorConfig) -> list[dict[str, Any]]:
-    """Every child the system should have (except the generated Secret), in apply order."""
+def desired_children(
+    rs: RagSystem,
+    cfg: OperatorConfig,
+    caps: Capabilities,
+    runtime: RuntimeConfig | None = None,
+) -> list[dict[str, Any]]:
+    """Every child the system should have (except the generated Secret), in apply order.
+
+    `caps` says which optional kinds the cluster serves; `runtime` is the pass's derived
+    runtime configuration (derived here when not given).
+    """
     spec = rs.spec
-    out: list[dict[str, Any]] = [build_configmap(rs, cfg)]
+    runtime = runtime or runtime_config(rs)
+    out: list[dict[str, Any]] = [build_configmap(rs, runtime)]
     for store in STORES:
         if store_mode(rs, store) == "managed":
             out.append(build_store_service(rs, store))
             out.append(build_store_statefulset(rs, cfg, store))
     out.append(build_api_service(rs, cfg))
-    out.append(build_api_deployment(rs, cfg))
-    out.append(build_worker_deployment(rs, cfg))
+    out.append(build_api_deployment(rs, cfg, runtime))
+    out.append(build_worker_deployment(rs, cfg, runtime))
     if spec.api.autoscaling.enabled:
         out.append(build_api_hpa(rs, cfg))
     if spec.api.pod_disruption_budget.enabled:
@@ -46,8 +64,8 @@ def desired_children(rs: RagSystem, cfg: OperatorConfig) -> list[dict[str, Any]]
         out.append(build_stores_network_policy(rs, cfg))
     if spec.api.exposure.ingress is not None:
         out.append(build_api_ingress(rs, cfg))
-    if spec.api.exposure.http_route is not None and cfg.has_gateway_api:
+    if spec.api.exposure.http_route is not None and caps.serves("HTTPRoute"):
         out.append(build_api_httproute(rs, cfg))
-    if spec.monitoring.enabled and cfg.has_service_monitor:
+    if spec.monitoring.enabled and caps.serves("ServiceMonitor"):
         out.append(build_service_monitor(rs, cfg))
     return out

@@ -6,15 +6,22 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from rag_operator.models import API_VERSION, KIND, OperatorConfig, RagSystem
+from rag_operator.models import API_PORT, API_VERSION, KIND, RagSystem
+from rag_operator.models.naming import (
+    APP_NAME,
+    COMPONENT_LABEL,
+    INSTANCE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    NAME_LABEL,
+    PART_OF,
+    PART_OF_LABEL,
+)
 
 Component = Literal["api", "worker", "postgres", "redis", "neo4j", "config", "network"]
 Store = Literal["postgres", "redis", "neo4j"]
 STORES: tuple[Store, ...] = ("postgres", "redis", "neo4j")
 
-MANAGED_BY = "ragops-operator"
-PART_OF = "ragops"
-CONFIG_HASH_ANNOTATION = "ragops.io/config-hash"
 DATA_DIR = "/var/lib/rag"
 CREDENTIALS_KEYS = (
     "postgres-password",
@@ -45,19 +52,20 @@ def config_name(rs: RagSystem) -> str:
 
 def selector_labels(rs: RagSystem, component: str) -> dict[str, str]:
     """The stable subset used in selectors (never changes for the object's lifetime)."""
-    return {
-        "app.kubernetes.io/name": "ragops",
-        "app.kubernetes.io/instance": rs.name,
-        "app.kubernetes.io/component": component,
-    }
+    return {**system_labels(rs), COMPONENT_LABEL: component}
+
+
+def system_labels(rs: RagSystem) -> dict[str, str]:
+    """Every pod of this system, whatever its component."""
+    return {NAME_LABEL: APP_NAME, INSTANCE_LABEL: rs.name}
 
 
 def labels(rs: RagSystem, component: str) -> dict[str, str]:
     """The standard labels of every child."""
     return {
         **selector_labels(rs, component),
-        "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        PART_OF_LABEL: PART_OF,
+        MANAGED_BY_LABEL: MANAGED_BY,
     }
 
 
@@ -128,5 +136,5 @@ def stable_hash(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def api_endpoint(rs: RagSystem, cfg: OperatorConfig) -> str:
-    return f"http://{child_name(rs, 'api')}.{rs.namespace}.svc:{cfg.api_port}"
+def api_endpoint(rs: RagSystem) -> str:
+    return f"http://{child_name(rs, 'api')}.{rs.namespace}.svc:{API_PORT}"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from rag_operator.builders.common import config_name, metadata
-from rag_operator.builders.runtime import runtime_settings
-from rag_operator.models import OperatorConfig, RagSystem
+from rag_operator.builders.runtime import RuntimeConfig
+from rag_operator.models import RagSystem
 
 
-def build_configmap(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+def build_configmap(rs: RagSystem, runtime: RuntimeConfig) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(rs, config_name(rs), "config"),
-        "data": runtime_settings(rs, cfg),
+        "data": dict(runtime.settings),
     }

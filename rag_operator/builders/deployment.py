@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rag_operator.builders.common import (
-    CONFIG_HASH_ANNOTATION,
     DATA_DIR,
     child_name,
     config_name,
@@ -17,8 +16,9 @@ from rag_operator.builders.common import (
     runtime_image,
     selector_labels,
 )
-from rag_operator.builders.runtime import config_hash, runtime_secret_env
-from rag_operator.models import OperatorConfig, RagSystem, ResourceRequirements
+from rag_operator.builders.runtime import RuntimeConfig
+from rag_operator.models import API_PORT, OperatorConfig, RagSystem, ResourceRequirements
+from rag_operator.models.naming import CONFIG_HASH_ANNOTATION
 
 RUNTIME_UID = 10001
 HEALTH_PATH = "/api/v1/health"
@@ -27,7 +27,7 @@ READY_PATH = "/api/v1/ready"
 
 def _pod_template(
     rs: RagSystem,
-    cfg: OperatorConfig,
+    runtime: RuntimeConfig,
     component: str,
     container: dict[str, Any],
 ) -> dict[str, Any]:
@@ -46,14 +46,18 @@ def _pod_template(
     return {
         "metadata": {
             "labels": labels(rs, component),
-            "annotations": {CONFIG_HASH_ANNOTATION: config_hash(rs, cfg)},
+            "annotations": {CONFIG_HASH_ANNOTATION: runtime.config_hash},
         },
         "spec": spec,
     }
 
 
 def _container(
-    rs: RagSystem, name: str, args: list[str], resources: ResourceRequirements
+    rs: RagSystem,
+    runtime: RuntimeConfig,
+    name: str,
+    args: list[str],
+    resources: ResourceRequirements,
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -61,7 +65,7 @@ def _container(
         "imagePullPolicy": rs.spec.image.pull_policy.value,
         "args": args,
         "envFrom": [{"configMapRef": {"name": config_name(rs)}}],
-        "env": runtime_secret_env(rs),
+        "env": runtime.env(),
         "resources": resources.wire(),
         "securityContext": container_security_context(read_only_root=True),
         "volumeMounts": [
@@ -80,10 +84,12 @@ def _probe(path: str, port: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def build_api_deployment(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+def build_api_deployment(
+    rs: RagSystem, cfg: OperatorConfig, runtime: RuntimeConfig
+) -> dict[str, Any]:
     api = rs.spec.api
-    container = _container(rs, "api", ["rag-runtime", "serve"], api.resources)
-    container["ports"] = [{"name": "http", "containerPort": cfg.api_port, "protocol": "TCP"}]
+    container = _container(rs, runtime, "api", ["rag-runtime", "serve"], api.resources)
+    container["ports"] = [{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}]
     container["startupProbe"] = _probe(HEALTH_PATH, "http", 5, 60)
     container["livenessProbe"] = _probe(HEALTH_PATH, "http", 10, 3)
     container["readinessProbe"] = _probe(READY_PATH, "http", 5, 3)
@@ -93,7 +99,7 @@ def build_api_deployment(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
         },
-        "template": _pod_template(rs, cfg, "api", container),
+        "template": _pod_template(rs, runtime, "api", container),
     }
     if not api.autoscaling.enabled:
         # With autoscaling on, the HPA owns spec.replicas; leaving it out of the apply
@@ -107,9 +113,11 @@ def build_api_deployment(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
     }
 
 
-def build_worker_deployment(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+def build_worker_deployment(
+    rs: RagSystem, cfg: OperatorConfig, runtime: RuntimeConfig
+) -> dict[str, Any]:
     worker = rs.spec.worker
-    container = _container(rs, "worker", ["rag-runtime", "worker"], worker.resources)
+    container = _container(rs, runtime, "worker", ["rag-runtime", "worker"], worker.resources)
     port = rs.spec.monitoring.metrics_port
     container["ports"] = [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
     container["env"] = [{"name": "RAG_METRICS_PORT", "value": str(port)}, *container["env"]]
@@ -126,6 +134,6 @@ def build_worker_deployment(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any
         "spec": {
             "replicas": worker.replicas,
             "selector": {"matchLabels": selector_labels(rs, "worker")},
-            "template": _pod_template(rs, cfg, "worker", container),
+            "template": _pod_template(rs, runtime, "worker", container),
         },
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rag_operator.builders.common import child_name, metadata
-from rag_operator.models import OperatorConfig, RagSystem
+from rag_operator.models import API_PORT, OperatorConfig, RagSystem
 
 
 def build_api_httproute(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def build_api_httproute(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
         "rules": [
             {
                 "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                "backendRefs": [{"name": child_name(rs, "api"), "port": cfg.api_port}],
+                "backendRefs": [{"name": child_name(rs, "api"), "port": API_PORT}],
             }
         ],
     }

@@ -11,23 +11,18 @@ from rag_operator.builders.common import (
     metadata,
     selector_labels,
     store_mode,
+    system_labels,
 )
-from rag_operator.models import OperatorConfig, RagSystem
+from rag_operator.models import API_PORT, OperatorConfig, RagSystem
+from rag_operator.models.naming import COMPONENT_LABEL
 
 
 def _own_pods(rs: RagSystem) -> dict[str, Any]:
-    return {
-        "podSelector": {
-            "matchLabels": {
-                "app.kubernetes.io/name": "ragops",
-                "app.kubernetes.io/instance": rs.name,
-            }
-        }
-    }
+    return {"podSelector": {"matchLabels": system_labels(rs)}}
 
 
 def build_api_network_policy(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
-    rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": cfg.api_port}]}
+    rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": API_PORT}]}
     namespaces = rs.spec.network_policy.api_allowed_namespaces
     if namespaces:
         rule["from"] = [
@@ -81,16 +76,9 @@ def build_stores_network_policy(rs: RagSystem, cfg: OperatorConfig) -> dict[str,
         "metadata": metadata(rs, child_name(rs, "stores"), "network"),
         "spec": {
             "podSelector": {
-                "matchLabels": {
-                    "app.kubernetes.io/name": "ragops",
-                    "app.kubernetes.io/instance": rs.name,
-                },
+                "matchLabels": system_labels(rs),
                 "matchExpressions": [
-                    {
-                        "key": "app.kubernetes.io/component",
-                        "operator": "In",
-                        "values": ["postgres", "redis", "neo4j"],
-                    }
+                    {"key": COMPONENT_LABEL, "operator": "In", "values": list(STORES)}
                 ],
             },
             "policyTypes": ["Ingress"],

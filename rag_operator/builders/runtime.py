@@ -1,11 +1,18 @@
 """The runtime's configuration: plain settings (ConfigMap) and secret env references.
 
-Every name here must be declared by the runtime's settings model (`RAG_*`); a unit test
-checks the output against `rag_runtime.settings.env_names()`.
+`runtime_config(rs)` derives everything once per reconcile pass (settings, env from Secrets,
+the Secrets the system needs, the config hash) into a frozen `RuntimeConfig` that the
+builders and the status share. Every env name here must be declared by the runtime's
+settings model (`RAG_*`); a unit test checks the output against
+`rag_runtime.settings.env_names()`.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from rag_operator.builders.common import (
@@ -18,20 +25,56 @@ from rag_operator.builders.common import (
     store_mode,
 )
 from rag_operator.models import (
+    API_PORT,
     EmbeddingProvider,
     GenerationProvider,
-    OperatorConfig,
     RagSystem,
     SecretKeyRef,
 )
 
 
-def runtime_settings(rs: RagSystem, cfg: OperatorConfig) -> dict[str, str]:
+@dataclass(frozen=True)
+class SecretReference:
+    """A user Secret the system needs: the spec field naming it, its name, and the key."""
+
+    path: str
+    name: str
+    key: str | None
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """What one pass derives from the spec for the runtime; built once by `runtime_config`."""
+
+    settings: Mapping[str, str]
+    secret_env: tuple[Mapping[str, Any], ...]
+    secret_refs: tuple[SecretReference, ...]
+    config_hash: str
+
+    def env(self) -> list[dict[str, Any]]:
+        """The Secret-backed env entries, as fresh objects a manifest may own."""
+        return [copy.deepcopy(dict(e)) for e in self.secret_env]
+
+
+def runtime_config(rs: RagSystem) -> RuntimeConfig:
+    """Settings, Secret env, referenced Secrets and the config hash of one RagSystem."""
+    settings = runtime_settings(rs)
+    secret_env = runtime_secret_env(rs)
+    digest = stable_hash({"config": config_name(rs), "settings": settings, "secrets": secret_env})
+    return RuntimeConfig(
+        settings=MappingProxyType(settings),
+        secret_env=tuple(MappingProxyType(e) for e in secret_env),
+        secret_refs=tuple(secret_references(rs)),
+        config_hash=digest,
+    )
+
+
+def runtime_settings(rs: RagSystem) -> dict[str, str]:
     """Non-secret settings shared by the API and the worker."""
     spec = rs.spec
     data = {
         "RAG_HOST": "0.0.0.0",
-        "RAG_PORT": str(cfg.api_port),
+        "RAG_PORT": str(API_PORT),
         "RAG_LOG_LEVEL": "info",
         "RAG_DATA_DIR": DATA_DIR,
         "RAG_EMBEDDING_PROVIDER": spec.embedding.provider.value,
@@ -44,6 +87,8 @@ def runtime_settings(rs: RagSystem, cfg: OperatorConfig) -> dict[str, str]:
         "RAG_SIMILARITY_THRESHOLD": repr(float(spec.retrieval.similarity_threshold)),
         "RAG_WORKER_CONCURRENCY": str(spec.worker.concurrency),
     }
+    if spec.embedding.model_path:
+        data["RAG_EMBEDDING_MODEL_PATH"] = spec.embedding.model_path
     if spec.generation.base_url:
         provider = spec.generation.provider
         key = (
@@ -104,41 +149,34 @@ def runtime_secret_env(rs: RagSystem) -> list[dict[str, Any]]:
     return env
 
 
-def config_hash(rs: RagSystem, cfg: OperatorConfig) -> str:
-    """Changes whenever the runtime's configuration changes; rolls the pods."""
-    return stable_hash(
-        {
-            "config": config_name(rs),
-            "settings": runtime_settings(rs, cfg),
-            "secrets": runtime_secret_env(rs),
-        }
-    )
-
-
-def secret_references(rs: RagSystem) -> list[tuple[str, str, str | None]]:
-    """(spec field path, Secret name, key or None) for every user Secret the system needs."""
+def secret_references(rs: RagSystem) -> list[SecretReference]:
+    """Every user Secret the system needs, with the spec field that names it."""
     spec = rs.spec
-    refs: list[tuple[str, str, str | None]] = []
+    refs: list[SecretReference] = []
     for store in STORES:
         if store_mode(rs, store) != "external":
             continue
         external = getattr(spec, store).external
         ref = external.connection_secret_ref
-        refs.append((f"spec.{store}.external.connectionSecretRef", ref.name, ref.key))
+        refs.append(
+            SecretReference(f"spec.{store}.external.connectionSecretRef", ref.name, ref.key)
+        )
         if external.password_secret_ref is not None:
             pw = external.password_secret_ref
-            refs.append((f"spec.{store}.external.passwordSecretRef", pw.name, pw.key))
+            refs.append(
+                SecretReference(f"spec.{store}.external.passwordSecretRef", pw.name, pw.key)
+            )
     gen = spec.generation
     if gen.provider != GenerationProvider.NONE and gen.api_key_secret_ref is not None:
         ref = gen.api_key_secret_ref
-        refs.append(("spec.generation.apiKeySecretRef", ref.name, ref.key))
+        refs.append(SecretReference("spec.generation.apiKeySecretRef", ref.name, ref.key))
     emb = spec.embedding
     if emb.provider == EmbeddingProvider.OPENAI and emb.api_key_secret_ref is not None:
         ref = emb.api_key_secret_ref
-        refs.append(("spec.embedding.apiKeySecretRef", ref.name, ref.key))
+        refs.append(SecretReference("spec.embedding.apiKeySecretRef", ref.name, ref.key))
     if spec.api.api_keys_secret_ref is not None:
         ref = spec.api.api_keys_secret_ref
-        refs.append(("spec.api.apiKeysSecretRef", ref.name, ref.key))
+        refs.append(SecretReference("spec.api.apiKeysSecretRef", ref.name, ref.key))
     for i, pull in enumerate(spec.image.pull_secrets):
-        refs.append((f"spec.image.pullSecrets[{i}]", pull.name, None))
+        refs.append(SecretReference(f"spec.image.pullSecrets[{i}]", pull.name, None))
     return refs

@@ -11,7 +11,7 @@ from rag_operator.builders.common import (
     metadata,
     selector_labels,
 )
-from rag_operator.models import OperatorConfig, RagSystem
+from rag_operator.models import API_PORT, OperatorConfig, RagSystem
 
 
 def build_api_service(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
@@ -22,9 +22,7 @@ def build_api_service(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(rs, "api"),
-            "ports": [
-                {"name": "http", "port": cfg.api_port, "targetPort": "http", "protocol": "TCP"}
-            ],
+            "ports": [{"name": "http", "port": API_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }
 

@@ -1,6 +1,7 @@
 """Pydantic models of the RagSystem API: the single source of truth for the CRD."""
 
 from rag_operator.models.common import ResourceRequirements, SecretKeyRef
+from rag_operator.models.config import OperatorConfig
 from rag_operator.models.resource import (
     API_VERSION,
     GROUP,
@@ -10,10 +11,10 @@ from rag_operator.models.resource import (
     SINGULAR,
     VERSION,
     ObjectMeta,
-    OperatorConfig,
     RagSystem,
 )
 from rag_operator.models.spec import (
+    API_PORT,
     ApiSpec,
     DeletionPolicy,
     EmbeddingProvider,
@@ -36,6 +37,7 @@ from rag_operator.models.status import (
 )
 
 __all__ = [
+    "API_PORT",
     "API_VERSION",
     "GROUP",
     "KIND",

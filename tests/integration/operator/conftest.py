@@ -27,6 +27,13 @@ REPO = Path(__file__).resolve().parents[3]
 CRD_FILE = REPO / "crds" / "ragops.io_ragsystems.yaml"
 RESYNC_S = 2.0
 READY_TIMEOUT_S = 15.0
+DISCOVERY_S = 2.0
+# Kinds read through the custom objects API: (group, version, plural).
+CUSTOM_KINDS = {
+    "RagSystem": ("ragops.io", "v1alpha1", "ragsystems"),
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
+    "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
+}
 
 
 def free_port() -> int:
@@ -63,9 +70,10 @@ class Kube:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            if kind == "RagSystem":
+            if kind in CUSTOM_KINDS:
+                group, version, plural = CUSTOM_KINDS[kind]
                 obj = self.custom.get_namespaced_custom_object(
-                    "ragops.io", "v1alpha1", namespace, "ragsystems", name
+                    group, version, namespace, plural, name
                 )
             else:
                 obj = self._reader(kind)(name, namespace)
@@ -118,6 +126,8 @@ class Operator:
         self.starts += 1
         env = self.cluster.env()
         env["PYTHONUNBUFFERED"] = "1"
+        # Optional CRDs installed while the operator runs are noticed within this.
+        env["RAGOPS_DISCOVERY_SECONDS"] = str(DISCOVERY_S)
         exe = REPO / ".venv" / "bin" / "ragops-operator"
         cmd = [
             str(exe),

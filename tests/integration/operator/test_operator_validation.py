@@ -3,7 +3,9 @@ operator admits them and reports Degraded with such a message.
 
 Aspects covered: a table of objects rejected on create (OpenAPI and CEL rules), changes
 rejected on update (transition rules with oldSelf), and objects the schema cannot judge
-(missing Secrets, missing Gateway API, an unknown StorageClass) that end up Degraded.
+(missing Secrets, an unknown StorageClass) that end up Degraded. An httpRoute without the
+Gateway API CRDs (GatewayAPINotInstalled) is covered in test_operator_optional_kinds.py,
+which controls whether those CRDs are installed.
 """
 
 from __future__ import annotations
@@ -103,6 +105,34 @@ REJECTED_ON_CREATE: list[tuple[str, dict[str, Any], str]] = [
     ("embedding-dimensions-zero", {"embedding": {"dimensions": 0}}, "dimensions"),
     ("unknown-provider", {"generation": {"provider": "cohere"}}, "provider"),
     (
+        "embedding-model-the-runtime-cannot-serve",
+        {"embedding": {"model": "bge-small-en-v1.5"}},
+        "embedding.model",
+    ),
+    (
+        "embedding-dimensions-the-model-does-not-have",
+        {"embedding": {"dimensions": 768}},
+        "embedding.dimensions",
+    ),
+    (
+        "embedding-model-path-not-absolute",
+        {"embedding": {"model": "bge-small-en-v1.5", "modelPath": "models/bge"}},
+        "modelPath",
+    ),
+    (
+        "embedding-model-path-with-openai",
+        {
+            "embedding": {
+                "provider": "openai",
+                "model": "text-embedding-3-small",
+                "dimensions": 1536,
+                "apiKeySecretRef": LLM,
+                "modelPath": "/models/bge",
+            }
+        },
+        "embedding.modelPath",
+    ),
+    (
         "neo4j-external-without-secret",
         {"neo4j": {"enabled": True, "external": {}}},
         "connectionSecretRef",
@@ -194,10 +224,24 @@ def test_storage_may_grow(kube: Kube, ns: str) -> None:
     )
 
 
+def test_embedding_model_with_a_model_path_is_admitted(kube: Kube, ns: str) -> None:
+    spec = {
+        "embedding": {
+            "model": "bge-small-en-v1.5",
+            "dimensions": 384,
+            "modelPath": "/models/bge-small-en-v1.5",
+        }
+    }
+    _create(kube, ns, rag_manifest("model", spec), dry_run=False)
+    stored = kube.rag(ns, "model")["spec"]["embedding"]
+    assert stored["modelPath"] == "/models/bge-small-en-v1.5"
+
+
 def test_defaults_are_stored_by_the_api_server(kube: Kube, ns: str) -> None:
     _create(kube, ns, rag_manifest("defaults", {}), dry_run=False)
     spec = kube.rag(ns, "defaults")["spec"]
     assert spec["api"]["replicas"] == 2
+    assert spec["worker"]["concurrency"] == 32, "the runtime's measured default"
     assert spec["postgres"]["managed"]["storage"]["size"] == "1Gi"
     assert spec["redis"]["enabled"] is True
     assert spec["neo4j"] == {"enabled": False}
@@ -224,12 +268,6 @@ ADMITTED_BUT_DEGRADED: list[tuple[str, dict[str, Any], str, str]] = [
         {"image": {"pullSecrets": [{"name": "regcred"}]}},
         "SecretNotFound",
         "spec.image.pullSecrets[0]",
-    ),
-    (
-        "no-gateway-api",
-        {"api": {"exposure": {"httpRoute": {"parentRefs": [{"name": "gw"}]}}}},
-        "GatewayAPINotInstalled",
-        "spec.api.exposure.httpRoute",
     ),
     (
         "unknown-storage-class",

@@ -5,10 +5,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from rag_operator.builders import desired_children, runtime_config
+from rag_operator.children import ALL_OPTIONAL, Capabilities
 from rag_operator.models import OperatorConfig, RagSystem
 
 CFG = OperatorConfig()
-CFG_ALL = OperatorConfig(has_service_monitor=True, has_gateway_api=True)
+# Clusters without and with the optional CRDs (Gateway API, ServiceMonitor).
+NO_CRDS = Capabilities()
+ALL_CRDS = ALL_OPTIONAL
+
+
+def children(rs: RagSystem, caps: Capabilities = NO_CRDS) -> list[dict[str, Any]]:
+    """desired_children with the default configuration."""
+    return desired_children(rs, CFG, caps)
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -105,3 +114,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def variant(name: str) -> RagSystem:
     return make_rs(VARIANTS[name])
+
+
+def api_deployment(rs: RagSystem) -> dict[str, Any]:
+    from rag_operator.builders.deployment import build_api_deployment
+
+    return build_api_deployment(rs, CFG, runtime_config(rs))
+
+
+def worker_deployment(rs: RagSystem) -> dict[str, Any]:
+    from rag_operator.builders.deployment import build_worker_deployment
+
+    return build_worker_deployment(rs, CFG, runtime_config(rs))

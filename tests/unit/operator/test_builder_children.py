@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag_operator.builders import desired_children
-from tests.unit.operator.helpers import CFG, CFG_ALL, VARIANTS, make_rs, variant
+from rag_operator.children import Capabilities
+from tests.unit.operator.helpers import ALL_CRDS, NO_CRDS, VARIANTS, children, make_rs, variant
 
 STANDARD = {
     "app.kubernetes.io/name": "ragops",
@@ -20,13 +20,13 @@ STANDARD = {
 }
 
 
-def _kinds(name: str, cfg: object = CFG) -> set[str]:
-    return {f"{c['kind']}/{c['metadata']['name']}" for c in desired_children(variant(name), cfg)}  # type: ignore[arg-type]
+def _kinds(name: str, caps: Capabilities = NO_CRDS) -> set[str]:
+    return {f"{c['kind']}/{c['metadata']['name']}" for c in children(variant(name), caps)}
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_child_has_standard_labels_owner_and_namespace(name: str) -> None:
-    for child in desired_children(variant(name), CFG_ALL):
+    for child in children(variant(name), ALL_CRDS):
         meta = child["metadata"]
         assert STANDARD.items() <= meta["labels"].items(), child["kind"]
         assert meta["labels"]["app.kubernetes.io/component"]
@@ -69,26 +69,24 @@ def test_children_follow_the_spec(name: str, present: set[str], absent: set[str]
 
 
 def test_httproute_only_when_gateway_api_is_served() -> None:
-    assert "HTTPRoute/demo-api" not in _kinds("httproute", CFG)
-    assert "HTTPRoute/demo-api" in _kinds("httproute", CFG_ALL)
+    assert "HTTPRoute/demo-api" not in _kinds("httproute", NO_CRDS)
+    assert "HTTPRoute/demo-api" in _kinds("httproute", ALL_CRDS)
 
 
 def test_network_policies_can_be_turned_off() -> None:
-    kinds = {
-        c["kind"] for c in desired_children(make_rs({"networkPolicy": {"enabled": False}}), CFG)
-    }
+    kinds = {c["kind"] for c in children(make_rs({"networkPolicy": {"enabled": False}}))}
     assert "NetworkPolicy" not in kinds
 
 
 def test_pdb_can_be_turned_off() -> None:
     rs = make_rs({"api": {"podDisruptionBudget": {"enabled": False}}})
-    assert "PodDisruptionBudget" not in {c["kind"] for c in desired_children(rs, CFG)}
+    assert "PodDisruptionBudget" not in {c["kind"] for c in children(rs)}
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_builders_are_pure(name: str) -> None:
-    assert desired_children(variant(name), CFG_ALL) == desired_children(variant(name), CFG_ALL)
+    assert children(variant(name), ALL_CRDS) == children(variant(name), ALL_CRDS)
 
 
 def test_configmap_comes_first_so_pods_find_it() -> None:
-    assert desired_children(make_rs(), CFG)[0]["kind"] == "ConfigMap"
+    assert children(make_rs())[0]["kind"] == "ConfigMap"

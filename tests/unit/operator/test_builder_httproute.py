@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rag_operator.builders.httproute import build_api_httproute
-from tests.unit.operator.helpers import CFG_ALL, make_rs
+from tests.unit.operator.helpers import CFG, make_rs
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ def test_route_attaches_to_parents_and_targets_api(refs: list[dict[str, Any]]) -
     rs = make_rs(
         {"api": {"exposure": {"httpRoute": {"parentRefs": refs, "hostnames": ["rag.example.com"]}}}}
     )
-    route = build_api_httproute(rs, CFG_ALL)
+    route = build_api_httproute(rs, CFG)
     assert route["spec"]["parentRefs"] == refs
     assert route["spec"]["hostnames"] == ["rag.example.com"]
     assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "demo-api", "port": 8000}]

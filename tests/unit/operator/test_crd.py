@@ -5,7 +5,10 @@ Aspects covered:
 - the schema is structural: no $ref, no title, no additionalProperties: false, no type in anyOf;
 - every property carries a description (what `kubectl explain` prints);
 - the cross-field rules the API relies on are present as CEL;
-- defaults: the API server can fill every nested default from `spec: {version: x}`.
+- defaults: the API server can fill every nested default from `spec: {version: x}`;
+- the models refuse what the runtime cannot serve, as the CEL rules do (an embedding model or
+  dimension other than the bundled MiniLM's without a modelPath), and default the worker
+  concurrency to the runtime's.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from rag_operator import crd
+from rag_operator.models.spec import EmbeddingSpec
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -120,6 +125,9 @@ def _rules() -> list[str]:
         "self.retrieval.defaultStrategy != 'graph' || self.neo4j.enabled",
         "self.worker.replicas == 0 || self.redis.enabled",
         "size(self.metadata.name) <= 40",
+        "has(self.modelPath) || self.model == 'all-MiniLM-L6-v2'",
+        "has(self.modelPath) || self.dimensions == 384",
+        "!has(self.modelPath) || self.provider == 'sentence-transformers'",
     ],
 )
 def test_cross_field_rule_is_in_the_schema(fragment: str) -> None:
@@ -188,3 +196,51 @@ def test_chart_crd_is_kept_on_uninstall_and_optional() -> None:
     text = crd.render_chart_template()
     assert text.startswith("{{- if .Values.crds.create }}")
     assert "helm.sh/resource-policy: keep" in text
+
+
+@pytest.mark.parametrize(
+    ("embedding", "field"),
+    [
+        ({"model": "bge-small-en-v1.5"}, "embedding.model"),
+        ({"dimensions": 768}, "embedding.dimensions"),
+        (
+            {
+                "provider": "openai",
+                "model": "text-embedding-3-small",
+                "apiKeySecretRef": {"name": "k", "key": "k"},
+                "modelPath": "/models/x",
+            },
+            "embedding.modelPath",
+        ),
+        ({"model": "bge", "modelPath": "models/bge"}, "modelPath"),
+    ],
+)
+def test_models_refuse_embeddings_the_runtime_cannot_serve(
+    embedding: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        EmbeddingSpec.model_validate(embedding)
+    assert field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "embedding",
+    [
+        {},
+        {"model": "bge-small-en-v1.5", "dimensions": 768, "modelPath": "/models/bge"},
+        {
+            "provider": "openai",
+            "model": "text-embedding-3-small",
+            "dimensions": 1536,
+            "apiKeySecretRef": {"name": "k", "key": "k"},
+        },
+    ],
+)
+def test_models_accept_servable_embeddings(embedding: dict[str, Any]) -> None:
+    EmbeddingSpec.model_validate(embedding)
+
+
+def test_worker_concurrency_default_is_stored_by_the_api_server() -> None:
+    worker = _schema()["properties"]["spec"]["properties"]["worker"]
+    assert worker["properties"]["concurrency"]["default"] == 32
+    assert worker["default"]["concurrency"] == 32

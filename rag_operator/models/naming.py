@@ -1,0 +1,28 @@
+"""Names the operator writes onto objects: label keys and values, annotation keys, the field
+manager and the finalizer. Defined here once; everything else imports them."""
+
+from __future__ import annotations
+
+# Standard labels on every child (selectors use NAME_LABEL, INSTANCE_LABEL, COMPONENT_LABEL).
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+
+APP_NAME = "ragops"
+PART_OF = "ragops"
+OPERATOR_NAME = "ragops-operator"
+MANAGED_BY = OPERATOR_NAME
+
+# Server-side apply field manager of every write the operator makes.
+FIELD_MANAGER = OPERATOR_NAME
+
+# Annotations (prefix ragops.io/).
+ANNOTATION_PREFIX = "ragops.io"
+CONFIG_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/config-hash"
+APPLIED_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/applied-hash"
+FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
+
+# Label selector of everything the operator manages.
+MANAGED_SELECTOR = {MANAGED_BY_LABEL: MANAGED_BY}

@@ -1,0 +1,144 @@
+"""Observed state: what the watch caches hold about one RagSystem.
+
+The kopf indices (`rag_operator.handlers`) keep trimmed, JSON-packed children per
+(namespace, instance), the readiness of their pods and the key names of the generated
+credentials Secret. `Observed.from_indices` turns them into one `Observed` per pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag_operator.children import WATCHED_CHILDREN, index_id
+from rag_operator.models.naming import COMPONENT_LABEL
+
+Key = tuple[str, str]  # (kind, name)
+POD_INDEX = "idx_pods"
+SECRET_INDEX = "idx_secrets"
+_KEPT_METADATA = (
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "generation",
+    "resourceVersion",
+    "uid",
+    "deletionTimestamp",
+)
+_KEPT_STATUS = (
+    "observedGeneration",
+    "replicas",
+    "readyReplicas",
+    "updatedReplicas",
+    "availableReplicas",
+    "conditions",
+)
+# Container waiting reasons that mean a pod will not start without a change.
+STUCK_WAITING = frozenset(
+    {
+        "CreateContainerConfigError",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "CrashLoopBackOff",
+        "InvalidImageName",
+    }
+)
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    component: str
+    ready: bool
+    unschedulable: str = ""
+    waiting: str = ""
+    unschedulable_since: str = ""
+
+
+@dataclass
+class Observed:
+    """What the watch caches hold for one RagSystem."""
+
+    children: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    pods: list[PodInfo] = field(default_factory=list)
+    credentials_keys: frozenset[str] | None = None
+
+    @classmethod
+    def from_items(
+        cls,
+        children: Iterable[Mapping[str, Any]],
+        pods: Iterable[PodInfo] = (),
+        credentials_keys: frozenset[str] | None = None,
+    ) -> Observed:
+        out = cls(pods=list(pods), credentials_keys=credentials_keys)
+        for child in children:
+            out.children[(child["kind"], child["metadata"]["name"])] = dict(child)
+        return out
+
+    @classmethod
+    def from_indices(
+        cls, namespace: str, name: str, credentials: str, indices: Mapping[str, Any]
+    ) -> Observed:
+        """The children, pods and credentials key names of RagSystem namespace/name."""
+        key = (namespace, name)
+        children: list[Mapping[str, Any]] = []
+        for info in WATCHED_CHILDREN:
+            store = indices.get(index_id(info)) or {}
+            if key in store:
+                children.extend(json.loads(packed) for packed in store[key])
+        pods: list[PodInfo] = list((indices.get(POD_INDEX) or {}).get(key, []))
+        secrets = indices.get(SECRET_INDEX) or {}
+        keys = None
+        if (namespace, credentials) in secrets:
+            keys = next(iter(secrets[(namespace, credentials)]), None)
+        return cls.from_items(children, pods, keys)
+
+
+def trim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a child the operator compares or reads (keeps the watch cache small)."""
+    meta = body.get("metadata") or {}
+    out: dict[str, Any] = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta},
+    }
+    for key in ("spec", "data"):
+        if key in body:
+            out[key] = body[key]
+    status = body.get("status")
+    if isinstance(status, Mapping):
+        # Only what readiness needs.
+        out["status"] = {k: status[k] for k in _KEPT_STATUS if k in status}
+    if body.get("kind") == "Secret":
+        out.pop("data", None)
+    return out
+
+
+def pod_info(body: Mapping[str, Any]) -> PodInfo:
+    """Readiness of one pod, and why it is stuck when it is."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    ready = (conditions.get("Ready") or {}).get("status") == "True"
+    sched = conditions.get("PodScheduled") or {}
+    unschedulable = since = ""
+    if sched.get("status") == "False" and sched.get("reason") == "Unschedulable":
+        unschedulable = sched.get("message") or "pod cannot be scheduled"
+        since = str(sched.get("lastTransitionTime") or "")
+    waiting = ""
+    for cs in status.get("containerStatuses") or []:
+        reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason", "")
+        if reason in STUCK_WAITING:
+            waiting = reason
+    return PodInfo(
+        name=meta.get("name", ""),
+        component=(meta.get("labels") or {}).get(COMPONENT_LABEL, ""),
+        ready=ready,
+        unschedulable=unschedulable,
+        waiting=waiting,
+        unschedulable_since=since,
+    )

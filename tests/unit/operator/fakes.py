@@ -1,0 +1,69 @@
+"""A fake API client for the reconcile tests, and children as the API server shows them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from rag_operator.kube import KubeError, check_declared
+
+
+def ready(child: dict[str, Any]) -> dict[str, Any]:
+    """The child as the API server would show it once its pods are ready."""
+    out = copy.deepcopy(child)
+    out["metadata"]["generation"] = 1
+    out["metadata"]["uid"] = "child-uid"
+    if child["kind"] in ("Deployment", "StatefulSet"):
+        n = child["spec"].get("replicas", 1)
+        out["status"] = {
+            "observedGeneration": 1,
+            "replicas": n,
+            "readyReplicas": n,
+            "updatedReplicas": n,
+            "availableReplicas": n,
+        }
+    return out
+
+
+class FakeKube:
+    """Records calls; serves Secrets from a dict. Refuses verbs `children.KINDS` does not
+    declare, as the real client does."""
+
+    def __init__(
+        self, secrets: dict[str, dict[str, Any]] | None = None, fail_apply: KubeError | None = None
+    ) -> None:
+        self.applied: list[dict[str, Any]] = []
+        self.created: list[dict[str, Any]] = []
+        self.deleted: list[tuple[str, str]] = []
+        self.secrets = secrets or {}
+        self.fail_apply = fail_apply
+
+    async def apply(self, manifest: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
+        check_declared(manifest["apiVersion"], manifest["kind"], "patch", subresource)
+        if self.fail_apply:
+            raise self.fail_apply
+        self.applied.append(manifest)
+        return manifest
+
+    async def create(self, manifest: dict[str, Any]) -> bool:
+        check_declared(manifest["apiVersion"], manifest["kind"], "create")
+        self.created.append(manifest)
+        return True
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        check_declared(api_version, kind, "get")
+        return self.secrets.get(name) if kind == "Secret" else None
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        propagation: str = "Background",
+    ) -> bool:
+        check_declared(api_version, kind, "delete")
+        self.deleted.append((kind, name))
+        return True
