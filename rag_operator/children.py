@@ -141,6 +141,16 @@ KINDS: tuple[KindInfo, ...] = (
         optional_crd=True,
         why="children from the Prometheus Operator CRDs, when installed",
     ),
+    KindInfo(
+        "PrometheusRule",
+        "monitoring.coreos.com/v1",
+        "prometheusrules",
+        Read.WATCHED,
+        True,
+        True,
+        optional_crd=True,
+        why="children from the Prometheus Operator CRDs, when installed",
+    ),
     # Objects the operator needs beside its children.
     KindInfo(
         "Secret",

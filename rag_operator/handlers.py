@@ -105,7 +105,6 @@ def _tune(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
-    settings.batching.batch_window = 0.1
     settings.networking.request_timeout = 60
 
 

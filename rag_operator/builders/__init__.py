@@ -16,6 +16,7 @@ from rag_operator.builders.networkpolicy import (
     build_worker_network_policy,
 )
 from rag_operator.builders.pdb import build_api_pdb
+from rag_operator.builders.prometheusrule import build_prometheus_rule
 from rag_operator.builders.runtime import RuntimeConfig, runtime_config
 from rag_operator.builders.secret import build_credentials_secret
 from rag_operator.builders.service import build_api_service, build_store_service
@@ -68,4 +69,6 @@ def desired_children(
         out.append(build_api_httproute(rs, cfg))
     if spec.monitoring.enabled and caps.serves("ServiceMonitor"):
         out.append(build_service_monitor(rs, cfg))
+    if spec.monitoring.enabled and caps.serves("PrometheusRule"):
+        out.append(build_prometheus_rule(rs, cfg))
     return out

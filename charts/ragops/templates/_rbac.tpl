@@ -41,6 +41,10 @@
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
   verbs: [list, watch, create, patch, delete]
+# prometheusrules: children from the Prometheus Operator CRDs, when installed
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusrules]
+  verbs: [list, watch, create, patch, delete]
 # secrets: generated credentials (created once, key names watched, deleted with deletionPolicy Delete); referenced Secrets are read
 - apiGroups: ['']
   resources: [secrets]

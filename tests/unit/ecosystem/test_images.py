@@ -152,8 +152,9 @@ def test_operator_healthcheck_probes_the_liveness_port() -> None:
     port = CHART_VALUES["operator"]["livenessPort"]
     assert f"'RAGOPS_LIVENESS_PORT', '{port}'" in check
     assert "/healthz" in check
-    main = (REPO_ROOT / "rag_operator" / "main.py").read_text()
-    assert f'"RAGOPS_LIVENESS_PORT", "{port}"' in main
+    from rag_operator.models.config import OperatorConfig
+
+    assert OperatorConfig().liveness_port == port
 
 
 @pytest.mark.parametrize(

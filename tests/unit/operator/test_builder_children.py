@@ -73,6 +73,14 @@ def test_httproute_only_when_gateway_api_is_served() -> None:
     assert "HTTPRoute/demo-api" in _kinds("httproute", ALL_CRDS)
 
 
+def test_monitoring_children_only_when_their_crds_are_served_and_monitoring_is_on() -> None:
+    monitoring = {"ServiceMonitor/demo-api", "PrometheusRule/demo-alerts"}
+    assert monitoring <= _kinds("minimal", ALL_CRDS)
+    assert not (monitoring & _kinds("minimal", NO_CRDS))
+    off = make_rs({"monitoring": {"enabled": False}})
+    assert not ({f"{c['kind']}/{c['metadata']['name']}" for c in children(off, ALL_CRDS)} & monitoring)
+
+
 def test_network_policies_can_be_turned_off() -> None:
     kinds = {c["kind"] for c in children(make_rs({"networkPolicy": {"enabled": False}}))}
     assert "NetworkPolicy" not in kinds
