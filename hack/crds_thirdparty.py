@@ -9,8 +9,8 @@ files of a pinned version and need nothing but the Go module proxy.
     python -m hack.crds_thirdparty files [BUNDLE ...]       print the CRD files
 
 BUNDLE is ``gateway-api`` (the standard channel: HTTPRoute, Gateway, TLSRoute, ...) or
-``servicemonitor``; without one, both. Tests and scripts call :func:`install` with a
-``hack.cluster.Cluster``.
+``prometheus-operator`` (ServiceMonitor and PrometheusRule); without one, both. Tests and
+scripts call :func:`install` with a ``hack.cluster.Cluster``.
 """
 
 from __future__ import annotations
@@ -39,18 +39,18 @@ class Bundle:
     module: str
     version: str
     directory: str
-    pattern: str
+    patterns: tuple[str, ...]
 
 
 BUNDLES: dict[str, Bundle] = {
     "gateway-api": Bundle(
-        "sigs.k8s.io/gateway-api", "v1.6.3", "config/crd/standard", "gateway.networking.k8s.io_*"
+        "sigs.k8s.io/gateway-api", "v1.6.3", "config/crd/standard", ("gateway.networking.k8s.io_*",)
     ),
-    "servicemonitor": Bundle(
+    "prometheus-operator": Bundle(
         "github.com/prometheus-operator/prometheus-operator",
         "v0.85.0",
         "example/prometheus-operator-crd",
-        "monitoring.coreos.com_servicemonitors",
+        ("monitoring.coreos.com_servicemonitors", "monitoring.coreos.com_prometheusrules"),
     ),
 }
 
@@ -94,9 +94,10 @@ def files(name: str) -> list[Path]:
     """The YAML files of one bundle."""
     bundle = BUNDLES[name]
     root = module_dir(bundle.module, bundle.version) / bundle.directory
-    found = sorted(root.glob(f"{bundle.pattern}.yaml"))
-    if not found:
-        raise FetchError(f"no {bundle.pattern}.yaml under {root}")
+    found = sorted(path for pattern in bundle.patterns for path in root.glob(f"{pattern}.yaml"))
+    missing = [p for p in bundle.patterns if not any(root.glob(f"{p}.yaml"))]
+    if missing:
+        raise FetchError(f"no {', '.join(missing)}.yaml under {root}")
     return found
 
 

@@ -33,6 +33,7 @@ CUSTOM_KINDS = {
     "RagSystem": ("ragops.io", "v1alpha1", "ragsystems"),
     "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
     "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
+    "PrometheusRule": ("monitoring.coreos.com", "v1", "prometheusrules"),
 }
 
 

@@ -78,7 +78,9 @@ def test_monitoring_children_only_when_their_crds_are_served_and_monitoring_is_o
     assert monitoring <= _kinds("minimal", ALL_CRDS)
     assert not (monitoring & _kinds("minimal", NO_CRDS))
     off = make_rs({"monitoring": {"enabled": False}})
-    assert not ({f"{c['kind']}/{c['metadata']['name']}" for c in children(off, ALL_CRDS)} & monitoring)
+    assert not (
+        {f"{c['kind']}/{c['metadata']['name']}" for c in children(off, ALL_CRDS)} & monitoring
+    )
 
 
 def test_network_policies_can_be_turned_off() -> None:
