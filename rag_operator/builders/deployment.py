@@ -59,7 +59,10 @@ def _container(
         "name": name,
         "image": runtime_image(rs),
         "imagePullPolicy": rs.spec.image.pull_policy.value,
-        "args": args,
+        # The image's ENTRYPOINT is `rag-runtime`: name it as the command so that args are
+        # the subcommand only (args alone would run `rag-runtime rag-runtime serve`).
+        "command": args[:1],
+        "args": args[1:],
         "envFrom": [{"configMapRef": {"name": config_name(rs)}}],
         "env": runtime_secret_env(rs),
         "resources": resources.wire(),
