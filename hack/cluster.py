@@ -151,6 +151,8 @@ class Cluster:
     bin_dir: Path
     state_dir: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    gateway_url: str | None = None  # Traefik's entrypoint (the Gateway's listener)
+    prometheus_url: str | None = None
 
     def env(self) -> dict[str, str]:
         """Process environment pointing kubectl/helm at this cluster."""
@@ -438,12 +440,15 @@ def _load_state(state_dir: Path) -> dict[str, Any] | None:
 
 
 def _cluster_from_state(state_dir: Path, state: dict[str, Any]) -> Cluster:
+    dp = state.get("dataplane") or {}
     return Cluster(
         kubeconfig=Path(state["kubeconfig"]),
         server=state["server"],
         bin_dir=Path(state["bin_dir"]),
         state_dir=state_dir,
         pids={k: int(v) for k, v in state["pids"].items()},
+        gateway_url=dp.get("gateway_url"),
+        prometheus_url=dp.get("prometheus_url"),
     )
 
 
@@ -537,9 +542,15 @@ plugins:
 
 
 def _agent_config(
-    state_dir: Path, server: str, plan: netplan.NetPlan, apiserver_port: int, lock_fd: int
+    state_dir: Path,
+    server: str,
+    plan: netplan.NetPlan,
+    apiserver_port: int,
+    lock_fd: int,
+    dataplane: dict[str, Any],
 ) -> Path:
     pki = state_dir / "pki"
+    prom_dir = dataplane.get("prometheus_dir")
     cfg = AgentConfig(
         work_dir=state_dir / "agent",
         hide=(str(state_dir),),
@@ -554,6 +565,9 @@ def _agent_config(
         ),
         apiserver_port=apiserver_port,
         lock_fd=lock_fd,
+        prometheus_url=dataplane.get("prometheus_url", ""),
+        prometheus_dir=Path(prom_dir) if prom_dir else None,
+        scrape_static={"traefik": [dataplane["traefik_metrics"]]} if dataplane else {},
     )
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "agent.json"
@@ -610,10 +624,12 @@ def up(
     *,
     timeout: float = 120.0,
     real_namespaces: Sequence[str] = (),
+    data_plane: bool = False,
 ) -> Cluster:
     """Start the cluster (or return the one already running there) and wait until usable.
 
     ``real_namespaces`` are created (or annotated) so that their pods run as real processes.
+    ``data_plane`` adds Traefik, Prometheus and their CRDs (``hack.dataplane``).
     """
     state_dir = (state_dir or default_state_dir()).resolve()
     existing = running(state_dir)
@@ -629,7 +645,7 @@ def up(
     except (netplan.NetPlanError, OSError) as exc:
         raise ClusterError(f"cannot lease an address slot for the cluster: {exc}") from exc
     try:
-        c = _start(state_dir, bdir, lease, timeout)
+        c = _start(state_dir, bdir, lease, timeout, data_plane)
     finally:
         lease.release()  # the node agent holds its own copy of the lock from now on
     for name in real_namespaces:
@@ -637,7 +653,9 @@ def up(
     return c
 
 
-def _start(state_dir: Path, bdir: Path, lease: netplan.SlotLease, timeout: float) -> Cluster:
+def _start(
+    state_dir: Path, bdir: Path, lease: netplan.SlotLease, timeout: float, data_plane: bool
+) -> Cluster:
     plan = lease.plan
     bins = {name: str((bdir / name).resolve()) for name in BINARIES}
     stages = (bdir / "kwok-stages").resolve()
@@ -791,12 +809,21 @@ def _start(state_dir: Path, bdir: Path, lease: netplan.SlotLease, timeout: float
         )
         if apply.returncode != 0:
             raise ClusterError(f"creating nodes and StorageClass failed: {apply.stderr.strip()}")
-        agent_cfg = _agent_config(state_dir, server, plan, ports["apiserver"], lease.fd)
+        dp: dict[str, Any] = {}
+        if data_plane:
+            from hack.dataplane import start as dataplane
+
+            dp = dataplane.start_processes(state_dir, bins["kubectl"], kubeconfig, pids, state)
+            state["dataplane"] = dp
+            save()
+        agent_cfg = _agent_config(state_dir, server, plan, ports["apiserver"], lease.fd, dp)
         pids["node-agent"] = _spawn_agent(agent_cfg, logs, lease.fd)
         state["commands"]["node-agent"] = "hack.node_agent"
         save()
         ready_file = state_dir / "agent" / "agent.ready"
         _wait("node agent ready", ready_file.exists, deadline, state_dir, pids)
+        if data_plane:
+            dataplane.create_gateway(bins["kubectl"], kubeconfig, dp, deadline)
         _wait(
             "ServiceAccount default/default",
             lambda: api.get_json("/api/v1/namespaces/default/serviceaccounts/default") is not None,
@@ -826,7 +853,7 @@ def _stop_all(state_dir: Path, state: dict[str, Any]) -> list[str]:
     # an API server whose etcd is gone keeps retrying instead of exiting.
     groups = [
         ["node-agent"],
-        ["kwok", "kube-scheduler", "kube-controller-manager"],
+        ["traefik", "prometheus", "kwok", "kube-scheduler", "kube-controller-manager"],
         ["kube-apiserver"],
     ]
     groups.append([n for n in pids if not any(n in g for g in groups)])
@@ -884,6 +911,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="namespace whose pods run for real (repeatable; default: default)",
     )
+    p_up.add_argument(
+        "--no-data-plane",
+        action="store_true",
+        help="without Traefik, Prometheus and their CRDs (control plane and nodes only)",
+    )
     sub.add_parser("down", help="stop the cluster and remove its state")
     sub.add_parser("env", help="print the KUBECONFIG export line of the running cluster")
     sub.add_parser("status", help="say whether the cluster is running")
@@ -901,7 +933,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.monotonic()
         try:
             real = args.real_namespace if args.real_namespace is not None else ["default"]
-            c = up(state_dir, timeout=args.timeout, real_namespaces=real)
+            c = up(
+                state_dir,
+                timeout=args.timeout,
+                real_namespaces=real,
+                data_plane=not args.no_data_plane,
+            )
         except ClusterError as exc:
             print(f"cluster-up failed: {exc}", file=sys.stderr)
             return 1
@@ -911,6 +948,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"  state and logs: {state_dir}", file=sys.stderr)
         print(f"  binaries (kubectl, helm): {c.bin_dir}", file=sys.stderr)
+        if c.gateway_url:
+            print(f"  gateway (Traefik): {c.gateway_url}", file=sys.stderr)
+            print(f"  prometheus: {c.prometheus_url}", file=sys.stderr)
         print("  use it with:", file=sys.stderr)
         print(c.export_line())
         print(f'export PATH="{c.bin_dir}:$PATH"')

@@ -66,3 +66,5 @@ bash hack/neo4j/build.sh
 if [[ -f hack/k8s/build.sh ]]; then
     bash hack/k8s/build.sh
 fi
+# Gateway API and Prometheus Operator CRDs for the local cluster's data plane (Go modules).
+.venv/bin/python -m hack.dataplane.crds fetch

@@ -122,6 +122,13 @@ def build_worker_deployment(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any
         "timeoutSeconds": 5,
         "failureThreshold": 6,
     }
+    # The metrics port opens once the model is loaded; until then liveness must not count.
+    container["startupProbe"] = {
+        "tcpSocket": {"port": "metrics"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 5,
+        "failureThreshold": 60,
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -61,7 +61,7 @@ def test_second_cluster_runs_beside_and_down_leaves_nothing(cluster: Cluster) ->
         assert mine.prefix != theirs.prefix
         assert not mine.network.overlaps(theirs.network)
         for net in (mine.network, mine.service_cidr, mine.pod_network):
-            assert net.subnet_of(ipaddress.ip_network("198.18.0.0/15"))
+            assert net.subnet_of(ipaddress.IPv4Network("198.18.0.0/15"))
             assert not any(net.overlaps(p) for p in PRIVATE)
 
         apply(

@@ -20,6 +20,7 @@ Aspects covered:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 
@@ -29,12 +30,14 @@ from hack import cluster as local_cluster
 from hack.cluster import REAL_NODE_NAMES, Cluster
 from hack.node_agent import network
 from hack.node_agent.netplan import NetPlan
-from tests.fixtures.cluster import apply, get_json, wait_for
-from tests.integration.cluster.conftest import (
+from tests.fixtures.cluster import (
+    apply,
     condition,
     container_status,
+    get_json,
     logs,
     pod,
+    wait_for,
     wait_phase,
     wait_ready,
 )
@@ -465,7 +468,7 @@ spec:
     old_ip = first["status"]["podIP"]
     new_ip = pod(cluster, real_ns, "keeper-0")["status"]["podIP"]
     if old_ip != new_ip:
-        assert plan.netns(plan.pod_index(__import__("ipaddress").ip_address(old_ip))) not in (
+        assert plan.netns(plan.pod_index(ipaddress.IPv4Address(old_ip))) not in (
             network.own_netns(plan)
         )
 
@@ -497,9 +500,7 @@ spec:
     )
     p = wait_phase(cluster, real_ns, "stubborn", "Running")
     plan = _plan(cluster)
-    import ipaddress
-
-    netns = plan.netns(plan.pod_index(ipaddress.ip_address(p["status"]["podIP"])))
+    netns = plan.netns(plan.pod_index(ipaddress.IPv4Address(p["status"]["podIP"])))
     assert netns in network.own_netns(plan)
     assert cluster.state_dir is not None
     pod_dir = cluster.state_dir / "agent" / "pods" / f"{real_ns}_stubborn_{p['metadata']['uid']}"
