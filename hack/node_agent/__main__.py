@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -31,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if os.geteuid() != 0:
+        print(
+            "node agent: must run as root (it makes network namespaces, mounts and cgroups)",
+            file=sys.stderr,
+        )
+        return 2
     cfg = AgentConfig.load(args.config)
     asyncio.run(_main(cfg))
     return 0

@@ -145,6 +145,7 @@ class Agent:
         self._builtin: ImageTable | None = None
         self._recent_events: dict[tuple[str, str, str], float] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._reloaded = ""
 
     # -- Context for pod workers ----------------------------------------------------------------
 
@@ -410,39 +411,49 @@ class Agent:
         prom_dir = self.cfg.prometheus_dir
         if prom_dir is None:
             return
-        sd_dir, rules_dir = prom_dir / "sd", prom_dir / "rules"
-        rules_dir.mkdir(parents=True, exist_ok=True)
-        last_reload = ""
+        (prom_dir / "rules").mkdir(parents=True, exist_ok=True)
         while True:
             await self._prom_dirty.wait()
             await asyncio.sleep(0.2)
             self._prom_dirty.clear()
-            jobs, files = promsd.translate(
-                self.monitors.items.values(),
-                self.services.items.values(),
-                self.slices.items.values(),
-                self.plan.in_pod_network,
-                sd_dir,
-            )
-            await asyncio.to_thread(promsd.write_targets, sd_dir, files)
-            rule_texts = promsd.rule_files(self.rules.items.values())
-            changed = False
-            for name, text in rule_texts.items():
-                changed |= promsd.write_if_changed(rules_dir / name, text)
-            for stale in rules_dir.glob("*.yaml"):
-                if stale.name not in rule_texts:
-                    stale.unlink()
-                    changed = True
-            config = promsd.prometheus_config(
-                jobs, self.cfg.scrape_static, self.cfg.scrape_interval, rules_dir
-            )
-            changed |= promsd.write_if_changed(prom_dir / "prometheus.yml", config)
-            if changed or last_reload != config:
-                if await self._reload_prometheus():
-                    last_reload = config
-                else:
+            try:
+                if not await self._prom_sync_once(prom_dir):
                     self._prom_dirty.set()
                     await asyncio.sleep(1)
+            except Exception:
+                log.exception("Prometheus configuration update failed")
+                self._prom_dirty.set()
+                await asyncio.sleep(1)
+
+    async def _prom_sync_once(self, prom_dir: Path) -> bool:
+        """Targets, rule files and prometheus.yml from the current objects; reload on change.
+        False when Prometheus could not be told (retried)."""
+        sd_dir, rules_dir = prom_dir / "sd", prom_dir / "rules"
+        jobs, files = promsd.translate(
+            self.monitors.items.values(),
+            self.services.items.values(),
+            self.slices.items.values(),
+            self.plan.in_pod_network,
+            sd_dir,
+        )
+        await asyncio.to_thread(promsd.write_targets, sd_dir, files)
+        rule_texts = promsd.rule_files(self.rules.items.values())
+        changed = False
+        for name, text in rule_texts.items():
+            changed |= promsd.write_if_changed(rules_dir / name, text)
+        for stale in rules_dir.glob("*.yaml"):
+            if stale.name not in rule_texts:
+                stale.unlink()
+                changed = True
+        config = promsd.prometheus_config(
+            jobs, self.cfg.scrape_static, self.cfg.scrape_interval, rules_dir
+        )
+        changed |= promsd.write_if_changed(prom_dir / "prometheus.yml", config)
+        if changed or self._reloaded != config:
+            if not await self._reload_prometheus():
+                return False
+            self._reloaded = config
+        return True
 
     async def _reload_prometheus(self) -> bool:
         if not self.cfg.prometheus_url:
@@ -466,19 +477,25 @@ class Agent:
         while True:
             await asyncio.sleep(CLAIM_GC_S)
             try:
-                listed = await self.api.request("GET", "/api/v1/persistentvolumeclaims")
-            except (TimeoutError, ApiError, aiohttp.ClientError):
-                continue
-            live = {c["metadata"]["uid"] for c in listed.get("items") or []}
-            in_use = {p.name for w in self.workers.values() for p in w.claim_dirs.values()}
-            for entry in list(self.claims_dir.glob("*")):
-                uid = entry.name.removesuffix(".json")
-                if uid not in live and uid not in in_use:
-                    log.info("claim %s is gone: removing %s", uid, entry)
-                    if entry.is_dir():
-                        await asyncio.to_thread(shutil.rmtree, entry, True)
-                    else:
-                        entry.unlink(missing_ok=True)
+                await self._claims_gc_once()
+            except (TimeoutError, ApiError, aiohttp.ClientError) as exc:
+                log.warning("claim clean-up skipped: %s", exc)
+            except Exception:
+                log.exception("claim clean-up failed")
+
+    async def _claims_gc_once(self) -> None:
+        """Remove the directories of claims that no longer exist and no pod mounts."""
+        listed = await self.api.request("GET", "/api/v1/persistentvolumeclaims")
+        live = {c["metadata"]["uid"] for c in listed.get("items") or []}
+        in_use = {p.name for w in self.workers.values() for p in w.claim_dirs.values()}
+        for entry in list(self.claims_dir.glob("*")):
+            uid = entry.name.removesuffix(".json")
+            if uid not in live and uid not in in_use:
+                log.info("claim %s is gone: removing %s", uid, entry)
+                if entry.is_dir():
+                    await asyncio.to_thread(shutil.rmtree, entry, True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     # -- run -------------------------------------------------------------------------------------
 

@@ -229,3 +229,7 @@ class Reflector:
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 log.warning("%s: watch interrupted: %s", self.name, exc)
                 await asyncio.sleep(1)
+            except Exception:
+                log.exception("%s: handling an event failed; relisting", self.name)
+                rv = ""
+                await asyncio.sleep(1)
