@@ -22,6 +22,9 @@ install_debian_packages() {
     command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
     command -v mvn >/dev/null || missing+=(maven)
     command -v openssl >/dev/null || missing+=(openssl)
+    # The node agent: network namespaces and veths (ip), container namespaces (nsenter).
+    command -v ip >/dev/null || missing+=(iproute2)
+    command -v nsenter >/dev/null || missing+=(util-linux)
     [[ ${#missing[@]} -eq 0 ]] && return
     log "installing Debian packages: ${missing[*]}"
     # Packaged daemons must not start (Prometheus would take 0.0.0.0:9090): block service

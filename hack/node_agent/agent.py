@@ -555,6 +555,9 @@ def cleanup_host(plan: NetPlan, cgroup_root: Path | None, work_dir: Path) -> lis
     if cgroup_root is not None and cgroup_root.exists():
         left.append(f"cgroup {cgroup_root}")
         remove_cgroup_tree(cgroup_root)
+    if cgroup_root is not None:
+        with contextlib.suppress(OSError):
+            cgroup_root.parent.rmdir()  # the shared parent, once no cluster uses it
     for mount in mounts_under(work_dir):
         left.append(f"mount {mount}")
         subprocess.run(["umount", "-l", mount], capture_output=True, check=False)

@@ -275,6 +275,7 @@ class Container:
         finally:
             out.close()
         self.container_id = f"ragops://{w.uid[:8]}-{self.name}-{self.restart_count}"
+        w.ctx.plan.assert_own(str(w.ip), f"probes of {pod_ref(w.pod)}")
         self.target = Target(
             ip=str(w.ip), ports=self.ports, pid=self.proc.pid, env=full_env, uid=uid, gid=gid
         )

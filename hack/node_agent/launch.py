@@ -157,11 +157,14 @@ def build_root(spec: dict[str, Any]) -> str:
     bind("/sys", _inside(merged, "/sys"))
     _make_dev(merged, spec.get("files", []))
     mounts: list[dict[str, Any]] = spec.get("mounts", [])
+    readonly_root = bool(root.get("readonly"))
+    fresh: list[str] = []
     for target, source in spec.get("fresh", {}).items():
         if not _covered(target, mounts):
             inside = _inside(merged, target)
             _mkdirs(inside)
             bind(source, inside, recursive=False)
+            fresh.append(inside)
     for path in spec.get("hide", []):
         inside = _inside(merged, path)
         if os.path.isdir(inside):
@@ -189,8 +192,11 @@ def build_root(spec: dict[str, Any]) -> str:
         else:
             _mkdirs(target)
     _mkdirs(_inside(merged, spec.get("cwd", "/")))
-    if root.get("readonly"):
-        mount("none", merged, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    if readonly_root:
+        # The fresh directories are part of the image's root: read-only with it (mount points
+        # inside them were made above).
+        for inside in [merged, *fresh]:
+            mount("none", inside, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
     for m in mounts:
         bind(m["source"], _inside(merged, m["target"]), readonly=bool(m.get("readonly")))
     return merged

@@ -54,6 +54,8 @@ from hack.node_agent.podvolumes import (
 
 log = logging.getLogger("node-agent.pods")
 
+VOLUME_REFRESH_S = 5.0
+
 
 class Context(Protocol):
     """What a pod worker needs from the agent."""
@@ -373,6 +375,14 @@ class PodWorker:
         if self.deleting.is_set():
             return
         self.start_time = now()
+        if (self.pod.get("spec") or {}).get("hostNetwork"):
+            message = "hostNetwork pods are not supported by the node agent (each pod has its own)"
+            for c in [*self.init, *self.main]:
+                c.state = Waiting("CreateContainerConfigError", message)
+            self.ctx.event(self.pod, "Warning", "Failed", message)
+            self.changed()
+            await self.deleting.wait()
+            return
         self.ip = self.ctx.allocate_ip(self.node)
         self.netns = await asyncio.to_thread(network.create_pod_netns, self.ctx.plan, self.ip)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -403,6 +413,7 @@ class PodWorker:
                 c.state = Waiting("ContainerCreating")
         tasks = [asyncio.get_running_loop().create_task(c.supervise()) for c in self.main]
         deleting = asyncio.get_running_loop().create_task(self.deleting.wait())
+        refresh = asyncio.get_running_loop().create_task(self._refresh_file_volumes())
         try:
             everything: asyncio.Future[Any] = asyncio.gather(*tasks)
             await asyncio.wait([everything, deleting], return_when=asyncio.FIRST_COMPLETED)
@@ -411,6 +422,45 @@ class PodWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             deleting.cancel()
+            refresh.cancel()
+
+    async def _refresh_file_volumes(self) -> None:
+        """ConfigMap, Secret and downwardAPI volumes follow their objects (as the kubelet's
+        periodic sync does); on an error the files stay as they were."""
+        volumes = [
+            v
+            for v in (self.pod.get("spec") or {}).get("volumes") or []
+            if any(k in v for k in ("configMap", "secret", "downwardAPI"))
+            or (
+                "projected" in v
+                and not any(
+                    "serviceAccountToken" in src
+                    for src in (v["projected"] or {}).get("sources") or []
+                )
+            )
+        ]
+        while volumes and not self.deleting.is_set():
+            await self.wait_deleting(VOLUME_REFRESH_S)
+            if self.deleting.is_set():
+                return
+            try:
+                objects = await self.objects()
+                for vol in volumes:
+                    files = plan_files(
+                        vol,
+                        FileSources(
+                            configmaps=objects.cm_bytes,
+                            secrets=objects.secret_bytes,
+                            pod=self.pod,
+                            pod_ip=str(self.ip),
+                            host_ip=self.ctx.host_ip,
+                        ),
+                    )
+                    await asyncio.to_thread(
+                        write_atomic, self._volume_dir(vol["name"]), files, self._fs_group()
+                    )
+            except (ConfigError, ApiError, OSError) as exc:
+                log.info("%s: volume refresh skipped: %s", pod_ref(self.pod), exc)
 
     def grace_deadline(self) -> float:
         meta = self.pod.get("metadata") or {}

@@ -4,13 +4,16 @@ Aspects covered:
 - env: literals, ConfigMap and Secret keys (``valueFrom``, ``envFrom`` with a prefix), pod and
   resource fields, ``$(VAR)`` expansion in env and args, Service link variables, optional refs;
 - volumes at their mount paths: ConfigMap items and modes, Secrets, downwardAPI, an emptyDir
-  shared by an init container and the app, ``runAsUser``/``fsGroup``, a read-only root;
+  shared by an init container and the app, ``runAsUser``/``fsGroup``, a read-only root; a
+  mounted ConfigMap follows changes of its ConfigMap;
 - probes executed for real: readiness (exec, httpGet, tcpSocket) drives Ready; a failing
   liveness probe restarts the container (restart count, last state);
-- Jobs run to completion; a failed container reports its exit code and termination message
-  (file or ``FallbackToLogsOnError``); a crashing container backs off (CrashLoopBackOff);
-- a claim outlives its pod (a StatefulSet pod deleted and recreated finds its files), and a
-  deleted pod gets SIGTERM, then SIGKILL after its grace period, leaving no sandbox behind;
+- Jobs run to completion (``cluster-logs`` prints their output); a failed container reports
+  its exit code and termination message (file or ``FallbackToLogsOnError``); a crashing
+  container backs off (CrashLoopBackOff);
+- a claim outlives its pod (a StatefulSet pod deleted and recreated finds its files; a
+  Postgres pod of the pgvector image comes back with its rows), and a deleted pod gets
+  SIGTERM, then SIGKILL after its grace period, leaving no sandbox behind;
 - an image the agent cannot map, and a missing Secret, leave the pod waiting with a clear
   reason and never Ready; the Secret appearing lets it start;
 - pods on their own addresses: two pods serve 0.0.0.0:8000 at once, Services resolve by name
@@ -22,6 +25,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -349,6 +355,15 @@ spec:
     assert [p["status"]["phase"] for p in pods] == ["Succeeded"]
     assert pods[0]["spec"]["nodeName"] in REAL_NODE_NAMES
     assert logs(cluster, real_ns, pods[0]["metadata"]["name"]) == "finished\n"
+    # What `make cluster-logs POD=... NS=...` runs.
+    cli = subprocess.run(
+        [sys.executable, "-m", "hack.cluster", "logs", pods[0]["metadata"]["name"], "-n", real_ns],
+        env={**os.environ, "RAGOPS_CLUSTER_DIR": str(cluster.state_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (cli.returncode, cli.stdout) == (0, "finished\n"), cli.stderr
 
 
 def test_failed_container_reports_exit_code_and_termination_message(
@@ -701,3 +716,136 @@ spec:
         assert logs(cluster, real_ns, "faulty") == "fault=errors\n"
     finally:
         local_cluster.set_images(cluster, [])
+
+
+def test_configmap_volume_follows_its_configmap(cluster: Cluster, real_ns: str) -> None:
+    apply(
+        cluster,
+        real_ns,
+        """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: live}
+data: {color: blue}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: watcher}
+spec:
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, "while true; do cat /cfg/color; echo; sleep 0.5; done"]
+    volumeMounts: [{name: cfg, mountPath: /cfg}]
+  volumes: [{name: cfg, configMap: {name: live}}]
+""",
+    )
+    wait_for(lambda: "blue" in logs(cluster, real_ns, "watcher"), what="the first value")
+    cluster.kubectl(
+        "patch",
+        "configmap",
+        "live",
+        "-n",
+        real_ns,
+        "--type=merge",
+        "-p",
+        '{"data": {"color": "green"}}',
+    )
+    wait_for(
+        lambda: "green" in logs(cluster, real_ns, "watcher"),
+        timeout=60,
+        what="the updated value in the mounted file",
+    )
+
+
+POSTGRES = """
+apiVersion: v1
+kind: Secret
+metadata: {name: pg}
+stringData: {password: pw-for-tests}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: pg}
+spec:
+  serviceName: pg
+  replicas: 1
+  selector: {matchLabels: {app: pg}}
+  template:
+    metadata: {labels: {app: pg}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 999, runAsGroup: 999, fsGroup: 999}
+      containers:
+      - name: postgres
+        image: pgvector/pgvector:pg17
+        env:
+        - {name: POSTGRES_USER, value: rag}
+        - {name: POSTGRES_DB, value: rag}
+        - {name: POSTGRES_PASSWORD, valueFrom: {secretKeyRef: {name: pg, key: password}}}
+        - {name: PGDATA, value: /var/lib/postgresql/data/pgdata}
+        ports: [{name: postgres, containerPort: 5432}]
+        securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
+        readinessProbe: {exec: {command: [pg_isready, -U, rag, -d, rag]}, periodSeconds: 1}
+        volumeMounts:
+        - {name: data, mountPath: /var/lib/postgresql/data}
+        - {name: tmp, mountPath: /tmp}
+        - {name: run, mountPath: /var/run/postgresql}
+      volumes: [{name: tmp, emptyDir: {}}, {name: run, emptyDir: {}}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"""
+
+
+def _psql(ip: str, sql: str) -> str:
+    from hack.node_agent.images import postgres_bin_dir
+
+    out = subprocess.run(
+        [
+            str(postgres_bin_dir() / "psql"),
+            "-X",
+            "-At",
+            "-h",
+            ip,
+            "-U",
+            "rag",
+            "-d",
+            "rag",
+            "-c",
+            sql,
+        ],
+        env={**os.environ, "PGPASSWORD": "pw-for-tests"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_postgres_pod_comes_back_with_its_data(cluster: Cluster, real_ns: str) -> None:
+    """The pgvector image as the operator runs it: read-only root, uid 999, exec probe."""
+    apply(cluster, real_ns, POSTGRES)
+    first = wait_ready(cluster, real_ns, "pg-0", timeout=120)
+    assert first["spec"]["nodeName"] in REAL_NODE_NAMES
+    _psql(
+        first["status"]["podIP"],
+        "CREATE EXTENSION vector; CREATE TABLE kept (v vector(3));"
+        "INSERT INTO kept VALUES ('[1,2,3]');",
+    )
+    cluster.kubectl("delete", "pod", "pg-0", "-n", real_ns, "--wait=true", timeout=60)
+
+    def back() -> bool:
+        p = pod(cluster, real_ns, "pg-0")
+        return (
+            bool(p)
+            and p["metadata"]["uid"] != first["metadata"]["uid"]
+            and (condition(p, "Ready") == "True")
+        )
+
+    wait_for(back, timeout=120, what="pg-0 back and Ready")
+    again = pod(cluster, real_ns, "pg-0")
+    assert _psql(again["status"]["podIP"], "SELECT v FROM kept") == "[1,2,3]"
+    # Its data is a claim directory, owned by the postgres user through fsGroup.
+    assert "/var/run/postgresql/.s.PGSQL.5432" in logs(cluster, real_ns, "pg-0")
