@@ -92,7 +92,6 @@ class Container:
         self.proc: asyncio.subprocess.Process | None = None
         self.target: Target | None = None
         self.stopping = False
-        self.liveness_killed = ""
         self.dir = worker.dir / "containers" / self.name
         self.ports = {
             p["name"]: int(p["containerPort"]) for p in spec.get("ports") or [] if p.get("name")
@@ -187,7 +186,7 @@ class Container:
                 {"path": "/etc/group", "content": group},
             ],
             "traverse": list(profile.reads),
-            "mounts": w.mounts_for(self.spec),
+            "mounts": w.mounts_for(self.spec, env),
             "uid": uid,
             "gid": gid,
             "groups": groups,
@@ -281,7 +280,6 @@ class Container:
         )
         self._started_mono = time.monotonic()
         self.stopping = False
-        self.liveness_killed = ""
         self.started = "startupProbe" not in self.spec
         self.ready = False
         self._set(Running(now()))
@@ -399,7 +397,6 @@ class Container:
             "Killing",
             f"Container {self.name} failed {kind.lower()} probe, will be restarted",
         )
-        self.liveness_killed = kind
         self.ready = False
         w.changed()
         grace = float((w.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))

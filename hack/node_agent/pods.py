@@ -264,10 +264,13 @@ class PodWorker:
             tokens[key] = str((out.get("status") or {}).get("token", ""))
         return lambda aud, exp: tokens.get((aud, exp), "")
 
-    def mounts_for(self, container: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def mounts_for(
+        self, container: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        """Host source, mount path and mode of each volumeMount (``subPathExpr`` expanded
+        over the container's environment)."""
         volumes = {v["name"]: v for v in (self.pod.get("spec") or {}).get("volumes") or []}
         mounts = []
-        env = self.main_env_for_subpath(container)
         for m in container.get("volumeMounts") or []:
             vol = volumes.get(m.get("name", ""))
             if vol is None:
@@ -305,13 +308,6 @@ class PodWorker:
                 }
             )
         return mounts
-
-    def main_env_for_subpath(self, container: Mapping[str, Any]) -> dict[str, str]:
-        return {
-            str(e["name"]): str(e.get("value", ""))
-            for e in container.get("env") or []
-            if "value" in e
-        }
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ Aspects covered:
   its exit code and termination message (file or ``FallbackToLogsOnError``); a crashing
   container backs off (CrashLoopBackOff);
 - a claim outlives its pod (a StatefulSet pod deleted and recreated finds its files; a
-  Postgres pod of the pgvector image comes back with its rows), and a deleted pod gets
+  Postgres pod of the pgvector image comes back with its rows; the neo4j image honours
+  ``NEO4J_AUTH``), and a deleted pod gets
   SIGTERM, then SIGKILL after its grace period, leaving no sandbox behind;
 - an image the agent cannot map, and a missing Secret, leave the pod waiting with a clear
   reason and never Ready; the Secret appearing lets it start;
@@ -849,3 +850,44 @@ def test_postgres_pod_comes_back_with_its_data(cluster: Cluster, real_ns: str) -
     assert _psql(again["status"]["podIP"], "SELECT v FROM kept") == "[1,2,3]"
     # Its data is a claim directory, owned by the postgres user through fsGroup.
     assert "/var/run/postgresql/.s.PGSQL.5432" in logs(cluster, real_ns, "pg-0")
+
+
+def test_neo4j_pod_honours_neo4j_auth(cluster: Cluster, real_ns: str) -> None:
+    """The neo4j image as the operator runs it: NEO4J_AUTH from a Secret, Bolt on 7687."""
+    from neo4j import GraphDatabase
+    from neo4j.exceptions import AuthError
+
+    apply(
+        cluster,
+        real_ns,
+        """
+apiVersion: v1
+kind: Secret
+metadata: {name: graph}
+stringData: {auth: neo4j/graph-password}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: graph}
+spec:
+  securityContext: {runAsUser: 7474, runAsGroup: 7474, fsGroup: 7474}
+  containers:
+  - name: neo4j
+    image: neo4j:5.26-community
+    env: [{name: NEO4J_AUTH, valueFrom: {secretKeyRef: {name: graph, key: auth}}}]
+    ports: [{name: bolt, containerPort: 7687}]
+    readinessProbe: {tcpSocket: {port: bolt}, periodSeconds: 1}
+    volumeMounts: [{name: data, mountPath: /data}, {name: logs, mountPath: /logs}]
+  volumes: [{name: data, emptyDir: {}}, {name: logs, emptyDir: {}}]
+""",
+    )
+    p = wait_ready(cluster, real_ns, "graph", timeout=180)
+    uri = f"bolt://{p['status']['podIP']}:7687"
+    with GraphDatabase.driver(uri, auth=("neo4j", "graph-password")) as driver:
+        records, _, _ = driver.execute_query("RETURN 41 + 1 AS answer")
+        assert records[0]["answer"] == 42
+    with (
+        GraphDatabase.driver(uri, auth=("neo4j", "wrong-password")) as driver,
+        pytest.raises(AuthError),
+    ):
+        driver.execute_query("RETURN 1")
