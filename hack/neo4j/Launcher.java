@@ -1,5 +1,5 @@
 import java.io.IOException;
-import java.net.URI;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
@@ -38,6 +38,25 @@ public final class Launcher {
         boolean authOn = !auth.equals("none") && !auth.isEmpty();
         String advertised = host.equals("0.0.0.0")
                 ? System.getenv().getOrDefault("HOSTNAME", "localhost") : host;
+        Path marker = workDir.resolve("data").resolve(".initial-password-set");
+        if (authOn && !Files.exists(marker)) {
+            // As the image does: the password is set before Bolt accepts anyone, and only on
+            // the first start (a restarted server keeps the password it has).
+            Neo4j setup = Neo4jBuilders.newInProcessBuilder(workDir)
+                    .withDisabledServer()
+                    .withConfig(GraphDatabaseSettings.data_directory, workDir.resolve("data"))
+                    .withConfig(BoltConnector.enabled, false)
+                    .withConfig(HttpConnector.enabled, false)
+                    .withConfig(HttpsConnector.enabled, false)
+                    .withConfig(GraphDatabaseSettings.auth_enabled, true)
+                    .build();
+            String password = auth.substring(auth.indexOf('/') + 1);
+            setup.databaseManagementService().database("system").executeTransactionally(
+                    "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
+                    Map.of("password", password));
+            setup.close();
+            Files.createFile(marker);
+        }
         Neo4j server = Neo4jBuilders.newInProcessBuilder(workDir)
                 .withDisabledServer()
                 .withConfig(GraphDatabaseSettings.data_directory, workDir.resolve("data"))
@@ -48,12 +67,6 @@ public final class Launcher {
                 .withConfig(HttpsConnector.enabled, false)
                 .withConfig(GraphDatabaseSettings.auth_enabled, authOn)
                 .build();
-        if (authOn) {
-            String password = auth.substring(auth.indexOf('/') + 1);
-            server.databaseManagementService().database("system").executeTransactionally(
-                    "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
-                    Map.of("password", password));
-        }
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();
