@@ -46,13 +46,15 @@ serve: setup ## Run the RAG runtime alone (embedded Postgres, no Redis/Neo4j) on
 services-up: setup ## Start Postgres, Redis, Neo4j and Prometheus in the foreground until Ctrl-C
 	$(PY) -m hack.services up $(ARGS)
 
-.PHONY: cluster-up cluster-down cluster-env
-cluster-up: setup ## Start the local Kubernetes control plane (etcd, apiserver, controllers, kwok)
+.PHONY: cluster-up cluster-down cluster-env cluster-logs
+cluster-up: setup ## Start the local cluster (control plane, kwok and real-pod nodes)
 	$(PY) -m hack.cluster up $(ARGS)
-cluster-down: ## Stop the local control plane and remove its state
+cluster-down: ## Stop the local cluster: every process, namespace, address and mount
 	@$(PY) -m hack.cluster down
 cluster-env: ## Print the KUBECONFIG export line of the running local cluster
 	@$(PY) -m hack.cluster env
+cluster-logs: ## Print a real pod's output: make cluster-logs POD=name [NS=ns] [C=container] [PREVIOUS=1]
+	@$(PY) -m hack.cluster logs $(POD) $(if $(NS),-n $(NS)) $(if $(C),-c $(C)) $(if $(PREVIOUS),--previous)
 
 .PHONY: crds
 crds: setup ## Regenerate crds/, the chart's CRD (models) and the chart's RBAC rules (children table)

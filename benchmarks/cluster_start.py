@@ -1,16 +1,31 @@
-"""How quickly the local control plane starts, stops and runs a Deployment.
+"""How quickly the local cluster starts, stops, runs a Deployment and brings up a real system.
 
 Figures:
 - ``warm_start_s``: median seconds from ``hack.cluster.up`` to usable (API ready, default
-  ServiceAccount present, both kwok nodes Ready), with the binaries already built;
-- ``down_s``: median seconds for ``hack.cluster.down`` (every process stopped, state removed);
-- ``deployment_available_s``: median seconds from applying a 3-replica Deployment to its
-  ``Available`` condition;
+  ServiceAccount present, the kwok nodes and the node agent's nodes Ready), with the binaries
+  already built; ``warm_start_data_plane_s`` the same with Traefik, Prometheus and their CRDs;
+- ``down_s``: median seconds for ``hack.cluster.down`` (every process stopped, namespaces,
+  addresses and state removed);
+- ``deployment_available_s``: median seconds from applying a 3-replica Deployment (kwok) to
+  its ``Available`` condition;
+- ``system_ready_s``: median seconds from applying a RagSystem (1 API, 1 worker, managed
+  Postgres and Redis, an HTTPRoute on the Gateway) to its Ready condition, with real pods;
+  ``system_ready_parts`` the median time from the apply to each part: every pod scheduled,
+  each component's pod Ready (postgres, redis, api, worker), the RagSystem Ready;
+- ``first_answer_s``: median seconds from the apply to the first cited answer through the
+  Gateway; ``first_answer_parts``: Ready, first 200 from the API through Traefik, three
+  documents ingested by the worker, the answer;
+- baseline, measured in the same run: the same programs started directly as processes on
+  loopback (``hack.services`` Postgres and Redis, ``rag-runtime serve`` and ``worker``), to
+  ready (``direct_ready_s``) and to the first cited answer (``direct_first_answer_s``);
+  ``system_ready_ratio`` and ``first_answer_ratio`` are the cluster's over the direct ones
+  (the cost of scheduling, probes, pod sandboxes, DNS and the Gateway);
 - ``cold_build_s``: seconds spent building the binaries, present only when this run built them;
 - ``cache_mb``: disk used by the binaries plus Go's module and build caches.
 
-Aims: warm start < 15 s, down < 5 s, Deployment available < 5 s.
-Run: ``make bench-cluster_start`` (``ARGS=--quick`` for a run of under a minute).
+Aims: warm start < 15 s, down < 5 s, Deployment available < 5 s, a system Ready < 90 s.
+Run: ``make bench-cluster_start`` (``ARGS=--quick`` for a run of under a minute: the control
+plane figures only, since a real system alone takes a minute or more to start).
 """
 
 from __future__ import annotations
@@ -70,10 +85,70 @@ def deployment_available(c: local_cluster.Cluster, name: str) -> float:
     return time.monotonic() - start
 
 
+def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = runs[0].keys()
+    return {k: round(statistics.median(r[k] for r in runs), 2) for k in keys}
+
+
+def real_systems(count: int) -> dict[str, Any]:
+    """``count`` RagSystems on real pods, each after a direct start of the same programs."""
+    from benchmarks._realsystem import direct_run, system_run
+    from hack.demo import operator_process
+
+    state_dir = Path(tempfile.mkdtemp(prefix="ragops-bench-platform-"))
+    t0 = time.monotonic()
+    c = local_cluster.up(state_dir, data_plane=True)
+    start_s = time.monotonic() - t0
+    print(f"cluster with the data plane usable in {start_s:.2f}s", file=sys.stderr)
+    systems: list[dict[str, float]] = []
+    directs: list[dict[str, float]] = []
+    try:
+        c.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(Path(__file__).resolve().parent.parent / "crds"),
+        )
+        c.kubectl("wait", "--for=condition=Established", "crd/ragsystems.ragops.io")
+        with operator_process(c, state_dir):
+            for i in range(count):
+                directs.append(direct_run())
+                print(f"direct {i + 1}/{count}: {directs[-1]}", file=sys.stderr)
+                systems.append(system_run(c, f"bench-{i}"))
+                print(f"system {i + 1}/{count}: {systems[-1]}", file=sys.stderr)
+    finally:
+        local_cluster.down(state_dir)
+    sys_parts, direct_parts = _medians(systems), _medians(directs)
+    ready, answer = sys_parts["ragsystem_ready_s"], sys_parts["answered_s"]
+    return {
+        "systems": count,
+        "warm_start_data_plane_s": round(start_s, 2),
+        "system_ready_s": ready,
+        "system_ready_parts": {
+            k: v for k, v in sys_parts.items() if k not in ("routed_s", "ingested_s", "answered_s")
+        },
+        "system_ready_runs_s": [round(r["ragsystem_ready_s"], 2) for r in systems],
+        "first_answer_s": answer,
+        "first_answer_parts": {
+            "ready_s": ready,
+            "routed_s": sys_parts["routed_s"],
+            "ingested_s": sys_parts["ingested_s"],
+            "answered_s": answer,
+        },
+        "first_answer_runs_s": [round(r["answered_s"], 2) for r in systems],
+        "direct_ready_s": direct_parts["api_ready_s"],
+        "direct_first_answer_s": direct_parts["answered_s"],
+        "system_ready_ratio": round(ready / direct_parts["api_ready_s"], 2),
+        "first_answer_ratio": round(answer / direct_parts["answered_s"], 2),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one start, two Deployments")
     parser.add_argument("--runs", type=int, default=None, help="cluster starts (default 5)")
+    parser.add_argument("--systems", type=int, default=3, help="RagSystems started (default 3)")
     args = parser.parse_args()
     starts = args.runs or (1 if args.quick else 5)
     deployments = 2 if args.quick else 5
@@ -104,6 +179,12 @@ def main() -> int:
             down_s.append(time.monotonic() - t1)
         print(f"  down in {down_s[-1]:.2f}s", file=sys.stderr)
 
+    system: dict[str, Any] = (
+        {"system": "skipped in --quick (a real system takes a minute or more to start)"}
+        if args.quick
+        else real_systems(args.systems)
+    )
+
     cache = cache_dir()
     bin_mb = dir_mb(cache / "k8s")
     go_mb = dir_mb(cache / "go")
@@ -120,6 +201,7 @@ def main() -> int:
         "deployment_available_s": round(statistics.median(deploy_s), 2),
         "deployment_available_runs_s": [round(s, 2) for s in deploy_s],
     }
+    result.update(system)
     if cold_build_s is not None:
         result["cold_build_s"] = round(cold_build_s, 1)
     result["bin_mb"] = round(bin_mb, 1)

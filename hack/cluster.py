@@ -1,10 +1,19 @@
 """A real local Kubernetes control plane run as plain processes (no containers).
 
 ``python -m hack.cluster up`` starts etcd, kube-apiserver (TLS, RBAC, service-account keys),
-kube-controller-manager, kube-scheduler and kwok (two fake nodes whose pods "run", plus the
-``kwok-volume`` StorageClass whose claims kwok binds), waits until the cluster is usable and
-prints the ``export KUBECONFIG=...`` line. ``down`` stops every process it started and removes
-the state directory; ``env`` prints the export line of a running cluster; ``status`` reports it.
+kube-controller-manager, kube-scheduler, kwok (two fake nodes whose pods only pretend to run,
+plus the ``kwok-volume`` StorageClass whose claims kwok binds) and the node agent (two real
+nodes whose pods run as processes, see ``hack/node_agent``), waits until the cluster is usable
+and prints the ``export KUBECONFIG=...`` line. ``down`` stops every process it started, removes
+every network namespace, address and mount it made, and removes the state directory; ``env``
+prints the export line of a running cluster; ``status`` reports it; ``logs POD`` prints a real
+pod's container output.
+
+Which nodes a pod lands on is decided per namespace (the PodNodeSelector admission plugin):
+pods go to the fake nodes unless their namespace carries the annotation
+``scheduler.alpha.kubernetes.io/node-selector: ragops.io/pods=real`` (see :func:`real_namespace`).
+All addresses come from a /20 of 198.18.0.0/15 leased for this cluster alone
+(``hack.node_agent.netplan``), so several clusters can run side by side on one host.
 
 The binaries come from ``hack/k8s/build.sh`` (built from Go modules on first use, cached by
 version under ``$RAGOPS_CACHE/k8s``). State, certificates and one log file per component live
@@ -31,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hack.node_agent import netplan
+from hack.node_agent.config import FAKE, NODE_LABEL, REAL, AgentConfig, NodeSpec
 from hack.paths import REPO_ROOT, cache_dir
 from hack.paths import state_dir as state_root
 
@@ -38,9 +49,11 @@ K8S_DIR = REPO_ROOT / "hack" / "k8s"
 BUILD_SCRIPT = K8S_DIR / "build.sh"
 STATE_FILE = "cluster.json"
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
+REAL_NODE_NAMES = ("ragops-node-0", "ragops-node-1")
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
-SERVICE_CIDR = "10.96.0.0/12"
-POD_CIDR = "10.244.0.0/16"
+NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
+REAL_SELECTOR = f"{NODE_LABEL}={REAL}"
+AGENT_READY_TIMEOUT_S = 60.0
 BINARIES = (
     "etcd",
     "kube-apiserver",
@@ -138,6 +151,8 @@ class Cluster:
     bin_dir: Path
     state_dir: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    gateway_url: str | None = None  # Traefik's entrypoint (the Gateway's listener)
+    prometheus_url: str | None = None
 
     def env(self) -> dict[str, str]:
         """Process environment pointing kubectl/helm at this cluster."""
@@ -210,7 +225,7 @@ def _signed_cert(pki: Path, name: str, subject: str, extensions: str) -> None:
              "-out", f"{name}.crt", cwd=pki)  # fmt: skip
 
 
-def make_pki(pki: Path) -> None:
+def make_pki(pki: Path, kubernetes_service_ip: str) -> None:
     """CA, apiserver serving cert, admin client cert (system:masters), service-account keys."""
     pki.mkdir(parents=True, exist_ok=True)
     _ec_key(pki, "ca")
@@ -221,7 +236,7 @@ def make_pki(pki: Path) -> None:
     sans = ",".join(
         [
             "IP:127.0.0.1",
-            "IP:10.96.0.1",  # first address of SERVICE_CIDR: the kubernetes Service
+            f"IP:{kubernetes_service_ip}",  # the kubernetes Service (pods reach it)
             "DNS:localhost",
             "DNS:kubernetes",
             "DNS:kubernetes.default",
@@ -406,7 +421,7 @@ def _nodes_ready(api: _Api) -> bool:
         for cond in node.get("status", {}).get("conditions", []) or []:
             if cond.get("type") == "Ready" and cond.get("status") == "True":
                 ready.add(node["metadata"]["name"])
-    return ready >= set(NODE_NAMES)
+    return ready >= {*NODE_NAMES, *REAL_NODE_NAMES}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,12 +440,15 @@ def _load_state(state_dir: Path) -> dict[str, Any] | None:
 
 
 def _cluster_from_state(state_dir: Path, state: dict[str, Any]) -> Cluster:
+    dp = state.get("dataplane") or {}
     return Cluster(
         kubeconfig=Path(state["kubeconfig"]),
         server=state["server"],
         bin_dir=Path(state["bin_dir"]),
         state_dir=state_dir,
         pids={k: int(v) for k, v in state["pids"].items()},
+        gateway_url=dp.get("gateway_url"),
+        prometheus_url=dp.get("prometheus_url"),
     )
 
 
@@ -482,9 +500,9 @@ def _kwok_config(stages: Path) -> str:
     return "\n---\n".join(docs) + "\n"
 
 
-def _bootstrap_objects(stages: Path) -> str:
+def _bootstrap_objects(stages: Path, plan: netplan.NetPlan) -> str:
     nodes = []
-    for name in NODE_NAMES:
+    for name, cidr in zip(NODE_NAMES, plan.fake_node_cidrs, strict=True):
         nodes.append(
             f"""apiVersion: v1
 kind: Node
@@ -500,21 +518,145 @@ metadata:
     kubernetes.io/role: agent
     node-role.kubernetes.io/agent: ""
     type: kwok
-spec: {{}}"""
+    {NODE_LABEL}: {FAKE}
+spec:
+  podCIDR: {cidr}
+  podCIDRs: [{cidr}]"""
         )
     storage_class = (stages / KWOK_STORAGE_CLASS).read_text().strip()
     return "\n---\n".join([*nodes, storage_class]) + "\n"
 
 
-def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
-    """Start the cluster (or return the one already running there) and wait until usable."""
+def _admission_config(path: Path) -> None:
+    """PodNodeSelector: pods go to the fake nodes unless their namespace says otherwise."""
+    path.write_text(
+        f"""apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodNodeSelector
+  configuration:
+    podNodeSelectorPluginConfig:
+      clusterDefaultNodeSelector: "{NODE_LABEL}={FAKE}"
+"""
+    )
+
+
+def _agent_config(
+    state_dir: Path,
+    server: str,
+    plan: netplan.NetPlan,
+    apiserver_port: int,
+    lock_fd: int,
+    dataplane: dict[str, Any],
+) -> Path:
+    pki = state_dir / "pki"
+    prom_dir = dataplane.get("prometheus_dir")
+    cfg = AgentConfig(
+        work_dir=state_dir / "agent",
+        hide=(str(state_dir),),
+        server=server,
+        ca=pki / "ca.crt",
+        cert=pki / "admin.crt",
+        key=pki / "admin.key",
+        plan=plan,
+        nodes=tuple(
+            NodeSpec(name, str(cidr))
+            for name, cidr in zip(REAL_NODE_NAMES, plan.real_node_cidrs, strict=True)
+        ),
+        apiserver_port=apiserver_port,
+        lock_fd=lock_fd,
+        prometheus_url=dataplane.get("prometheus_url", ""),
+        prometheus_dir=Path(prom_dir) if prom_dir else None,
+        scrape_static={"traefik": [dataplane["traefik_metrics"]]} if dataplane else {},
+    )
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "agent.json"
+    path.write_text(cfg.to_json())
+    return path
+
+
+def _spawn_agent(config: Path, logs: Path, lock_fd: int) -> int:
+    """The node agent, holding the cluster's address-slot lock for as long as it runs."""
+    log = (logs / "node-agent.log").open("ab")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hack.node_agent", "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=REPO_ROOT,
+            pass_fds=(lock_fd,),
+        )
+    finally:
+        log.close()
+    return proc.pid
+
+
+def set_images(c: Cluster, entries: Sequence[dict[str, Any]]) -> None:
+    """Extra image mappings for the node agent (see ``hack.node_agent.images``); the agent
+    reads them before each container start."""
+    from hack.node_agent.images import builtin_table
+
+    builtin_table().with_extras(entries)  # refuse a bad entry here, with its message
+    if c.state_dir is None:
+        raise ClusterError("image mappings need the local cluster's node agent")
+    path = c.state_dir / "agent" / "images.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(list(entries), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def real_namespace(c: Cluster, name: str) -> None:
+    """Create (or mark) namespace ``name`` so that its pods run for real on the agent's nodes."""
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "annotations": {NODE_SELECTOR_ANNOTATION: REAL_SELECTOR}},
+    }
+    c.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def up(
+    state_dir: Path | None = None,
+    *,
+    timeout: float = 120.0,
+    real_namespaces: Sequence[str] = (),
+    data_plane: bool = False,
+) -> Cluster:
+    """Start the cluster (or return the one already running there) and wait until usable.
+
+    ``real_namespaces`` are created (or annotated) so that their pods run as real processes.
+    ``data_plane`` adds Traefik, Prometheus and their CRDs (``hack.dataplane``).
+    """
     state_dir = (state_dir or default_state_dir()).resolve()
     existing = running(state_dir)
     if existing is not None:
+        for name in real_namespaces:
+            real_namespace(existing, name)
         return existing
     if state_dir.exists():
         down(state_dir)
     bdir, _ = ensure_built()
+    try:
+        lease = netplan.lease_slot(owner=str(state_dir))
+    except (netplan.NetPlanError, OSError) as exc:
+        raise ClusterError(f"cannot lease an address slot for the cluster: {exc}") from exc
+    try:
+        c = _start(state_dir, bdir, lease, timeout, data_plane)
+    finally:
+        lease.release()  # the node agent holds its own copy of the lock from now on
+    for name in real_namespaces:
+        real_namespace(c, name)
+    return c
+
+
+def _start(
+    state_dir: Path, bdir: Path, lease: netplan.SlotLease, timeout: float, data_plane: bool
+) -> Cluster:
+    plan = lease.plan
     bins = {name: str((bdir / name).resolve()) for name in BINARIES}
     stages = (bdir / "kwok-stages").resolve()
 
@@ -522,6 +664,7 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
     for d in (pki, logs, etcd_data):
         d.mkdir(parents=True, exist_ok=True)
     etcd_data.chmod(0o700)
+    state_dir.mkdir(parents=True, exist_ok=True)
     names = ["etcd-client", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     server = f"https://127.0.0.1:{ports['apiserver']}"
@@ -564,7 +707,9 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={plan.service_cidr}",
+            "--enable-admission-plugins=PodNodeSelector",
+            f"--admission-control-config-file={state_dir / 'admission.yaml'}",
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true",
             "--profiling=false",
@@ -603,7 +748,7 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
             f"--config={state_dir / 'kwok.yaml'}",
             f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
             f"--server-address=127.0.0.1:{ports['kwok']}",
-            f"--cidr={POD_CIDR}",
+            f"--cidr={plan.fake_node_cidrs[0]}",
             "--node-ip=127.0.0.1",
             "--node-lease-duration-seconds=40",
             "--v=1",
@@ -611,6 +756,7 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
     }
     pids: dict[str, int] = {}
     state: dict[str, Any] = {
+        "plan": plan.to_json(),
         "server": server,
         "kubeconfig": str(kubeconfig),
         "bin_dir": str(bdir),
@@ -642,8 +788,9 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
         # etcd needs no certificates: start it first and make the PKI while it comes up.
         pids["etcd"] = _spawn("etcd", commands["etcd"], logs)
         save()
-        make_pki(pki)
+        make_pki(pki, str(plan.kubernetes_service_ip))
         write_kubeconfig(kubeconfig, server, pki)
+        _admission_config(state_dir / "admission.yaml")
         pids["kube-apiserver"] = _spawn("kube-apiserver", commands["kube-apiserver"], logs)
         save()
         # The clients start once the API server serves (its post-start hooks still running):
@@ -655,13 +802,28 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
         _wait("kube-apiserver /readyz", api_ready, deadline, state_dir, pids)
         apply = subprocess.run(
             [bins["kubectl"], f"--kubeconfig={kubeconfig}", "apply", "-f", "-"],
-            input=_bootstrap_objects(stages),
+            input=_bootstrap_objects(stages, plan),
             capture_output=True,
             text=True,
             check=False,
         )
         if apply.returncode != 0:
             raise ClusterError(f"creating nodes and StorageClass failed: {apply.stderr.strip()}")
+        dp: dict[str, Any] = {}
+        if data_plane:
+            from hack.dataplane import start as dataplane
+
+            dp = dataplane.start_processes(state_dir, bins["kubectl"], kubeconfig, pids, state)
+            state["dataplane"] = dp
+            save()
+        agent_cfg = _agent_config(state_dir, server, plan, ports["apiserver"], lease.fd, dp)
+        pids["node-agent"] = _spawn_agent(agent_cfg, logs, lease.fd)
+        state["commands"]["node-agent"] = "hack.node_agent"
+        save()
+        ready_file = state_dir / "agent" / "agent.ready"
+        _wait("node agent ready", ready_file.exists, deadline, state_dir, pids)
+        if data_plane:
+            dataplane.create_gateway(bins["kubectl"], kubeconfig, dp, deadline)
         _wait(
             "ServiceAccount default/default",
             lambda: api.get_json("/api/v1/namespaces/default/serviceaccounts/default") is not None,
@@ -678,9 +840,34 @@ def up(state_dir: Path | None = None, *, timeout: float = 120.0) -> Cluster:
             pids,
         )
     except BaseException:
-        _stop(pids, state["commands"])
+        _stop_all(state_dir, state)
         raise
     return _cluster_from_state(state_dir, state)
+
+
+def _stop_all(state_dir: Path, state: dict[str, Any]) -> list[str]:
+    """Stop the cluster's processes in order and clean the host; returns what was left over."""
+    pids = {k: int(v) for k, v in state.get("pids", {}).items()}
+    commands = state.get("commands", {})
+    # The agent first (it stops every pod), then the clients, then the API server, then etcd:
+    # an API server whose etcd is gone keeps retrying instead of exiting.
+    groups = [
+        ["node-agent"],
+        ["traefik", "prometheus", "kwok", "kube-scheduler", "kube-controller-manager"],
+        ["kube-apiserver"],
+    ]
+    groups.append([n for n in pids if not any(n in g for g in groups)])
+    for group in groups:
+        timeout = 45.0 if group == ["node-agent"] else 10.0
+        _stop({n: pids[n] for n in group if n in pids}, commands, timeout=timeout)
+    left: list[str] = []
+    if "plan" in state:
+        from hack.node_agent.agent import cgroup2_mount, cleanup_host
+
+        plan = netplan.NetPlan.from_json(state["plan"])
+        cg = cgroup2_mount()
+        left = cleanup_host(plan, cg / "ragops" / plan.prefix if cg else None, state_dir)
+    return left
 
 
 def down(state_dir: Path | None = None) -> bool:
@@ -690,14 +877,9 @@ def down(state_dir: Path | None = None) -> bool:
         return False
     state = _load_state(state_dir)
     if state is not None:
-        pids = {k: int(v) for k, v in state.get("pids", {}).items()}
-        # Clients first, then the API server, then etcd: an API server whose etcd is gone
-        # keeps retrying instead of exiting.
-        groups = [["kwok", "kube-scheduler", "kube-controller-manager"], ["kube-apiserver"]]
-        groups.append([n for n in pids if not any(n in g for g in groups)])
-        commands = state.get("commands", {})
-        for group in groups:
-            _stop({n: pids[n] for n in group if n in pids}, commands)
+        left = _stop_all(state_dir, state)
+        if left:
+            print(f"cluster-down: removed leftovers {left}", file=sys.stderr)
     shutil.rmtree(state_dir, ignore_errors=True)
     return True
 
@@ -723,9 +905,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start the cluster (builds binaries on first use)")
     p_up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for usable")
+    p_up.add_argument(
+        "--real-namespace",
+        action="append",
+        default=None,
+        help="namespace whose pods run for real (repeatable; default: default)",
+    )
+    p_up.add_argument(
+        "--no-data-plane",
+        action="store_true",
+        help="without Traefik, Prometheus and their CRDs (control plane and nodes only)",
+    )
     sub.add_parser("down", help="stop the cluster and remove its state")
     sub.add_parser("env", help="print the KUBECONFIG export line of the running cluster")
     sub.add_parser("status", help="say whether the cluster is running")
+    p_logs = sub.add_parser("logs", help="print a real pod's container output")
+    p_logs.add_argument("pod", help="pod name")
+    p_logs.add_argument("-n", "--namespace", default=None, help="namespace (when ambiguous)")
+    p_logs.add_argument("-c", "--container", default=None, help="container (when several)")
+    p_logs.add_argument("-p", "--previous", action="store_true", help="the run before this one")
     sub.add_parser("build", help="build the binaries only")
     sub.add_parser("bin-dir", help="print the directory holding the binaries")
     args = parser.parse_args(argv)
@@ -734,7 +932,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         started = time.monotonic()
         try:
-            c = up(state_dir, timeout=args.timeout)
+            real = args.real_namespace if args.real_namespace is not None else ["default"]
+            c = up(
+                state_dir,
+                timeout=args.timeout,
+                real_namespaces=real,
+                data_plane=not args.no_data_plane,
+            )
         except ClusterError as exc:
             print(f"cluster-up failed: {exc}", file=sys.stderr)
             return 1
@@ -744,6 +948,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"  state and logs: {state_dir}", file=sys.stderr)
         print(f"  binaries (kubectl, helm): {c.bin_dir}", file=sys.stderr)
+        if c.gateway_url:
+            print(f"  gateway (Traefik): {c.gateway_url}", file=sys.stderr)
+            print(f"  prometheus: {c.prometheus_url}", file=sys.stderr)
         print("  use it with:", file=sys.stderr)
         print(c.export_line())
         print(f'export PATH="{c.bin_dir}:$PATH"')
@@ -760,6 +967,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(found.export_line())
         else:
             print(f"running: {found.server} (pids {found.pids})")
+        return 0
+    if args.command == "logs":
+        from hack.node_agent.logs import LogsError, read_logs
+
+        try:
+            text = read_logs(state_dir / "agent" / "pods", args.pod, args.namespace,
+                             args.container, args.previous)  # fmt: skip
+        except LogsError as exc:
+            print(f"cluster-logs: {exc}", file=sys.stderr)
+            return 1
+        sys.stdout.write(text)
         return 0
     if args.command == "build":
         try:

@@ -24,6 +24,9 @@ install_debian_packages() {
     command -v mvn >/dev/null || missing+=(maven)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
+    # The node agent: network namespaces and veths (ip), container namespaces (nsenter).
+    command -v ip >/dev/null || missing+=(iproute2)
+    command -v nsenter >/dev/null || missing+=(util-linux)
     [[ ${#missing[@]} -eq 0 ]] && return
     log "installing Debian packages: ${missing[*]}"
     # Packaged daemons must not start (Prometheus would take 0.0.0.0:9090): block service
@@ -69,3 +72,5 @@ bash hack/tools/build.sh
 if [[ -f hack/k8s/build.sh ]]; then
     bash hack/k8s/build.sh
 fi
+# Gateway API and Prometheus Operator CRDs for the local cluster's data plane (Go modules).
+.venv/bin/python -m hack.dataplane.crds fetch

@@ -63,7 +63,10 @@ def _container(
         "name": name,
         "image": runtime_image(rs),
         "imagePullPolicy": rs.spec.image.pull_policy.value,
-        "args": args,
+        # The image's ENTRYPOINT is `rag-runtime`: name it as the command so that args are
+        # the subcommand only (args alone would run `rag-runtime rag-runtime serve`).
+        "command": args[:1],
+        "args": args[1:],
         "envFrom": [{"configMapRef": {"name": config_name(rs)}}],
         "env": runtime.env(),
         "resources": resources.wire(),
@@ -126,6 +129,13 @@ def build_worker_deployment(
         "periodSeconds": 10,
         "timeoutSeconds": 5,
         "failureThreshold": 6,
+    }
+    # The metrics port opens once the model is loaded; until then liveness must not count.
+    container["startupProbe"] = {
+        "tcpSocket": {"port": "metrics"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 5,
+        "failureThreshold": 60,
     }
     return {
         "apiVersion": "apps/v1",

@@ -1,25 +1,26 @@
-"""A fresh namespace per cluster integration test."""
+"""A fresh namespace per cluster integration test, fake (kwok) or real (node agent)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from hack.cluster import Cluster
-from tests.fixtures.cluster import wait_for
+from tests.fixtures.cluster import container_status, namespace_for, pod, wait_phase, wait_ready
+
+__all__ = ["container_status", "pod", "wait_phase", "wait_ready"]
 
 
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
-    """A namespace of its own for one test, deleted (without waiting) afterwards."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    cluster.kubectl("create", "namespace", name)
-    # Pods need the namespace's default ServiceAccount, which the controller-manager creates.
-    wait_for(
-        lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
-        what=f"ServiceAccount {name}/default",
-    )
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    """A namespace of its own for one test (pods on the kwok nodes), deleted afterwards."""
+    yield from namespace_for(cluster, "t", real=False)
+
+
+@pytest.fixture
+def real_ns(cluster: Cluster) -> Iterator[str]:
+    """A namespace whose pods run as real processes on the node agent's nodes."""
+    if cluster.state_dir is None:
+        pytest.fail("real pods need the local cluster's node agent (not an external cluster)")
+    yield from namespace_for(cluster, "r", real=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from hack import crds_thirdparty
+from hack.dataplane import crds as thirdparty
 from hack.cluster import Cluster
 from tests.fixtures.cluster import wait_for
 from tests.integration.operator.conftest import (
@@ -33,7 +33,7 @@ from tests.integration.operator.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
-BUNDLES = ("gateway-api", "prometheus-operator")
+BUNDLES = ("gateway-api", "monitoring")
 
 
 def _route(*parents: str, hostnames: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -55,19 +55,19 @@ def _patch(cluster: Cluster, ns: str, name: str, spec: dict[str, Any]) -> None:
 @pytest.fixture
 def crds(cluster: Cluster) -> list[str]:
     """The Gateway API and ServiceMonitor CRDs, installed (their names)."""
-    return crds_thirdparty.install(cluster, *BUNDLES)
+    return thirdparty.install(cluster, *BUNDLES)
 
 
 def test_crds_installed_after_start_are_noticed(
     cluster: Cluster, operator: Operator, kube: Kube, ns: str
 ) -> None:
-    crds_thirdparty.uninstall(cluster, *BUNDLES)
+    thirdparty.uninstall(cluster, *BUNDLES)
     _apply(cluster, ns, "late", _route("gw"))
     rag = wait_phase(kube, ns, "late", "Degraded", timeout=60)
     assert condition(rag, "Degraded")["reason"] == "GatewayAPINotInstalled"
     assert kube.get("HTTPRoute", ns, "late-api") is None
 
-    crds_thirdparty.install(cluster, *BUNDLES)
+    thirdparty.install(cluster, *BUNDLES)
     wait_for(
         lambda: kube.get("HTTPRoute", ns, "late-api") is not None,
         timeout=60,

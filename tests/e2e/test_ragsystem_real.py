@@ -1,0 +1,225 @@
+"""A RagSystem end to end with everything real: operator, pods as processes, Traefik, Prometheus.
+
+Aspects covered:
+- applied with an HTTPRoute on the local Gateway, the system becomes Ready, and at that
+  moment its Postgres, Redis, API and worker containers really are ready (real probes);
+- documents ingested through the Gateway reach the worker and become ready; a question
+  asked through the Gateway is answered with citations of those documents;
+- Prometheus scrapes the API pods found through the operator's ServiceMonitor, and sees the
+  requests made;
+- deleted with ``deletionPolicy: Delete``, the system leaves no pod, claim, process, network
+  namespace, cgroup or directory behind.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hack.cluster import Cluster
+from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
+from hack.demo import operator_process
+from hack.node_agent import network
+from hack.node_agent.agent import cgroup2_mount
+from hack.node_agent.netplan import NetPlan
+from hack.paths import REPO_ROOT
+from tests.fixtures.cluster import get_json, namespace_for, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
+
+NAME = "e2e"
+READY_TIMEOUT_S = 420
+DOCUMENTS = [
+    {
+        "title": "Pgvector",
+        "text": "pgvector adds vector similarity search to PostgreSQL; it "
+        "offers HNSW and IVFFlat indexes for approximate nearest neighbours.",
+    },
+    {
+        "title": "Traefik",
+        "text": "Traefik is a reverse proxy. Its Kubernetes Gateway provider "
+        "splits traffic between backends by the weights of an HTTPRoute.",
+    },
+    {"title": "Redis", "text": "Redis keeps the ingestion queue and the query cache in memory."},
+]
+
+
+def rag_system(ns: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "ragops.io/v1alpha1",
+        "kind": "RagSystem",
+        "metadata": {"name": NAME, "namespace": ns},
+        "spec": {
+            "version": "0.1.0",
+            "api": {
+                "replicas": 1,
+                "exposure": {
+                    "httpRoute": {
+                        "parentRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
+                        "hostnames": [f"{ns}.rag.test"],
+                    }
+                },
+            },
+            "worker": {"replicas": 1},
+            "monitoring": {"enabled": True, "scrapeInterval": "1s"},
+            "deletionPolicy": "Delete",
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The RagSystem CRD, the operator running, and a real namespace to apply a system in."""
+    platform.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
+    platform.kubectl("wait", "--for=condition=Established", "crd/ragsystems.ragops.io")
+    ns_iter = namespace_for(platform, "rag", real=True)
+    ns = next(ns_iter)
+    with operator_process(platform, tmp_path_factory.mktemp("operator")):
+        yield ns
+    next(ns_iter, None)
+
+
+def _plan(c: Cluster) -> NetPlan:
+    assert c.state_dir is not None
+    return NetPlan.from_json(json.loads((c.state_dir / "cluster.json").read_text())["plan"])
+
+
+def _ready_condition(c: Cluster, ns: str) -> dict[str, Any]:
+    out = c.kubectl("get", "ragsystem", NAME, "-n", ns, "-o", "json", check=False)
+    if out.returncode != 0:
+        return {}
+    obj = json.loads(out.stdout)
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == "Ready" and cond.get("observedGeneration") == obj["metadata"].get(
+            "generation"
+        ):
+            return dict(cond)
+    return {}
+
+
+def _prom(c: Cluster, query: str) -> list[dict[str, Any]]:
+    assert c.prometheus_url is not None
+    resp = httpx.get(f"{c.prometheus_url}/api/v1/query", params={"query": query}, timeout=10)
+    result: list[dict[str, Any]] = resp.json()["data"]["result"]
+    return result
+
+
+def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
+    platform: Cluster, system: str
+) -> None:
+    ns = system
+    platform.kubectl("apply", "-f", "-", input=json.dumps(rag_system(ns)))
+    wait_for(
+        lambda: _ready_condition(platform, ns).get("status") == "True",
+        timeout=READY_TIMEOUT_S,
+        what=f"RagSystem {ns}/{NAME} Ready",
+    )
+
+    # Ready means the real processes are ready.
+    pods = get_json(platform, "-n", ns, "pods")["items"]
+    components = {p["metadata"]["labels"]["app.kubernetes.io/component"]: p for p in pods}
+    assert {"api", "worker", "postgres", "redis"} <= set(components)
+    for component in ("api", "postgres", "redis"):
+        statuses = components[component]["status"]["containerStatuses"]
+        assert all(cs["ready"] and "running" in cs["state"] for cs in statuses), component
+    plan = _plan(platform)
+    pod_ips = [p["status"]["podIP"] for p in pods]
+    assert all(plan.in_pod_network(ip) for ip in pod_ips)
+    pod_uids = [p["metadata"]["uid"] for p in pods]
+    claims = get_json(platform, "-n", ns, "pvc")["items"]
+    claim_uids = [c["metadata"]["uid"] for c in claims]
+    assert len(claim_uids) == 2  # postgres and redis
+
+    # Ingest and ask through Traefik.
+    assert platform.gateway_url is not None
+    client = httpx.Client(
+        base_url=platform.gateway_url, headers={"Host": f"{ns}.rag.test"}, timeout=60
+    )
+    wait_for(
+        lambda: client.get("/api/v1/ready").status_code == 200,
+        timeout=60,
+        what="the API through the Gateway",
+    )
+    assert client.post("/api/v1/collections", json={"name": "docs"}).status_code == 201
+    ids = []
+    for doc in DOCUMENTS:
+        resp = client.post("/api/v1/collections/docs/documents", json=doc)
+        assert resp.status_code == 202, resp.text
+        ids.append(resp.json()["id"])
+
+    def ingested() -> bool:
+        states = [
+            client.get(f"/api/v1/collections/docs/documents/{i}").json()["status"] for i in ids
+        ]
+        assert "failed" not in states, states
+        return states == ["ready"] * len(ids)
+
+    wait_for(ingested, timeout=180, what="documents ingested by the worker")
+    answer = client.post(
+        "/api/v1/query", json={"collection": "docs", "query": "Which indexes does pgvector offer?"}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["citations"], body
+    cited = {c["document_id"] for c in body["citations"]}
+    assert ids[0] in cited
+    assert "HNSW" in body["answer"] or "HNSW" in body["results"][0]["text"]
+
+    # Prometheus found the API pod through the ServiceMonitor and counts the requests.
+    query = f'sum(rag_runtime_http_requests_total{{namespace="{ns}", service="{NAME}-api"}})'
+    wait_for(
+        lambda: (
+            bool(_prom(platform, query))
+            and float(_prom(platform, query)[0]["value"][1]) >= len(DOCUMENTS) + 2
+        ),
+        timeout=60,
+        what="the API's requests in Prometheus",
+    )
+
+    # Delete: nothing may be left.
+    platform.kubectl(
+        "delete", "ragsystem", NAME, "-n", ns, "--wait=true", "--timeout=180s", timeout=200
+    )
+
+    def all_gone() -> bool:
+        left = get_json(platform, "-n", ns, "pods,pvc")["items"]
+        return not left
+
+    wait_for(all_gone, timeout=180, what="pods and claims deleted")
+    assert platform.state_dir is not None
+    agent = platform.state_dir / "agent"
+    wait_for(
+        lambda: not any(list((agent / "claims").glob(f"{u}*")) for u in claim_uids),
+        timeout=60,
+        what="claim directories removed",
+    )
+    assert not [p for p in (agent / "pods").glob(f"{ns}_*")]
+    own_netns = network.own_netns(plan)
+    for ip in pod_ips:
+        assert plan.netns(plan.pod_index(ipaddress.IPv4Address(ip))) not in own_netns
+    cg = cgroup2_mount()
+    if cg is not None:
+        for uid in pod_uids:
+            assert not (cg / "ragops" / plan.prefix / f"pod{uid}").exists()
+    assert _processes_of(plan, pod_uids) == []
+
+
+def _processes_of(plan: NetPlan, pod_uids: list[str]) -> list[int]:
+    """Processes still in the cgroup of any of the pods (a container's leftovers)."""
+    marks = [f"/ragops/{plan.prefix}/pod{uid}" for uid in pod_uids]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "cgroup").read_text()
+            except OSError:
+                continue
+            if any(mark in text for mark in marks):
+                found.append(int(entry.name))
+    return found
