@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from hack.dataplane import crds as thirdparty
 from hack.cluster import Cluster
+from hack.dataplane import crds as thirdparty
 from tests.fixtures.cluster import wait_for
 from tests.integration.operator.conftest import (
     Kube,
