@@ -114,7 +114,7 @@ def main() -> None:
 
     from rag_runtime.embedding import (
         bundled_model_path,
-        load_sentence_transformer,
+        load_model,
         sleeping_compute_threads,
     )
     from rag_runtime.settings import Settings
@@ -153,7 +153,7 @@ def main() -> None:
                     psycopg.connect(db_url, autocommit=True) as conn,
                 ):
                     # The API process loaded the same model object the baseline uses.
-                    model = load_sentence_transformer(bundled_model_path())
+                    model = load_model(bundled_model_path())
                     meters = {
                         "worker": CpuMeter(worker.pid, children=True),
                         "postgres": CpuMeter(svc["postgres"].process.popen.pid, children=True),
@@ -191,13 +191,7 @@ def main() -> None:
                     def bare_encode(texts: list[str]) -> float:
                         meters["benchmark_and_api"].mark()
                         start = time.perf_counter()
-                        model.encode(
-                            texts,
-                            batch_size=batch_size,
-                            normalize_embeddings=True,
-                            convert_to_numpy=True,
-                            show_progress_bar=False,
-                        )
+                        model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
                         elapsed = time.perf_counter() - start
                         bare_cpu.append(meters["benchmark_and_api"].elapsed())
                         return elapsed

@@ -206,11 +206,9 @@ def main() -> None:
     data = load_beir(args.dataset.resolve())
     texts, vectors = real_chunks(data, args.dataset.resolve(), 200 if args.quick else 10**9)
     queries = list(data.queries.values())[: 15 if args.quick else args.queries]
-    from rag_runtime.embedding import bundled_model_path, load_sentence_transformer
+    from rag_runtime.embedding import bundled_model_path, load_model
 
-    qvecs = load_sentence_transformer(bundled_model_path()).encode(
-        queries[5:], normalize_embeddings=True
-    )
+    qvecs = load_model(bundled_model_path()).encode(queries[5:], normalize_embeddings=True)
     results: list[dict[str, Any]] = []
     with services("postgres", postgres_settings=POSTGRES_SETTINGS) as svc:
         pg = svc["postgres"]
