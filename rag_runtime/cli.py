@@ -1,4 +1,4 @@
-"""`rag-runtime`: serve, worker, migrate, ingest and query."""
+"""`rag-runtime`: serve, worker, migrate, ingest, retry and query."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -149,6 +150,7 @@ async def _ingest(
     from rag_runtime.errors import NotFoundError, RagError
     from rag_runtime.extract import detect_content_type, extract_text
     from rag_runtime.runtime import Runtime
+    from rag_runtime.store import Accepted
 
     runtime = await Runtime.start(settings, role="cli")
     counts = {"ready": 0, "failed": 0, "skipped": 0, "unchanged": 0}
@@ -171,7 +173,7 @@ async def _ingest(
                     content_type = detect_content_type(path.name, None)
                     data = await asyncio.to_thread(path.read_bytes)
                     text = extract_text(data, content_type)
-                    doc, created = await runtime.store.create_document(
+                    doc, accepted = await runtime.store.create_document(
                         collection,
                         content=text,
                         title=path.stem,
@@ -179,7 +181,7 @@ async def _ingest(
                         content_type=content_type,
                         metadata={"path": str(path)},
                     )
-                    if not created and doc.status == "ready":
+                    if accepted is Accepted.EXISTING and doc.status == "ready":
                         counts["unchanged"] += 1
                     else:
                         counts[await runtime.ingestor.process(doc.id)] += 1
@@ -189,6 +191,79 @@ async def _ingest(
                 bar.update(1)
 
         await asyncio.gather(*(one(p) for p in files))
+        bar.close()
+    finally:
+        await runtime.close()
+    return counts
+
+
+@app.command()
+def retry(
+    document_ids: Annotated[
+        list[str] | None, typer.Argument(help="Failed documents to retry; none = every one.")
+    ] = None,
+    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    concurrency: Annotated[int, typer.Option(help="Documents in flight.")] = 16,
+) -> None:
+    """Ingest failed documents of a collection again, in this process, with a progress bar."""
+    ids = [_document_id(d) for d in document_ids] if document_ids else None
+    settings = load_settings()
+    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    counts = asyncio.run(_retry(settings, collection, ids, concurrency))
+    typer.echo(json.dumps({"collection": collection, **counts}))
+    if counts.get("failed"):
+        raise typer.Exit(1)
+
+
+def _document_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        typer.echo(f"rag-runtime: not a document id: {text!r}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _retry(
+    settings: Settings, collection_name: str, ids: list[uuid.UUID] | None, concurrency: int
+) -> dict[str, int]:
+    from tqdm import tqdm
+
+    from rag_runtime.errors import RagError
+    from rag_runtime.runtime import Runtime
+
+    runtime = await Runtime.start(settings, role="cli")
+    counts = {"requeued": 0, "ready": 0, "failed": 0, "skipped": 0}
+    try:
+        try:
+            collection = await runtime.store.get_collection(collection_name)
+            requeued = await runtime.store.retry_documents(collection, ids)
+        except RagError as exc:
+            typer.echo(f"rag-runtime: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+        counts["requeued"] = len(requeued)
+        if ids is not None and len(requeued) < len(ids):
+            for document_id in sorted(set(ids) - set(requeued), key=str):
+                message = f"{document_id}: not a failed document of {collection_name!r}"
+                tqdm.write(message, file=sys.stderr)
+            counts["skipped"] = len(ids) - len(requeued)
+        limit = asyncio.Semaphore(concurrency)
+        bar = tqdm(total=len(requeued), unit="doc", desc=f"retry {collection_name}")
+
+        async def one(document_id: uuid.UUID) -> None:
+            async with limit:
+                try:
+                    outcome = await runtime.ingestor.process(document_id)
+                    error = None
+                    if outcome == "failed":
+                        error = (await runtime.store.get_document(document_id)).error
+                except RagError as exc:  # a dependency is down: the document stays queued
+                    outcome, error = "failed", exc.message
+                counts[outcome] += 1
+                if error:
+                    tqdm.write(f"{document_id}: {error}", file=sys.stderr)
+                bar.update(1)
+
+        await asyncio.gather(*(one(d) for d in requeued))
         bar.close()
     finally:
         await runtime.close()

@@ -54,6 +54,11 @@ class DocumentOut(BaseModel):
     chunks: int
     created_at: datetime
     updated_at: datetime
+    duplicate_of: uuid.UUID | None = Field(
+        None,
+        description="The earliest earlier document of the collection with identical content "
+        "(stored separately, because its title, source or metadata differ); null if none.",
+    )
 
 
 class DocumentPage(BaseModel):
@@ -61,6 +66,11 @@ class DocumentPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class RetryOut(BaseModel):
+    requeued: int = Field(description="Failed documents queued again.")
+    documents: list[uuid.UUID] = Field(description="Their ids.")
 
 
 class SearchRequest(Strict):

@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,15 @@ class Document:
     created_at: datetime
     updated_at: datetime
     content: str | None = None
+    duplicate_of: uuid.UUID | None = None
+
+
+class Accepted(StrEnum):
+    """What `create_document` did with an upload."""
+
+    CREATED = "created"  # a new document, queued
+    REQUEUED = "requeued"  # a re-send of a document that had failed: queued again
+    EXISTING = "existing"  # a re-send of a queued, processing or ready document
 
 
 @dataclass(frozen=True)
@@ -143,13 +153,25 @@ def _document(row: dict[str, Any]) -> Document:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         content=row.get("content"),
+        duplicate_of=row.get("duplicate_of"),
     )
 
 
+# The earliest earlier document of the collection with identical content, if any.
+_DUPLICATE_OF = (
+    "(SELECT o.id FROM documents o WHERE o.collection_id = d.collection_id "
+    "AND o.content_hash = d.content_hash AND (o.created_at, o.id) < (d.created_at, d.id) "
+    "ORDER BY o.created_at, o.id LIMIT 1) AS duplicate_of"
+)
 _DOC_COLUMNS = sql.SQL(
     "d.id, d.collection_id, c.name AS collection, d.title, d.source, d.content_type, "
     "d.content_hash, d.metadata, d.status, d.error, d.attempts, d.chunk_count, "
-    "d.created_at, d.updated_at"
+    "d.created_at, d.updated_at, " + _DUPLICATE_OF
+)
+# What describes an upload besides its content (as migration 0003 computes it).
+_IDENTITY = (
+    "encode(sha256(convert_to(jsonb_build_array(%(title)s::text, %(source)s::text, "
+    "%(metadata)s::jsonb)::text, 'UTF8')), 'hex')"
 )
 
 
@@ -238,27 +260,66 @@ class Store:
         source: str | None,
         content_type: str,
         metadata: dict[str, Any],
-    ) -> tuple[Document, bool]:
-        """Insert a queued document; identical content in the collection returns that one."""
-        digest = content_hash(content)
+    ) -> tuple[Document, Accepted]:
+        """Insert a queued document, unless it is a re-send.
+
+        A re-send (identical content, title, source and metadata) returns the existing
+        document, queued again if it had failed. Identical content under another title,
+        source or metadata is a document of its own, whose `duplicate_of` names the earlier one.
+        """
+        params = {
+            "collection": collection.id,
+            "title": title,
+            "source": source,
+            "content_type": content_type,
+            "content": content,
+            "digest": content_hash(content),
+            "metadata": Jsonb(metadata),
+        }
         async with self.db.connection() as conn:
+            # xmax = 0 tells a fresh row from one the conflict clause updated.
             cur = await conn.execute(
                 "INSERT INTO documents (collection_id, title, source, content_type, content, "
-                "content_hash, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (collection_id, content_hash) DO NOTHING RETURNING id",
-                (collection.id, title, source, content_type, content, digest, Jsonb(metadata)),
+                "content_hash, identity_hash, metadata) VALUES (%(collection)s, %(title)s, "
+                f"%(source)s, %(content_type)s, %(content)s, %(digest)s, {_IDENTITY}, "
+                "%(metadata)s) ON CONFLICT (collection_id, content_hash, identity_hash) "
+                "DO UPDATE SET status = 'queued', error = NULL, updated_at = now() "
+                "WHERE documents.status = 'failed' RETURNING id, xmax = 0 AS inserted",
+                params,
             )
-            inserted = await cur.fetchone()
+            written = await cur.fetchone()
             cur = await conn.execute(
                 sql.SQL(
                     "SELECT {} FROM documents d JOIN collections c ON c.id = d.collection_id "
-                    "WHERE d.collection_id = %s AND d.content_hash = %s"
+                    "WHERE d.collection_id = %(collection)s AND d.content_hash = %(digest)s "
+                    f"AND d.identity_hash = {_IDENTITY}"
                 ).format(_DOC_COLUMNS),
-                (collection.id, digest),
+                params,
             )
             row = await cur.fetchone()
         assert row is not None
-        return _document(row), inserted is not None
+        if written is None:
+            return _document(row), Accepted.EXISTING
+        return _document(row), Accepted.CREATED if written["inserted"] else Accepted.REQUEUED
+
+    async def retry_documents(
+        self, collection: Collection, document_ids: list[uuid.UUID] | None = None
+    ) -> list[uuid.UUID]:
+        """Queue failed documents again (those given, or every failed one); the ids queued."""
+        where: sql.Composable = sql.SQL("")
+        params: list[Any] = [collection.id]
+        if document_ids is not None:
+            where = sql.SQL(" AND id = ANY(%s)")
+            params.append(document_ids)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                sql.SQL(
+                    "UPDATE documents SET status = 'queued', error = NULL, updated_at = now() "
+                    "WHERE collection_id = %s AND status = 'failed'{} RETURNING id"
+                ).format(where),
+                params,
+            )
+            return [r["id"] for r in await cur.fetchall()]
 
     async def get_document(
         self, document_id: uuid.UUID, *, collection: Collection | None = None
