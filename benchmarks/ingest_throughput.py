@@ -35,8 +35,9 @@ import httpx
 import psutil
 import psycopg
 
-from benchmarks._common import emit, median
+from benchmarks._common import emit, median, run
 from benchmarks._runtime import DEFAULT_DATASET, api_server, doc_text, load_beir, services
+from hack.services import dies_with_parent
 
 POLL_S = 0.02
 QUICK_DOCS, QUICK_ROUNDS = 120, 3
@@ -141,7 +142,7 @@ def main() -> None:
         with tempfile.TemporaryFile() as log:
             # The worker loads its model while the API loads its own.
             worker = subprocess.Popen(
-                [sys.executable, "-m", "rag_runtime.cli", "worker"],
+                dies_with_parent([sys.executable, "-m", "rag_runtime.cli", "worker"]),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -250,4 +251,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

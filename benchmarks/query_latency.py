@@ -38,7 +38,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from benchmarks._common import emit, percentile
+from benchmarks._common import emit, percentile, run
 from benchmarks._runtime import DEFAULT_DATASET, Beir, api_server, doc_text, load_beir, services
 from rag_runtime.settings import Settings
 
@@ -249,4 +249,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

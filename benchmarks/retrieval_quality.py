@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from benchmarks._common import emit
+from benchmarks._common import emit, run
 from benchmarks._runtime import (
     DEFAULT_DATASET,
     Beir,
@@ -229,4 +229,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
