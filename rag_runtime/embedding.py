@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from rag_runtime import tasks
 from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.settings import EmbeddingProvider, Settings
 
@@ -269,9 +270,11 @@ class BatchingEmbedder:
                 offset = end
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            await tasks.stop(task)
+        elif task is not None and not task.get_loop().is_closed():
+            task.cancel()  # running on another loop (an embedder used from several)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
