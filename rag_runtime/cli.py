@@ -31,8 +31,30 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:  # a rule across settings: its message names them
+            message = err["msg"].removeprefix("Value error, ")
+            typer.echo(f"rag-runtime: invalid settings: {message}", err=True)
+            raise typer.Exit(2) from None
         name = ENV_PREFIX + "_".join(str(p) for p in err["loc"][:1]).upper()
         typer.echo(f"rag-runtime: invalid setting {name}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def check_embedding_model(settings: Settings) -> None:
+    """Load the embedding model now; one it cannot serve stops the process with one line.
+
+    The model stays loaded (once per process) for the runtime that starts next.
+    """
+    from rag_runtime.embedding import sentence_transformer_embedder
+    from rag_runtime.errors import ConfigurationError
+    from rag_runtime.settings import EmbeddingProvider
+
+    if settings.embedding_provider is not EmbeddingProvider.SENTENCE_TRANSFORMERS:
+        return  # a remote model: its dimension shows with the first embedding
+    try:
+        sentence_transformer_embedder(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"rag-runtime: {exc.message}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -60,6 +82,7 @@ def serve(
     sleeping_compute_threads()  # before the model (and torch) loads, as in the worker
     settings = load_settings(host=host, port=port)
     setup_logging(settings.log_level)
+    check_embedding_model(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -74,10 +97,13 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
 ) -> None:
     """Run ingestion jobs from the Redis queue."""
+    from rag_runtime.embedding import sleeping_compute_threads
     from rag_runtime.worker import run_worker
 
+    sleeping_compute_threads()  # before the model (and torch) loads
     settings = load_settings()
     setup_logging(settings.log_level)
+    check_embedding_model(settings)
     asyncio.run(run_worker(settings, burst=burst))
 
 

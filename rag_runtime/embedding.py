@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag_runtime import tasks
-from rag_runtime.errors import ServiceUnavailableError
+from rag_runtime.errors import ConfigurationError, ServiceUnavailableError
 from rag_runtime.settings import EmbeddingProvider, Settings
 
 log = logging.getLogger(__name__)
@@ -280,15 +280,37 @@ class BatchingEmbedder:
             self._executor = None
 
 
+def _load_configured_model(settings: Settings) -> LoadedModel:
+    """The model the settings name: the bundled weights, or those at embedding_model_path."""
+    path = settings.embedding_model_path
+    if path is None:
+        return load_model(bundled_model_path())
+    if not path.is_dir():
+        raise ConfigurationError(f"RAG_EMBEDDING_MODEL_PATH={path}: no such directory")
+    try:
+        return load_model(path.resolve())
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigurationError(
+            f"RAG_EMBEDDING_MODEL_PATH={path}: not a sentence-transformers model ({reason})"
+        ) from exc
+
+
 def sentence_transformer_embedder(settings: Settings) -> BatchingEmbedder:
-    path = settings.embedding_model_path or bundled_model_path()
-    loaded = load_model(path)
+    """The configured model behind a batcher; refuses a dimension the model does not have."""
+    loaded = _load_configured_model(settings)
     model = loaded.model
     counts = TokenCounter(model.tokenizer)
     get_dims = getattr(model, "get_embedding_dimension", None) or (
         model.get_sentence_embedding_dimension
     )
     dims = int(get_dims())
+    if dims != settings.embedding_dimensions:
+        where = settings.embedding_model_path or "bundled"
+        raise ConfigurationError(
+            f"RAG_EMBEDDING_DIMENSIONS={settings.embedding_dimensions}, but "
+            f"{settings.embedding_model} ({where}) makes {dims}-dimensional embeddings"
+        )
     max_tokens = int(model.max_seq_length)
 
     import torch
