@@ -20,10 +20,11 @@ setup: ## Install everything the project needs (Debian packages, Python env, Neo
 	@bash hack/setup.sh
 
 .PHONY: lint
-lint: setup ## ruff (lint + format check) and mypy
+lint: setup ## ruff (lint + format check), mypy and the import-linter layer contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy rag_operator rag_runtime hack benchmarks
+	$(VENV)/bin/lint-imports
 
 .PHONY: test
 test: setup lint ## Set up and run lint plus every test tier

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from rag_runtime.settings import ENV_PREFIX, RetrievalStrategy, Settings
+from rag_runtime.domain import RetrievalStrategy
+from rag_runtime.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(
     name="rag-runtime",
@@ -45,9 +46,9 @@ def check_embedding_model(settings: Settings) -> None:
 
     The model stays loaded (once per process) for the runtime that starts next.
     """
+    from rag_runtime.domain import EmbeddingProvider
     from rag_runtime.embedding import sentence_transformer_embedder
     from rag_runtime.errors import ConfigurationError
-    from rag_runtime.settings import EmbeddingProvider
 
     if settings.embedding_provider is not EmbeddingProvider.SENTENCE_TRANSFORMERS:
         return  # a remote model: its dimension shows with the first embedding

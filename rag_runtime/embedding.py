@@ -24,8 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from rag_runtime import tasks
+from rag_runtime.domain import EmbeddingProvider
 from rag_runtime.errors import ConfigurationError, ServiceUnavailableError
-from rag_runtime.settings import EmbeddingProvider, Settings
+from rag_runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

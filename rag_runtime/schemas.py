@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag_runtime.settings import FusionMethod, RetrievalStrategy
+from rag_runtime.domain import DocumentStatus, FusionMethod, RetrievalStrategy
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
 
@@ -48,7 +48,7 @@ class DocumentOut(BaseModel):
     content_type: str
     content_hash: str
     metadata: dict[str, Any]
-    status: Literal["queued", "processing", "ready", "failed"]
+    status: DocumentStatus
     error: str | None
     attempts: int
     chunks: int

@@ -6,37 +6,20 @@ the env names declared here (see `env_names()`), and a unit test keeps the two i
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag_runtime.domain import (
+    EmbeddingProvider,
+    FusionMethod,
+    GenerationProvider,
+    RetrievalStrategy,
+)
+
 ENV_PREFIX = "RAG_"
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the weights the runtime ships with
-
-
-class RetrievalStrategy(StrEnum):
-    VECTOR = "vector"
-    KEYWORD = "keyword"
-    HYBRID = "hybrid"
-    GRAPH = "graph"
-
-
-class EmbeddingProvider(StrEnum):
-    SENTENCE_TRANSFORMERS = "sentence-transformers"
-    OPENAI = "openai"
-
-
-class FusionMethod(StrEnum):
-    RRF = "rrf"
-    WEIGHTED = "weighted"
-
-
-class GenerationProvider(StrEnum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
-    NONE = "none"
 
 
 class Settings(BaseSettings):

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from rag_runtime.api.deps import CollectionDep, RuntimeDep
+from rag_runtime.domain import DocumentStatus
 from rag_runtime.errors import (
     ConflictError,
     InvalidInputError,
@@ -35,7 +36,7 @@ def document_out(d: Document) -> DocumentOut:
         content_type=d.content_type,
         content_hash=d.content_hash,
         metadata=d.metadata,
-        status=d.status,  # type: ignore[arg-type]
+        status=DocumentStatus(d.status),
         error=d.error,
         attempts=d.attempts,
         chunks=d.chunk_count,
@@ -83,7 +84,7 @@ def _queue(runtime: Runtime) -> IngestQueue:
     return runtime.queue
 
 
-RESENT = {
+RESENT: dict[int | str, dict[str, Any]] = {
     200: {"description": "A re-send of a document that is queued, processing or ready"},
     202: {"description": "A new document (or a re-send of a failed one), queued"},
 }
