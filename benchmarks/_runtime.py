@@ -106,24 +106,32 @@ def api_server(**settings: Any) -> Iterator[str]:
         thread.join(30)
 
 
-def wait_all_ready(client: Any, collection: str, total: int, timeout: float = 3600) -> None:
-    """Poll the document list until `total` documents are ready (or one failed)."""
+def _total(client: Any, collection: str, status: str) -> int:
+    page = client.get(
+        f"/api/v1/collections/{collection}/documents", params={"status": status, "limit": 1}
+    )
+    page.raise_for_status()
+    return int(page.json()["total"])
+
+
+def wait_settled(
+    client: Any, collection: str, expected: int, timeout: float = 3600
+) -> dict[str, str]:
+    """Poll until `expected` documents are ready or failed; the failed ones' errors by id."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while _total(client, collection, "ready") + _total(client, collection, "failed") < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expected} documents were not ingested within {timeout:.0f} s")
+        time.sleep(0.25)
+    failed: dict[str, str] = {}
+    while True:
         page = client.get(
             f"/api/v1/collections/{collection}/documents",
-            params={"status": "ready", "limit": 1},
+            params={"status": "failed", "limit": 500, "offset": len(failed)},
         ).json()
-        if page["total"] >= total:
-            return
-        failed = client.get(
-            f"/api/v1/collections/{collection}/documents",
-            params={"status": "failed", "limit": 1},
-        ).json()
-        if failed["total"]:
-            raise RuntimeError(f"ingestion failed: {failed['items'][0]['error']}")
-        time.sleep(0.25)
-    raise TimeoutError("documents did not become ready in time")
+        failed.update({d["id"]: d["error"] or "" for d in page["items"]})
+        if not page["items"] or len(failed) >= page["total"]:
+            return failed
 
 
 def doc_text(doc: dict[str, str]) -> str:

@@ -35,8 +35,9 @@ import httpx
 import psutil
 import psycopg
 
-from benchmarks._common import emit, median
+from benchmarks._common import emit, median, run
 from benchmarks._runtime import DEFAULT_DATASET, api_server, doc_text, load_beir, services
+from hack.services import dies_with_parent
 
 POLL_S = 0.02
 QUICK_DOCS, QUICK_ROUNDS = 120, 3
@@ -114,7 +115,7 @@ def main() -> None:
 
     from rag_runtime.embedding import (
         bundled_model_path,
-        load_sentence_transformer,
+        load_model,
         sleeping_compute_threads,
     )
     from rag_runtime.settings import Settings
@@ -141,7 +142,7 @@ def main() -> None:
         with tempfile.TemporaryFile() as log:
             # The worker loads its model while the API loads its own.
             worker = subprocess.Popen(
-                [sys.executable, "-m", "rag_runtime.cli", "worker"],
+                dies_with_parent([sys.executable, "-m", "rag_runtime.cli", "worker"]),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -153,7 +154,7 @@ def main() -> None:
                     psycopg.connect(db_url, autocommit=True) as conn,
                 ):
                     # The API process loaded the same model object the baseline uses.
-                    model = load_sentence_transformer(bundled_model_path())
+                    model = load_model(bundled_model_path())
                     meters = {
                         "worker": CpuMeter(worker.pid, children=True),
                         "postgres": CpuMeter(svc["postgres"].process.popen.pid, children=True),
@@ -191,13 +192,7 @@ def main() -> None:
                     def bare_encode(texts: list[str]) -> float:
                         meters["benchmark_and_api"].mark()
                         start = time.perf_counter()
-                        model.encode(
-                            texts,
-                            batch_size=batch_size,
-                            normalize_embeddings=True,
-                            convert_to_numpy=True,
-                            show_progress_bar=False,
-                        )
+                        model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
                         elapsed = time.perf_counter() - start
                         bare_cpu.append(meters["benchmark_and_api"].elapsed())
                         return elapsed
@@ -256,4 +251,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -38,7 +38,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from benchmarks._common import emit, percentile
+from benchmarks._common import emit, percentile, run
 from benchmarks._runtime import DEFAULT_DATASET, Beir, api_server, doc_text, load_beir, services
 from rag_runtime.settings import Settings
 
@@ -206,11 +206,9 @@ def main() -> None:
     data = load_beir(args.dataset.resolve())
     texts, vectors = real_chunks(data, args.dataset.resolve(), 200 if args.quick else 10**9)
     queries = list(data.queries.values())[: 15 if args.quick else args.queries]
-    from rag_runtime.embedding import bundled_model_path, load_sentence_transformer
+    from rag_runtime.embedding import bundled_model_path, load_model
 
-    qvecs = load_sentence_transformer(bundled_model_path()).encode(
-        queries[5:], normalize_embeddings=True
-    )
+    qvecs = load_model(bundled_model_path()).encode(queries[5:], normalize_embeddings=True)
     results: list[dict[str, Any]] = []
     with services("postgres", postgres_settings=POSTGRES_SETTINGS) as svc:
         pg = svc["postgres"]
@@ -251,4 +249,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

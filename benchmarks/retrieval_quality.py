@@ -4,6 +4,9 @@ Documents are ingested through the API (inline queue: chunking, MiniLM embedding
 + pgvector), then every test query is searched through `POST /api/v1/search` with each
 strategy. Chunk hits are folded to documents (best chunk wins). Figures: nDCG@10 and
 recall@100 per strategy, against bm25s (English stopwords) measured in the same run.
+Documents the service rejects or fails to ingest are reported (and count as misses);
+records whose text another record already has are ingested as documents of their own
+(the service names the earlier one in `duplicate_of`) and reported.
 
 Anchors (SciFact nDCG@10): BM25 0.665, bm25s 0.662, exact MiniLM 0.645, plain RRF 0.690.
 Aims: vector >= 0.64, keyword >= 0.65, hybrid >= 0.70.
@@ -17,6 +20,7 @@ import math
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from benchmarks._common import emit
+from benchmarks._common import emit, run
 from benchmarks._runtime import (
     DEFAULT_DATASET,
     Beir,
@@ -32,7 +36,7 @@ from benchmarks._runtime import (
     doc_text,
     load_beir,
     services,
-    wait_all_ready,
+    wait_settled,
 )
 
 STRATEGIES: dict[str, dict[str, Any]] = {
@@ -93,17 +97,54 @@ def bm25s_baseline(data: Beir) -> dict[str, list[str]]:
     return {q: [ids[int(i)] for i in results[n]] for n, q in enumerate(qids)}
 
 
-def ingest(client: httpx.Client, data: Beir, collection: str) -> float:
+@dataclass
+class Ingested:
+    seconds: float
+    documents: int  # accepted by the service
+    duplicates: dict[str, str] = field(default_factory=dict)  # record -> earlier, same text
+    rejected: dict[str, str] = field(default_factory=dict)  # record -> the service's reason
+    failed: dict[str, str] = field(default_factory=dict)  # record -> ingestion error
+
+    def report(self) -> dict[str, Any]:
+        def sample(found: dict[str, str]) -> dict[str, str]:
+            return dict(sorted(found.items())[:5])
+
+        return {
+            "documents": self.documents,
+            "duplicate_text": {"count": len(self.duplicates), "examples": sample(self.duplicates)},
+            "skipped_rejected": {"count": len(self.rejected), "examples": sample(self.rejected)},
+            "skipped_failed": {"count": len(self.failed), "examples": sample(self.failed)},
+        }
+
+
+def ingest(client: httpx.Client, data: Beir, collection: str) -> Ingested:
+    """Send every record; wait until each accepted one is ready or failed."""
     client.post("/api/v1/collections", json={"name": collection}).raise_for_status()
     start = time.perf_counter()
+    records: dict[str, str] = {}  # document id -> record id
+    duplicates: dict[str, str] = {}
+    rejected: dict[str, str] = {}
     for doc_id, doc in data.corpus.items():
         resp = client.post(
             f"/api/v1/collections/{collection}/documents",
             json={"text": doc_text(doc), "title": doc_id, "metadata": {"beir_id": doc_id}},
         )
+        if resp.is_client_error:
+            rejected[doc_id] = f"{resp.status_code}: {resp.json().get('detail', resp.text)}"
+            continue
         resp.raise_for_status()
-    wait_all_ready(client, collection, len(data.corpus))
-    return time.perf_counter() - start
+        body = resp.json()
+        records[body["id"]] = doc_id
+        if body.get("duplicate_of"):
+            duplicates[doc_id] = records.get(body["duplicate_of"], body["duplicate_of"])
+    failed = wait_settled(client, collection, len(records))
+    return Ingested(
+        seconds=time.perf_counter() - start,
+        documents=len(records),
+        duplicates=duplicates,
+        rejected=rejected,
+        failed={records.get(d, d): error for d, error in failed.items()},
+    )
 
 
 def run_queries(
@@ -154,8 +195,8 @@ def main() -> None:
         api_server(database_url=svc["postgres"].url, worker_concurrency=16) as url,
         httpx.Client(base_url=url, timeout=120) as client,
     ):
-        ingest_s = ingest(client, data, "beir")
-        print(f"ingested in {ingest_s:.1f}s", file=sys.stderr)
+        ingested = ingest(client, data, "beir")
+        print(f"ingested in {ingested.seconds:.1f}s: {ingested.report()}", file=sys.stderr)
         strategies = {**STRATEGIES, **(VARIANTS if args.variants else {})}
         for name, body in strategies.items():
             start = time.perf_counter()
@@ -182,9 +223,10 @@ def main() -> None:
         },
         ratio_to_baseline={k: round(v / base_ndcg, 3) for k, v in ndcg.items()},
         mean_query_ms=timings,
-        ingest_s=round(ingest_s, 1),
+        ingest_s=round(ingested.seconds, 1),
+        ingestion=ingested.report(),
     )
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

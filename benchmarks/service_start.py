@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from benchmarks._common import emit, median, timed
+from benchmarks._common import emit, median, run, timed
 from hack.paths import cache_dir
 from hack.services import start_neo4j, start_postgres, start_prometheus, start_redis
 
@@ -70,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,4 +1,4 @@
-"""`rag-runtime`: serve, worker, migrate, ingest and query."""
+"""`rag-runtime`: serve, worker, migrate, ingest, retry and query."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import asyncio
 import json
 import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from rag_runtime.settings import ENV_PREFIX, RetrievalStrategy, Settings
+from rag_runtime.domain import RetrievalStrategy
+from rag_runtime.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(
     name="rag-runtime",
@@ -30,8 +32,30 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:  # a rule across settings: its message names them
+            message = err["msg"].removeprefix("Value error, ")
+            typer.echo(f"rag-runtime: invalid settings: {message}", err=True)
+            raise typer.Exit(2) from None
         name = ENV_PREFIX + "_".join(str(p) for p in err["loc"][:1]).upper()
         typer.echo(f"rag-runtime: invalid setting {name}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def check_embedding_model(settings: Settings) -> None:
+    """Load the embedding model now; one it cannot serve stops the process with one line.
+
+    The model stays loaded (once per process) for the runtime that starts next.
+    """
+    from rag_runtime.domain import EmbeddingProvider
+    from rag_runtime.embedding import sentence_transformer_embedder
+    from rag_runtime.errors import ConfigurationError
+
+    if settings.embedding_provider is not EmbeddingProvider.SENTENCE_TRANSFORMERS:
+        return  # a remote model: its dimension shows with the first embedding
+    try:
+        sentence_transformer_embedder(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"rag-runtime: {exc.message}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -59,6 +83,7 @@ def serve(
     sleeping_compute_threads()  # before the model (and torch) loads, as in the worker
     settings = load_settings(host=host, port=port)
     setup_logging(settings.log_level)
+    check_embedding_model(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -73,10 +98,13 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
 ) -> None:
     """Run ingestion jobs from the Redis queue."""
+    from rag_runtime.embedding import sleeping_compute_threads
     from rag_runtime.worker import run_worker
 
+    sleeping_compute_threads()  # before the model (and torch) loads
     settings = load_settings()
     setup_logging(settings.log_level)
+    check_embedding_model(settings)
     asyncio.run(run_worker(settings, burst=burst))
 
 
@@ -149,6 +177,7 @@ async def _ingest(
     from rag_runtime.errors import NotFoundError, RagError
     from rag_runtime.extract import detect_content_type, extract_text
     from rag_runtime.runtime import Runtime
+    from rag_runtime.store import Accepted
 
     runtime = await Runtime.start(settings, role="cli")
     counts = {"ready": 0, "failed": 0, "skipped": 0, "unchanged": 0}
@@ -171,7 +200,7 @@ async def _ingest(
                     content_type = detect_content_type(path.name, None)
                     data = await asyncio.to_thread(path.read_bytes)
                     text = extract_text(data, content_type)
-                    doc, created = await runtime.store.create_document(
+                    doc, accepted = await runtime.store.create_document(
                         collection,
                         content=text,
                         title=path.stem,
@@ -179,7 +208,7 @@ async def _ingest(
                         content_type=content_type,
                         metadata={"path": str(path)},
                     )
-                    if not created and doc.status == "ready":
+                    if accepted is Accepted.EXISTING and doc.status == "ready":
                         counts["unchanged"] += 1
                     else:
                         counts[await runtime.ingestor.process(doc.id)] += 1
@@ -189,6 +218,79 @@ async def _ingest(
                 bar.update(1)
 
         await asyncio.gather(*(one(p) for p in files))
+        bar.close()
+    finally:
+        await runtime.close()
+    return counts
+
+
+@app.command()
+def retry(
+    document_ids: Annotated[
+        list[str] | None, typer.Argument(help="Failed documents to retry; none = every one.")
+    ] = None,
+    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    concurrency: Annotated[int, typer.Option(help="Documents in flight.")] = 16,
+) -> None:
+    """Ingest failed documents of a collection again, in this process, with a progress bar."""
+    ids = [_document_id(d) for d in document_ids] if document_ids else None
+    settings = load_settings()
+    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    counts = asyncio.run(_retry(settings, collection, ids, concurrency))
+    typer.echo(json.dumps({"collection": collection, **counts}))
+    if counts.get("failed"):
+        raise typer.Exit(1)
+
+
+def _document_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        typer.echo(f"rag-runtime: not a document id: {text!r}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _retry(
+    settings: Settings, collection_name: str, ids: list[uuid.UUID] | None, concurrency: int
+) -> dict[str, int]:
+    from tqdm import tqdm
+
+    from rag_runtime.errors import RagError
+    from rag_runtime.runtime import Runtime
+
+    runtime = await Runtime.start(settings, role="cli")
+    counts = {"requeued": 0, "ready": 0, "failed": 0, "skipped": 0}
+    try:
+        try:
+            collection = await runtime.store.get_collection(collection_name)
+            requeued = await runtime.store.retry_documents(collection, ids)
+        except RagError as exc:
+            typer.echo(f"rag-runtime: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+        counts["requeued"] = len(requeued)
+        if ids is not None and len(requeued) < len(ids):
+            for document_id in sorted(set(ids) - set(requeued), key=str):
+                message = f"{document_id}: not a failed document of {collection_name!r}"
+                tqdm.write(message, file=sys.stderr)
+            counts["skipped"] = len(ids) - len(requeued)
+        limit = asyncio.Semaphore(concurrency)
+        bar = tqdm(total=len(requeued), unit="doc", desc=f"retry {collection_name}")
+
+        async def one(document_id: uuid.UUID) -> None:
+            async with limit:
+                try:
+                    outcome = await runtime.ingestor.process(document_id)
+                    error = None
+                    if outcome == "failed":
+                        error = (await runtime.store.get_document(document_id)).error
+                except RagError as exc:  # a dependency is down: the document stays queued
+                    outcome, error = "failed", exc.message
+                counts[outcome] += 1
+                if error:
+                    tqdm.write(f"{document_id}: {error}", file=sys.stderr)
+                bar.update(1)
+
+        await asyncio.gather(*(one(d) for d in requeued))
         bar.close()
     finally:
         await runtime.close()

@@ -23,8 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from rag_runtime.errors import ServiceUnavailableError
-from rag_runtime.settings import EmbeddingProvider, Settings
+from rag_runtime import tasks
+from rag_runtime.domain import EmbeddingProvider
+from rag_runtime.errors import ConfigurationError, ServiceUnavailableError
+from rag_runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +73,32 @@ def sleeping_compute_threads() -> bool:
     return True
 
 
-_MODEL_CACHE: dict[str, Any] = {}
+@dataclass(frozen=True)
+class LoadedModel:
+    """A sentence-transformers model and the lock every call of it holds.
+
+    The model's tokenizer keeps padding and truncation as mutable state of one object, set by
+    each call, so the model is only ever called under `lock` (one caller at a time, even when
+    several embedders of one process share it) and nothing else uses its tokenizer.
+    """
+
+    model: Any
+    lock: threading.Lock
+
+    def encode(self, texts: list[str], **options: Any) -> Vectors:
+        """`SentenceTransformer.encode` under the model's lock (numpy out, no progress bar)."""
+        with self.lock:
+            vectors: Vectors = self.model.encode(
+                texts, convert_to_numpy=True, show_progress_bar=False, **options
+            )
+        return vectors
+
+
+_MODEL_CACHE: dict[str, LoadedModel] = {}
 _MODEL_LOCK = threading.Lock()
 
 
-def load_sentence_transformer(path: Path) -> Any:
+def load_model(path: Path) -> LoadedModel:
     """Load once per process (tests and benchmarks share one model); never downloads."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -86,8 +109,35 @@ def load_sentence_transformer(path: Path) -> Any:
         if key not in _MODEL_CACHE:
             from sentence_transformers import SentenceTransformer
 
-            _MODEL_CACHE[key] = SentenceTransformer(key, device="cpu", local_files_only=True)
+            model = SentenceTransformer(key, device="cpu", local_files_only=True)
+            _MODEL_CACHE[key] = LoadedModel(model, threading.Lock())
         return _MODEL_CACHE[key]
+
+
+class TokenCounter:
+    """Counts tokens (no special tokens, no truncation) with a tokenizer object of its own.
+
+    The copy of the model's Rust tokenizer is configured once, without padding or truncation,
+    and only ever read afterwards, so any number of threads may count at once while the
+    model thread encodes with its own, padding tokenizer.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                f"the embedding model's tokenizer ({type(tokenizer).__name__}) is not a fast "
+                "(Rust) tokenizer; ragops counts chunk tokens with a fast tokenizer"
+            )
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        counter.no_padding()
+        counter.no_truncation()
+        self._tokenizer = counter
+
+    def __call__(self, texts: list[str]) -> list[int]:
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
 
 
 def plan_batches(
@@ -221,22 +271,47 @@ class BatchingEmbedder:
                 offset = end
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            await tasks.stop(task)
+        elif task is not None and not task.get_loop().is_closed():
+            task.cancel()  # running on another loop (an embedder used from several)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
 
 
+def _load_configured_model(settings: Settings) -> LoadedModel:
+    """The model the settings name: the bundled weights, or those at embedding_model_path."""
+    path = settings.embedding_model_path
+    if path is None:
+        return load_model(bundled_model_path())
+    if not path.is_dir():
+        raise ConfigurationError(f"RAG_EMBEDDING_MODEL_PATH={path}: no such directory")
+    try:
+        return load_model(path.resolve())
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigurationError(
+            f"RAG_EMBEDDING_MODEL_PATH={path}: not a sentence-transformers model ({reason})"
+        ) from exc
+
+
 def sentence_transformer_embedder(settings: Settings) -> BatchingEmbedder:
-    path = settings.embedding_model_path or bundled_model_path()
-    model = load_sentence_transformer(path)
-    tokenizer = model.tokenizer
+    """The configured model behind a batcher; refuses a dimension the model does not have."""
+    loaded = _load_configured_model(settings)
+    model = loaded.model
+    counts = TokenCounter(model.tokenizer)
     get_dims = getattr(model, "get_embedding_dimension", None) or (
         model.get_sentence_embedding_dimension
     )
     dims = int(get_dims())
+    if dims != settings.embedding_dimensions:
+        where = settings.embedding_model_path or "bundled"
+        raise ConfigurationError(
+            f"RAG_EMBEDDING_DIMENSIONS={settings.embedding_dimensions}, but "
+            f"{settings.embedding_model} ({where}) makes {dims}-dimensional embeddings"
+        )
     max_tokens = int(model.max_seq_length)
 
     import torch
@@ -254,18 +329,10 @@ def sentence_transformer_embedder(settings: Settings) -> BatchingEmbedder:
         lengths = [min(n + 2, max_tokens) for n in counts(texts)]  # + [CLS] and [SEP]
         out = np.empty((len(texts), dims), dtype=np.float32)
         for batch in plan_batches(lengths, settings.embedding_batch_size):
-            out[batch] = model.encode(
-                [texts[i] for i in batch],
-                batch_size=len(batch),
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
+            out[batch] = loaded.encode(
+                [texts[i] for i in batch], batch_size=len(batch), normalize_embeddings=True
             )
         return out
-
-    def counts(texts: list[str]) -> list[int]:
-        ids = tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
-        return [len(x) for x in ids]
 
     return BatchingEmbedder(
         model_name=settings.embedding_model,

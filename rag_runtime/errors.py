@@ -53,3 +53,7 @@ class RateLimitedError(RagError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ConfigurationError(RagError):
+    """A setting the process cannot run with (found while starting); stops it with one line."""

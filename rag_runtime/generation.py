@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from rag_runtime.domain import GenerationProvider
 from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.schemas import Citation, SearchHit
-from rag_runtime.settings import GenerationProvider, Settings
+from rag_runtime.settings import Settings
 
 SYSTEM_PROMPT = (
     "Answer the question using only the numbered passages. Cite every claim with the "

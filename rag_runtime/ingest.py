@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Protocol
 
+from rag_runtime import tasks
 from rag_runtime.cache import Cache
 from rag_runtime.chunking import Chunker
 from rag_runtime.embedding import Embedder
@@ -191,11 +192,7 @@ class InlineQueue:
             await asyncio.sleep(self.sweep_s)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.stop(*self._tasks)
         self._tasks = []
 
 

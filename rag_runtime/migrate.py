@@ -58,3 +58,10 @@ def upgrade(url: str, revision: str = "head") -> SchemaStatus:
     with _IN_PROCESS:
         command.upgrade(_config(url), revision)
     return schema_status(url)
+
+
+def downgrade(url: str, revision: str) -> SchemaStatus:
+    """Take the schema back to `revision`; a migration that would lose data refuses."""
+    with _IN_PROCESS:
+        command.downgrade(_config(url), revision)
+    return schema_status(url)

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 
 from rag_runtime.cache import Cache
+from rag_runtime.domain import FusionMethod, RetrievalStrategy
 from rag_runtime.embedding import Embedder, Vectors
 from rag_runtime.errors import EmbeddingMismatchError, ServiceUnavailableError
 from rag_runtime.graph import GraphStore
 from rag_runtime.metrics import Metrics
 from rag_runtime.schemas import SearchHit, SearchRequest
-from rag_runtime.settings import FusionMethod, RetrievalStrategy, Settings
+from rag_runtime.settings import Settings
 from rag_runtime.store import Collection, Scored, Store
 
 HYBRID_MIN_DEPTH = 50  # candidates each side contributes to fusion

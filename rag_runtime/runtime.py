@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 
-from rag_runtime import migrate
+from rag_runtime import migrate, tasks
 from rag_runtime.cache import Cache, RateLimiter
 from rag_runtime.chunking import Chunker
 from rag_runtime.db import Database, start_embedded_postgres
@@ -125,7 +125,7 @@ class Runtime:
             schema_current=schema_current,
             embedded_postgres=embedded,
         )
-        if role != "worker":
+        if role == "api":  # the worker consumes Redis; the CLI ingests what it is given
             rt.queue = await rt._make_queue()
             rt._warm_up = asyncio.create_task(rt._warm_keyword_indexes())
         return rt
@@ -152,10 +152,7 @@ class Runtime:
         return queue
 
     async def close(self) -> None:
-        if self._warm_up is not None:
-            self._warm_up.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._warm_up
+        await tasks.stop(self._warm_up)
         if self.queue is not None:
             await self.queue.close()
         await self.generator.close()

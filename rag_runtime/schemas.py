@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag_runtime.settings import FusionMethod, RetrievalStrategy
+from rag_runtime.domain import DocumentStatus, FusionMethod, RetrievalStrategy
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
 
@@ -48,12 +48,17 @@ class DocumentOut(BaseModel):
     content_type: str
     content_hash: str
     metadata: dict[str, Any]
-    status: Literal["queued", "processing", "ready", "failed"]
+    status: DocumentStatus
     error: str | None
     attempts: int
     chunks: int
     created_at: datetime
     updated_at: datetime
+    duplicate_of: uuid.UUID | None = Field(
+        None,
+        description="The earliest earlier document of the collection with identical content "
+        "(stored separately, because its title, source or metadata differ); null if none.",
+    )
 
 
 class DocumentPage(BaseModel):
@@ -61,6 +66,11 @@ class DocumentPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class RetryOut(BaseModel):
+    requeued: int = Field(description="Failed documents queued again.")
+    documents: list[uuid.UUID] = Field(description="Their ids.")
 
 
 class SearchRequest(Strict):

@@ -6,36 +6,20 @@ the env names declared here (see `env_names()`), and a unit test keeps the two i
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag_runtime.domain import (
+    EmbeddingProvider,
+    FusionMethod,
+    GenerationProvider,
+    RetrievalStrategy,
+)
+
 ENV_PREFIX = "RAG_"
-
-
-class RetrievalStrategy(StrEnum):
-    VECTOR = "vector"
-    KEYWORD = "keyword"
-    HYBRID = "hybrid"
-    GRAPH = "graph"
-
-
-class EmbeddingProvider(StrEnum):
-    SENTENCE_TRANSFORMERS = "sentence-transformers"
-    OPENAI = "openai"
-
-
-class FusionMethod(StrEnum):
-    RRF = "rrf"
-    WEIGHTED = "weighted"
-
-
-class GenerationProvider(StrEnum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
-    NONE = "none"
+BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the weights the runtime ships with
 
 
 class Settings(BaseSettings):
@@ -67,8 +51,17 @@ class Settings(BaseSettings):
     embedding_provider: EmbeddingProvider = Field(
         EmbeddingProvider.SENTENCE_TRANSFORMERS, description="Who computes embeddings."
     )
-    embedding_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name.")
-    embedding_dimensions: int = Field(384, ge=1, le=16000, description="Embedding dimension.")
+    embedding_model: str = Field(
+        BUNDLED_EMBEDDING_MODEL,
+        description="Embedding model name; with sentence-transformers, another than the "
+        "bundled all-MiniLM-L6-v2 needs embedding_model_path.",
+    )
+    embedding_dimensions: int = Field(
+        384,
+        ge=1,
+        le=16000,
+        description="Embedding dimension; with sentence-transformers, that of the loaded model.",
+    )
     embedding_batch_size: int = Field(64, ge=1, le=4096, description="Chunks per encode batch.")
 
     # Generation
@@ -103,7 +96,9 @@ class Settings(BaseSettings):
     )
     chunk_overlap_tokens: int = Field(32, ge=0, le=1024, description="Tokens shared by chunks.")
     embedding_model_path: Path | None = Field(
-        None, description="Local sentence-transformers model dir; None = bundled MiniLM weights."
+        None,
+        description="Local sentence-transformers model dir holding embedding_model's weights; "
+        "None = the bundled all-MiniLM-L6-v2.",
     )
     cache_ttl_seconds: int = Field(600, ge=0, description="Lifetime of cached results (0 = off).")
     auto_migrate: bool = Field(True, description="Apply schema migrations when the API starts.")
@@ -134,6 +129,20 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         0, ge=0, description="Requests per minute per API key (0 = off)."
     )
+
+    @model_validator(mode="after")
+    def _servable_embedding_model(self) -> Settings:
+        if (
+            self.embedding_provider is EmbeddingProvider.SENTENCE_TRANSFORMERS
+            and self.embedding_model != BUNDLED_EMBEDDING_MODEL
+            and self.embedding_model_path is None
+        ):
+            raise ValueError(
+                f"{ENV_PREFIX}EMBEDDING_MODEL={self.embedding_model!r} needs "
+                f"{ENV_PREFIX}EMBEDDING_MODEL_PATH (a sentence-transformers model directory): "
+                f"only {BUNDLED_EMBEDDING_MODEL} is bundled"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod

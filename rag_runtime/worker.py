@@ -17,6 +17,7 @@ from typing import Any
 from arq import Retry
 from arq.worker import Worker, func
 
+from rag_runtime import tasks
 from rag_runtime.embedding import sleeping_compute_threads
 from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.ingest import JOB_NAME, RedisQueue, backoff_s
@@ -118,8 +119,6 @@ async def run_worker(
     except asyncio.CancelledError:
         log.info("worker stopping")
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        await tasks.stop(sweeper)
         await worker.close()
         await runtime.close()

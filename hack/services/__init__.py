@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hack.paths import cache_dir
-from hack.services._process import ServiceStartError, free_port
+from hack.services._process import ServiceStartError, dies_with_parent, free_port
 from hack.services.neo4j import Neo4jService, start_neo4j
 from hack.services.postgres import PostgresService, start_postgres
 from hack.services.prometheus import PrometheusService, start_prometheus
@@ -28,6 +28,7 @@ __all__ = [
     "RedisService",
     "ServiceStartError",
     "Services",
+    "dies_with_parent",
     "free_port",
     "running_services",
     "start_neo4j",

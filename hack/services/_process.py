@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def dies_with_parent(argv: Sequence[str]) -> list[str]:
+    """`argv` run so that the kernel sends it SIGTERM when the calling program dies.
+
+    A service runs in a session of its own (a Ctrl-C in the terminal is for its owner to
+    handle), so it would outlive an owner that is killed before it can call `stop()`.
+    util-linux's `setpriv --pdeathsig` asks for the signal, then execs `argv` (same pid).
+    The kernel sends it when the thread that started the process ends, so only the main
+    thread (which ends with the program) asks for it; setpriv missing, `argv` runs as is.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return list(argv)
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
@@ -45,11 +62,13 @@ class ManagedProcess:
     popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
+        if shutil.which(self.argv[0], path=os.environ.get("PATH")) is None:
+            raise ServiceStartError(f"{self.name}: cannot run {self.argv[0]}: not found")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         try:
             self.popen = subprocess.Popen(
-                list(self.argv),
+                dies_with_parent(self.argv),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

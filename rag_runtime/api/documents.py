@@ -1,4 +1,4 @@
-"""Documents: create (JSON text or file upload), list, get with ingestion status, delete."""
+"""Documents: create (JSON text or file upload), list, get with ingestion status, retry, delete."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from rag_runtime.api.deps import CollectionDep, RuntimeDep
+from rag_runtime.domain import DocumentStatus
 from rag_runtime.errors import (
+    ConflictError,
     InvalidInputError,
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
 from rag_runtime.extract import detect_content_type, extract_text, html_title
+from rag_runtime.ingest import IngestQueue
 from rag_runtime.runtime import Runtime
-from rag_runtime.schemas import DocumentCreate, DocumentOut, DocumentPage
-from rag_runtime.store import Collection, Document
+from rag_runtime.schemas import DocumentCreate, DocumentOut, DocumentPage, RetryOut
+from rag_runtime.store import Accepted, Collection, Document
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/collections/{name}/documents", tags=["documents"])
@@ -33,12 +36,13 @@ def document_out(d: Document) -> DocumentOut:
         content_type=d.content_type,
         content_hash=d.content_hash,
         metadata=d.metadata,
-        status=d.status,  # type: ignore[arg-type]
+        status=DocumentStatus(d.status),
         error=d.error,
         attempts=d.attempts,
         chunks=d.chunk_count,
         created_at=d.created_at,
         updated_at=d.updated_at,
+        duplicate_of=d.duplicate_of,
     )
 
 
@@ -60,7 +64,7 @@ async def _accept(
         raise PayloadTooLargeError(
             f"{field}: document exceeds {runtime.settings.max_document_bytes} bytes"
         )
-    doc, created = await runtime.store.create_document(
+    doc, accepted = await runtime.store.create_document(
         collection,
         content=text,
         title=title,
@@ -68,22 +72,34 @@ async def _accept(
         content_type=content_type,
         metadata=metadata,
     )
-    if created or doc.status == "queued":
-        assert runtime.queue is not None
-        await runtime.queue.enqueue(doc.id)
-    response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    if accepted is not Accepted.EXISTING or doc.status == "queued":
+        await _queue(runtime).enqueue(doc.id)
+    fresh = accepted is not Accepted.EXISTING
+    response.status_code = status.HTTP_202_ACCEPTED if fresh else status.HTTP_200_OK
     return document_out(doc)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses={200: {"description": "Identical content was already there"}},
-)
+def _queue(runtime: Runtime) -> IngestQueue:
+    assert runtime.queue is not None  # the API always has one
+    return runtime.queue
+
+
+RESENT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A re-send of a document that is queued, processing or ready"},
+    202: {"description": "A new document (or a re-send of a failed one), queued"},
+}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=RESENT)
 async def create_document(
     body: DocumentCreate, collection: CollectionDep, runtime: RuntimeDep, response: Response
 ) -> DocumentOut:
-    """Queue a document given as JSON text; identical content returns the existing one."""
+    """Queue a document given as JSON text.
+
+    A re-send (identical text, title, source and metadata) returns the existing document,
+    queued again if it had failed. Identical text with another title, source or metadata is
+    a separate document whose `duplicate_of` names the earlier one.
+    """
     text = body.text
     title = body.title
     if body.content_type == "text/html":
@@ -102,11 +118,7 @@ async def create_document(
     )
 
 
-@router.post(
-    "/upload",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses={200: {"description": "Identical content was already there"}},
-)
+@router.post("/upload", status_code=status.HTTP_202_ACCEPTED, responses=RESENT)
 async def upload_document(
     file: Annotated[UploadFile, File(description="A .txt, .md, .html or .pdf file.")],
     collection: CollectionDep,
@@ -115,7 +127,7 @@ async def upload_document(
     title: Annotated[str, Form()] = "",
     metadata: Annotated[str, Form(description="JSON object")] = "{}",
 ) -> DocumentOut:
-    """Queue a document uploaded as a file (multipart form field `file`)."""
+    """Queue a document uploaded as a file (multipart form field `file`); re-sends as above."""
     content_type = detect_content_type(file.filename, file.content_type)
     try:
         meta = json.loads(metadata)
@@ -143,6 +155,38 @@ async def upload_document(
         metadata=meta,
         field="file",
     )
+
+
+@router.post("/retry", status_code=status.HTTP_202_ACCEPTED)
+async def retry_failed_documents(collection: CollectionDep, runtime: RuntimeDep) -> RetryOut:
+    """Queue every failed document of the collection again (after the cause is fixed)."""
+    ids = await runtime.store.retry_documents(collection)
+    for document_id in ids:
+        await _queue(runtime).enqueue(document_id)
+    return RetryOut(requeued=len(ids), documents=ids)
+
+
+@router.post(
+    "/{document_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"description": "The document is queued or processing already"},
+        409: {"description": "The document is ready: there is nothing to retry"},
+    },
+)
+async def retry_document(
+    document_id: uuid.UUID, collection: CollectionDep, runtime: RuntimeDep, response: Response
+) -> DocumentOut:
+    """Queue a failed document again; its error is cleared."""
+    requeued = await runtime.store.retry_documents(collection, [document_id])
+    doc = await runtime.store.get_document(document_id, collection=collection)
+    if requeued:
+        await _queue(runtime).enqueue(document_id)
+    elif doc.status == "ready":
+        raise ConflictError(f"document {document_id} is ready; only failed documents are retried")
+    else:
+        response.status_code = status.HTTP_200_OK
+    return document_out(doc)
 
 
 @router.get("")

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from rag_runtime.api.deps import PrincipalDep, RuntimeDep
+from rag_runtime.domain import RetrievalStrategy
 from rag_runtime.errors import RagError
 from rag_runtime.generation import citations_in
 from rag_runtime.runtime import Runtime
@@ -20,7 +21,6 @@ from rag_runtime.schemas import (
     SearchRequest,
     SearchResponse,
 )
-from rag_runtime.settings import RetrievalStrategy
 
 router = APIRouter(prefix="/api/v1", tags=["retrieval"])
 

@@ -1,5 +1,6 @@
 """The `rag-runtime` CLI in process: ingest files and folders with a progress bar, query a
-collection, and one clear line for a bad setting.
+collection, retry failed documents (all of a collection, or by id; ingesting a failed file
+again retries it too), and one clear line for a bad setting or a bad document id.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -61,6 +63,66 @@ def test_unknown_collection_is_a_clear_error(database_url: str) -> None:
     code, _, err = invoke(database_url, "query", "anything", "-c", "missing")
     assert code == 1
     assert "collection 'missing' not found" in err
+
+
+def _label(database_url: str, collection: str, model: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE collections SET embedding_model = %s WHERE name = %s", (model, collection)
+        )
+
+
+def _summary(out: str) -> dict[str, object]:
+    summary: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return summary
+
+
+def test_retry_ingests_the_failed_documents_once_the_cause_is_gone(
+    database_url: str, corpus: Path
+) -> None:
+    assert invoke(database_url, "ingest", str(corpus / "tea.txt"), "-c", "relabel")[0] == 0
+    _label(database_url, "relabel", "another-model")  # ingestion into it fails from now on
+    code, out, err = invoke(database_url, "ingest", str(corpus / "cocoa.html"), "-c", "relabel")
+    assert code == 1
+    assert _summary(out)["failed"] == 1
+    code, out, err = invoke(database_url, "retry", "-c", "relabel")
+    assert code == 1  # the cause is still there
+    assert _summary(out) == {
+        "collection": "relabel", "requeued": 1, "ready": 0, "failed": 1, "skipped": 0
+    }  # fmt: skip
+    assert "another-model" in err
+    _label(database_url, "relabel", "all-MiniLM-L6-v2")
+    code, out, err = invoke(database_url, "retry", "-c", "relabel")
+    assert code == 0, err
+    assert _summary(out)["ready"] == 1
+    code, out, _ = invoke(database_url, "retry", "-c", "relabel")
+    assert _summary(out)["requeued"] == 0
+
+
+def test_ingesting_a_failed_file_again_retries_it(
+    database_url: str, corpus: Path, tmp_path: Path
+) -> None:
+    coffee = str(corpus / "sub" / "coffee.md")
+    assert invoke(database_url, "ingest", coffee, "-c", "again")[0] == 0
+    _label(database_url, "again", "another-model")
+    (tmp_path / "decaf.md").write_text("# Decaf\n\nDecaffeinated coffee keeps flavour.")
+    decaf = str(tmp_path / "decaf.md")
+    assert invoke(database_url, "ingest", decaf, "-c", "again")[0] == 1
+    _label(database_url, "again", "all-MiniLM-L6-v2")
+    code, out, err = invoke(database_url, "ingest", decaf, "-c", "again")
+    assert code == 0, err
+    assert _summary(out)["ready"] == 1
+
+
+def test_retry_by_id_names_what_it_skipped(database_url: str) -> None:
+    code, _, err = invoke(database_url, "retry", "not-an-id", "-c", "relabel")
+    assert code == 2
+    assert err.strip().splitlines() == ["rag-runtime: not a document id: 'not-an-id'"]
+    unknown = "00000000-0000-0000-0000-000000000001"
+    code, out, err = invoke(database_url, "retry", unknown, "-c", "relabel")
+    assert code == 0
+    assert _summary(out)["skipped"] == 1
+    assert f"{unknown}: not a failed document of 'relabel'" in err
 
 
 def test_bad_setting_stops_with_one_line() -> None:

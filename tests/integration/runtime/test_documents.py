@@ -1,14 +1,19 @@
 """Collections and documents through the API, against a real Postgres (inline ingestion).
 
 Covers: collection create/list/get/delete; documents from JSON text and from uploads (txt,
-md, html, pdf); ingestion status; paging; idempotent re-sends; delete removing chunks and
-vectors; and the bad-input statuses (404, 409, 413, 415, 422 naming the field).
+md, html, pdf); ingestion status; paging; idempotent re-sends; identical text under another
+title or metadata kept as a document of its own that names the earlier one (`duplicate_of`);
+retrying failed documents (one, every failed one of a collection, or by re-sending them);
+delete removing chunks and vectors; and the bad-input statuses (404, 409, 413, 415, 422
+naming the field).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -87,6 +92,130 @@ def test_identical_content_is_idempotent(client: TestClient) -> None:
     assert first.status_code == 202
     assert second.status_code == 200
     assert first.json()["id"] == second.json()["id"]
+    assert second.json()["duplicate_of"] is None
+
+
+def test_identical_text_under_another_id_is_a_document_of_its_own(client: TestClient) -> None:
+    """Two records of a corpus with the same text: each keeps its metadata and is found."""
+    text = "Tardigrades survive the vacuum of space by drying out."
+    first = client.post(
+        "/api/v1/collections/docs/documents",
+        json={"text": text, "title": "t1", "metadata": {"corpus_id": "t1"}},
+    )
+    second = client.post(
+        "/api/v1/collections/docs/documents",
+        json={"text": text, "title": "t2", "metadata": {"corpus_id": "t2"}},
+    )
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert second.json()["id"] != first.json()["id"]
+    assert second.json()["duplicate_of"] == first.json()["id"]
+    assert second.json()["metadata"] == {"corpus_id": "t2"}
+    for doc in (first.json(), second.json()):
+        assert wait_for_document(client, "docs", doc["id"])["status"] == "ready"
+    got = client.get(f"/api/v1/collections/docs/documents/{second.json()['id']}").json()
+    assert got["duplicate_of"] == first.json()["id"]
+    assert (
+        client.get(f"/api/v1/collections/docs/documents/{first.json()['id']}").json()[
+            "duplicate_of"
+        ]
+        is None
+    )
+    hits = client.post(
+        "/api/v1/search",
+        json={"collection": "docs", "query": "tardigrades in space", "strategy": "keyword"},
+    ).json()["results"]
+    assert {h["metadata"].get("corpus_id") for h in hits[:2]} == {"t1", "t2"}
+    again = client.post(
+        "/api/v1/collections/docs/documents",
+        json={"text": text, "title": "t2", "metadata": {"corpus_id": "t2"}},
+    )
+    assert again.status_code == 200
+    assert again.json()["id"] == second.json()["id"]
+
+
+@dataclass
+class Mislabelled:
+    """A collection whose recorded embedding model is not the one this runtime runs, so
+    ingestion into it fails, until `relabel()` fixes the record."""
+
+    name: str
+    database_url: str
+
+    def label(self, model: str) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE collections SET embedding_model = %s WHERE name = %s", (model, self.name)
+            )
+
+    def relabel(self) -> None:
+        self.label("all-MiniLM-L6-v2")
+
+
+@pytest.fixture
+def mislabelled(client: TestClient, database_url: str) -> Iterator[Mislabelled]:
+    collection = Mislabelled(f"mislabelled-{uuid.uuid4().hex[:8]}", database_url)
+    assert client.post("/api/v1/collections", json={"name": collection.name}).status_code == 201
+    collection.label("another-model")
+    yield collection
+    client.delete(f"/api/v1/collections/{collection.name}")
+
+
+def _failed_document(client: TestClient, collection: str, text: str) -> dict[str, Any]:
+    resp = client.post(f"/api/v1/collections/{collection}/documents", json={"text": text})
+    assert resp.status_code == 202, resp.text
+    doc = wait_for_document(client, collection, resp.json()["id"])
+    assert doc["status"] == "failed"
+    assert "another-model" in doc["error"]
+    return doc
+
+
+def test_a_failed_document_is_retried_once_the_cause_is_gone(
+    client: TestClient, mislabelled: Mislabelled
+) -> None:
+    name = mislabelled.name
+    doc = _failed_document(client, name, "Lichens are fungi living with algae.")
+    mislabelled.relabel()
+    resp = client.post(f"/api/v1/collections/{name}/documents/{doc['id']}/retry")
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["status"] in ("queued", "processing", "ready")
+    assert resp.json()["error"] is None
+    ready = wait_for_document(client, name, doc["id"])
+    assert ready["status"] == "ready"
+    assert ready["chunks"] == 1
+    again = client.post(f"/api/v1/collections/{name}/documents/{doc['id']}/retry")
+    assert again.status_code == 409
+    assert "ready" in again.json()["detail"]
+    missing = client.post(f"/api/v1/collections/{name}/documents/{uuid.uuid4()}/retry")
+    assert missing.status_code == 404
+
+
+def test_every_failed_document_of_a_collection_is_retried_at_once(
+    client: TestClient, mislabelled: Mislabelled
+) -> None:
+    name = mislabelled.name
+    failed = [_failed_document(client, name, f"Failed document number {i}.") for i in range(3)]
+    mislabelled.relabel()
+    resp = client.post(f"/api/v1/collections/{name}/documents/retry")
+    assert resp.status_code == 202
+    assert resp.json()["requeued"] == 3
+    assert set(resp.json()["documents"]) == {d["id"] for d in failed}
+    for doc in failed:
+        assert wait_for_document(client, name, doc["id"])["status"] == "ready"
+    assert client.post(f"/api/v1/collections/{name}/documents/retry").json()["requeued"] == 0
+
+
+def test_resending_a_failed_document_queues_it_again(
+    client: TestClient, mislabelled: Mislabelled
+) -> None:
+    name = mislabelled.name
+    text = "Mycorrhizae link the roots of trees."
+    doc = _failed_document(client, name, text)
+    mislabelled.relabel()
+    resp = client.post(f"/api/v1/collections/{name}/documents", json={"text": text})
+    assert resp.status_code == 202
+    assert resp.json()["id"] == doc["id"]
+    assert resp.json()["status"] in ("queued", "processing", "ready")
+    assert wait_for_document(client, name, doc["id"])["status"] == "ready"
 
 
 @pytest.mark.parametrize(

@@ -2,21 +2,28 @@
 
 Covers: `--check` exits non-zero on an empty database, `migrate` brings it to head, running
 again (or several at once) changes nothing, the schema has the HNSW, GIN and postings
-indexes, and upgrading a database that already holds chunks backfills their postings.
+indexes, upgrading a database that already holds chunks backfills their postings, upgrading
+one that holds documents keeps their re-sends recognised, and a downgrade that would have to
+drop documents with identical content refuses, naming the collection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import psycopg
 import pytest
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
 
 from hack.services import PostgresService
 from rag_runtime import migrate
 from rag_runtime.cli import app
+from rag_runtime.db import Database
+from rag_runtime.store import Accepted, Store
 
 pytestmark = pytest.mark.integration
 
@@ -121,6 +128,52 @@ def test_upgrade_backfills_postings_of_existing_chunks(postgres: PostgresService
     assert ("aspirin", 1, 2) in postings  # 'again' and 'and' are stopwords
     assert ("blood", 0, 1) in postings
     assert len(postings) == 3 + 3  # one per distinct lexeme of each chunk
+
+
+def test_upgrade_keeps_resends_of_existing_documents_recognised(
+    postgres: PostgresService,
+) -> None:
+    url = postgres.create_database("rt_migrate_identity")
+    assert migrate.upgrade(url, "0002").current == "0002"
+    with psycopg.connect(url) as conn:
+        cid = conn.execute(
+            "INSERT INTO collections (name, embedding_model, embedding_dimensions) "
+            "VALUES ('old', 'm', 3) RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        old = conn.execute(
+            "INSERT INTO documents (collection_id, title, source, content_type, content, "
+            "content_hash, metadata) VALUES (%s, 'T', NULL, 'text/plain', 'same text', "
+            "encode(sha256('same text'), 'hex'), %s) RETURNING id",
+            (cid, Jsonb({"b": 2, "a": [1, "x"]})),
+        ).fetchone()[0]  # type: ignore[index]
+    assert migrate.upgrade(url).up_to_date
+
+    async def resend() -> tuple[tuple[object, Accepted], tuple[object, Accepted]]:
+        db = Database(url)
+        await db.open()
+        try:
+            store = Store(db)
+            collection = await store.get_collection("old")
+            fields = {"content": "same text", "title": "T", "source": None}
+            same = await store.create_document(
+                collection, **fields, content_type="text/plain", metadata={"a": [1, "x"], "b": 2}
+            )
+            other = await store.create_document(
+                collection, **fields, content_type="text/plain", metadata={"a": "another id"}
+            )
+            return (same[0].id, same[1]), (other[0].duplicate_of, other[1])
+        finally:
+            await db.close()
+
+    same, other = asyncio.run(resend())
+    assert same == (old, Accepted.EXISTING)
+    assert other == (old, Accepted.CREATED)
+    with pytest.raises(sa.exc.DBAPIError, match="collection old holds documents with identical"):
+        migrate.downgrade(url, "0002")
+    assert migrate.schema_status(url).up_to_date
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM documents WHERE id <> %s", (old,))
+    assert migrate.downgrade(url, "0002").current == "0002"
 
 
 def test_check_reports_an_unreachable_database() -> None:

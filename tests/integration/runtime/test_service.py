@@ -1,10 +1,12 @@
-"""Service behaviour around the data path: auth, rate limits, health, readiness, metrics and
+"""Service behaviour around the data path: auth, rate limits, health, readiness, metrics,
 outages of the database (503, queued work finishes once it is back) and of Redis (optional:
-only its features go).
+only its features go), and stopping: the in-process queue, closed while its first sweep is
+still getting a database connection, stops (its cancellation cannot get lost).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -12,12 +14,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hack.services import PostgresService, RedisService
+from rag_runtime import tasks
+from rag_runtime.db import Database
+from rag_runtime.errors import NotFoundError
+from rag_runtime.ingest import Ingestor, InlineQueue
+from rag_runtime.runtime import Runtime
+from rag_runtime.store import Store
 from tests.integration.runtime.helpers import (
     TcpProxy,
     WorkerThread,
     add_documents,
     api,
     free_port,
+    settings,
     wait_for_document,
 )
 
@@ -152,3 +161,39 @@ def test_database_outage_is_503_and_queued_documents_finish_after(
                 assert wait_for_document(c, "o", doc["id"], timeout=90)["status"] == "ready"
         assert c.get("/api/v1/ready").status_code == 200
     proxy.down()
+
+
+def test_the_inline_queue_closed_right_after_start_stops(database_url: str) -> None:
+    """As `rag-runtime query` on an unknown collection did: a fresh pool, the queue's first
+    sweep and the request wait for connections, and the queue closes at once."""
+
+    async def scenario() -> None:
+        runtime = await Runtime.start(settings(database_url=database_url), role="cli")
+        try:
+            for _ in range(5):
+                db = Database(database_url)
+                await db.open()
+                store = Store(db)
+                ingestor = Ingestor(
+                    store=store,
+                    embedder=runtime.embedder,
+                    chunker=runtime.chunker,
+                    graph=None,
+                    cache=runtime.cache,
+                    metrics=runtime.metrics,
+                )
+                queue = InlineQueue(ingestor, concurrency=4)
+                await queue.start()
+                with pytest.raises(NotFoundError):
+                    await store.get_collection("missing")
+                # Not wait_for: the old close() swallowed its own cancellation as well.
+                closing = asyncio.create_task(queue.close())
+                done, _ = await asyncio.wait({closing}, timeout=60)
+                if not done:
+                    await tasks.stop(closing, *queue._tasks)
+                assert done, "the queue was still closing after 60 s"
+                await db.close()
+        finally:
+            await runtime.close()
+
+    asyncio.run(scenario())
