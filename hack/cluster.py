@@ -771,12 +771,11 @@ def _start(
     deadline = time.monotonic() + timeout
     api = _Api(ports["apiserver"], pki)
 
-    def api_serving() -> bool:
+    def api_healthy() -> bool:
         try:
-            api.get("/livez", timeout=2)
+            return api.get("/healthz", timeout=2)[0] == 200
         except OSError:
             return False
-        return True
 
     def api_ready() -> bool:
         try:
@@ -793,9 +792,10 @@ def _start(
         _admission_config(state_dir / "admission.yaml")
         pids["kube-apiserver"] = _spawn("kube-apiserver", commands["kube-apiserver"], logs)
         save()
-        # The clients start once the API server serves (its post-start hooks still running):
-        # their own start-up overlaps with the API server's, and they wait for /healthz.
-        _wait("kube-apiserver serving", api_serving, deadline, state_dir, pids)
+        # The clients start once /healthz passes (every post-start hook done): the
+        # controller-manager gives the API server only 10 s to become healthy and exits after,
+        # which a loaded machine exceeds while the RBAC bootstrap roles are still being written.
+        _wait("kube-apiserver /healthz", api_healthy, deadline, state_dir, pids)
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
             pids[name] = _spawn(name, commands[name], logs)
             save()
