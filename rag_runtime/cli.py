@@ -114,7 +114,11 @@ def migrate(
         bool, typer.Option("--check", help="Exit 1 if the schema is behind; change nothing.")
     ] = False,
 ) -> None:
-    """Apply schema migrations (idempotent, under an advisory lock)."""
+    """Apply schema migrations (idempotent, under an advisory lock).
+
+    A schema ahead of this runtime by compatible migrations is left as it is (exit 0); one
+    ahead by an incompatible migration is refused, naming the revisions (exit 1).
+    """
     from rag_runtime import migrate as migrations
     from rag_runtime.runtime import resolve_database_url
 
@@ -124,16 +128,22 @@ def migrate(
     url, embedded = resolve_database_url(settings)
     try:
         status = migrations.schema_status(url) if check else migrations.upgrade(url)
+    except migrations.SchemaIncompatibleError as exc:
+        typer.echo(f"rag-runtime: {exc}", err=True)
+        raise typer.Exit(1) from None
     except Exception as exc:
         typer.echo(f"rag-runtime: database unavailable: {str(exc).splitlines()[0]}", err=True)
         raise typer.Exit(3) from None
     finally:
         if embedded is not None:
             embedded.cleanup()
-    if check and not status.up_to_date:
-        typer.echo(f"schema behind: at {status.current or 'none'}, head is {status.head}")
+    if not status.servable:
+        if status.state is migrations.SchemaState.BEHIND:
+            typer.echo(status.message)
+        else:
+            typer.echo(f"rag-runtime: {status.message}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"schema up to date at {status.head}")
+    typer.echo(status.message)
 
 
 def _files(paths: list[Path]) -> list[Path]:
