@@ -186,7 +186,7 @@ class S3Client:
     def delete(self, key: str) -> None:
         self._send("delete", key, self._build("DELETE", key))
 
-    def list(
+    def list_objects(
         self, prefix: str = "", delimiter: str | None = None, page_size: int = 1000
     ) -> Listing:
         """Every key under `prefix` (all pages); with a delimiter, the common prefixes too.

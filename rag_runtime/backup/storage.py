@@ -180,13 +180,13 @@ class S3Destination:
 
     def names(self) -> list[str]:
         base = f"{self.prefix}/" if self.prefix else ""
-        listing = self.client.list(base, delimiter="/")
+        listing = self.client.list_objects(base, delimiter="/")
         return sorted(p[len(base) :].rstrip("/") for p in listing.prefixes)
 
     def remove(self, name: str) -> None:
         folder = self._key(name) + "/"
         self.client.delete(folder + MANIFEST)  # first: the backup stops being listed at once
-        for key, _ in self.client.list(folder).keys:
+        for key, _ in self.client.list_objects(folder).keys:
             self.client.delete(key)
 
     def close(self) -> None:

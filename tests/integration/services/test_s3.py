@@ -54,11 +54,11 @@ def test_listing_pages_and_prefixes(client: S3Client) -> None:
     for i in range(3):
         client.put(f"list/b{i}/file", b"x")
     client.put("list/top", b"x")
-    listing = client.list("list/", delimiter="/")
+    listing = client.list_objects("list/", delimiter="/")
     assert listing.prefixes == ["list/b0/", "list/b1/", "list/b2/"]
     expected = ["list/b0/file", "list/b1/file", "list/b2/file", "list/top"]
-    assert [k for k, _ in client.list("list/").keys] == expected
-    assert [k for k, _ in client.list("list/", page_size=1).keys] == expected
+    assert [k for k, _ in client.list_objects("list/").keys] == expected
+    assert [k for k, _ in client.list_objects("list/", page_size=1).keys] == expected
 
 
 def test_multipart_upload_appears_only_when_completed(client: S3Client) -> None:
