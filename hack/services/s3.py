@@ -18,7 +18,7 @@ from hack.services._process import ManagedProcess, ServiceStartError, free_port
 
 HERE = Path(__file__).resolve().parent.parent / "s3proxy"
 BUILD_INPUTS = ("pom.xml", "build.sh")
-JVM_FLAGS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xms64m", "-Xmx512m"]
+JVM_FLAGS = ["-XX:+UseSerialGC", "-Xms64m", "-Xmx512m"]
 ACCESS_KEY = "ragops-test"
 SECRET_KEY = "ragops-test-secret"  # a local test server's, not a credential of anything real
 REGION = "us-east-1"

@@ -20,6 +20,7 @@ import httpx
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+UNSIGNED = "UNSIGNED-PAYLOAD"
 
 
 class S3Error(RuntimeError):
@@ -103,6 +104,7 @@ class S3Client:
         secret_key: str,
         region: str = "us-east-1",
         timeout: float = 120.0,
+        sign_payload: bool = True,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.bucket = bucket
@@ -111,6 +113,7 @@ class S3Client:
         self.region = region
         self.host = httpx.URL(self.endpoint).netloc.decode()
         self.http = httpx.Client(timeout=timeout)
+        self.sign_payload = sign_payload
 
     def close(self) -> None:
         self.http.close()
@@ -131,7 +134,7 @@ class S3Client:
             path=path,
             query=q,
             headers=headers or {},
-            payload_sha256=hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256,
+            payload_sha256=self._payload_hash(body),
             access_key=self.access_key,
             secret_key=self.secret_key,
             region=self.region,
@@ -141,6 +144,11 @@ class S3Client:
         if q:
             url += "?" + "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(q.items()))
         return self.http.build_request(method, url, content=body or None, headers=signed)
+
+    def _payload_hash(self, body: bytes) -> str:
+        if not body:
+            return EMPTY_SHA256
+        return hashlib.sha256(body).hexdigest() if self.sign_payload else UNSIGNED
 
     def _send(self, what: str, key: str, request: httpx.Request) -> httpx.Response:
         try:
