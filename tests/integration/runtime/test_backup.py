@@ -103,7 +103,7 @@ def source(postgres: PostgresService) -> tuple[str, dict[str, list[list[Any]]]]:
 @pytest.fixture(scope="module")
 def bucket(s3: S3Service) -> str:
     s3.create_bucket("backups")
-    return "s3://backups/ragops/system-a"
+    return "s3://backups/tests/backup-module"
 
 
 def test_backup_to_s3_restores_counts_top10_and_pending_work(
