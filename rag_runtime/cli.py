@@ -205,10 +205,10 @@ def _with_database(settings: Settings, run: Callable[[str], dict[str, Any]]) -> 
             embedded.cleanup()
 
 
-def _destination(url: str) -> Any:
+def _destination(url: str, settings: Settings) -> Any:
     from rag_runtime.backup import open_destination
 
-    return open_destination(url)
+    return open_destination(url, endpoint=settings.backup_s3_endpoint)
 
 
 @backup_app.command("create")
@@ -222,7 +222,7 @@ def backup_create(
     from rag_runtime.backup import operations
 
     def run(settings: Settings) -> dict[str, Any]:
-        dest = _destination(to)
+        dest = _destination(to, settings)
         try:
             return _with_database(settings, lambda url: operations.create(dest, url, name))
         finally:
@@ -236,8 +236,8 @@ def backup_list(to: ToUrl) -> None:
     """List the complete backups (those with a manifest), oldest first."""
     from rag_runtime.backup import operations
 
-    def run(_: Settings) -> dict[str, Any]:
-        dest = _destination(to)
+    def run(settings: Settings) -> dict[str, Any]:
+        dest = _destination(to, settings)
         try:
             return operations.list_backups(dest)
         finally:
@@ -253,8 +253,8 @@ def backup_verify(
     """Re-read a backup's files and compare their sizes and sha256 with its manifest."""
     from rag_runtime.backup import operations
 
-    def run(_: Settings) -> dict[str, Any]:
-        dest = _destination(to)
+    def run(settings: Settings) -> dict[str, Any]:
+        dest = _destination(to, settings)
         try:
             return operations.verify(dest, name)
         finally:
@@ -274,8 +274,8 @@ def backup_prune(
     """Remove old backups by count and/or age; the newest one always stays."""
     from rag_runtime.backup import operations
 
-    def run(_: Settings) -> dict[str, Any]:
-        dest = _destination(to)
+    def run(settings: Settings) -> dict[str, Any]:
+        dest = _destination(to, settings)
         try:
             return operations.prune(dest, keep_last=keep_last, max_age_days=max_age_days)
         finally:
@@ -299,7 +299,7 @@ def restore(
     from rag_runtime.backup import operations
 
     def run(settings: Settings) -> dict[str, Any]:
-        dest = _destination(from_)
+        dest = _destination(from_, settings)
         try:
             return _with_database(
                 settings,

@@ -238,8 +238,14 @@ class _Uploader:
             self.client.abort_multipart(self.key, self.upload_id)
 
 
-def open_destination(url: str, env: Mapping[str, str] | None = None) -> Destination:
-    """The destination a `--to`/`--from` URL names; a bad URL or missing setting is named."""
+def open_destination(
+    url: str, env: Mapping[str, str] | None = None, endpoint: str | None = None
+) -> Destination:
+    """The destination a `--to`/`--from` URL names; a bad URL or missing setting is named.
+
+    The S3 endpoint is `endpoint` (the runtime's RAG_BACKUP_S3_ENDPOINT setting), else that
+    variable in `env`; credentials and region come from `env` (default: the process's).
+    """
     environ = os.environ if env is None else env
     parsed = urlparse(url)
     if parsed.scheme == "file":
@@ -256,7 +262,11 @@ def open_destination(url: str, env: Mapping[str, str] | None = None) -> Destinat
         if missing:
             raise DestinationError(f"{url}: credentials missing: set {' and '.join(missing)}")
         region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        endpoint = environ.get("RAG_BACKUP_S3_ENDPOINT") or f"https://s3.{region}.amazonaws.com"
+        endpoint = (
+            endpoint
+            or environ.get("RAG_BACKUP_S3_ENDPOINT")
+            or f"https://s3.{region}.amazonaws.com"
+        )
         if urlparse(endpoint).scheme not in ("http", "https"):
             raise DestinationError(f"RAG_BACKUP_S3_ENDPOINT {endpoint!r}: not an http(s) URL")
         # Over TLS the transport protects the body; over plain http each payload is signed.
