@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-command setup for a fresh machine; fast no-op when everything is already there.
 #   Debian packages (redis-server, prometheus, JDK, Maven, shellcheck), the uv-managed Python env
-#   with all extras, the Neo4j harness jars, the Go-built checkers (actionlint, compose-go's
-#   validator, the Argo CD health harness) and the local Kubernetes binaries (from Go modules).
+#   with all extras, the Neo4j harness jars, the S3Proxy jars (an S3-compatible server), the
+#   Go-built checkers (actionlint, compose-go's validator, the Argo CD health harness) and the local Kubernetes binaries (from Go modules).
 # Caches live under ~/.cache (uv, Maven, Go, binaries); nothing is written into git.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -68,6 +68,7 @@ install_python_env() {
 install_debian_packages
 install_python_env
 bash hack/neo4j/build.sh
+bash hack/s3proxy/build.sh
 bash hack/tools/build.sh
 if [[ -f hack/k8s/build.sh ]]; then
     bash hack/k8s/build.sh

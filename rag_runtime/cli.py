@@ -1,4 +1,4 @@
-"""`rag-runtime`: serve, worker, migrate, ingest, retry and query."""
+"""`rag-runtime`: serve, worker, migrate, backup, restore, ingest, retry and query."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from rag_runtime.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(
     name="rag-runtime",
-    help="The ragops RAG service: API, ingestion worker, migrations and a local CLI.",
+    help="The ragops RAG service: API, ingestion worker, migrations, backups and a local CLI.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -114,7 +115,11 @@ def migrate(
         bool, typer.Option("--check", help="Exit 1 if the schema is behind; change nothing.")
     ] = False,
 ) -> None:
-    """Apply schema migrations (idempotent, under an advisory lock)."""
+    """Apply schema migrations (idempotent, under an advisory lock).
+
+    A schema ahead of this runtime by compatible migrations is left as it is (exit 0); one
+    ahead by an incompatible migration is refused, naming the revisions (exit 1).
+    """
     from rag_runtime import migrate as migrations
     from rag_runtime.runtime import resolve_database_url
 
@@ -124,16 +129,188 @@ def migrate(
     url, embedded = resolve_database_url(settings)
     try:
         status = migrations.schema_status(url) if check else migrations.upgrade(url)
+    except migrations.SchemaIncompatibleError as exc:
+        typer.echo(f"rag-runtime: {exc}", err=True)
+        raise typer.Exit(1) from None
     except Exception as exc:
         typer.echo(f"rag-runtime: database unavailable: {str(exc).splitlines()[0]}", err=True)
         raise typer.Exit(3) from None
     finally:
         if embedded is not None:
             embedded.cleanup()
-    if check and not status.up_to_date:
-        typer.echo(f"schema behind: at {status.current or 'none'}, head is {status.head}")
+    if not status.servable:
+        if status.state is migrations.SchemaState.BEHIND:
+            typer.echo(status.message)
+        else:
+            typer.echo(f"rag-runtime: {status.message}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"schema up to date at {status.head}")
+    typer.echo(status.message)
+
+
+backup_app = typer.Typer(
+    help="Backups of the system's data to s3://bucket/prefix or file:///path.",
+    no_args_is_help=True,
+)
+app.add_typer(backup_app, name="backup")
+
+ToUrl = Annotated[
+    str,
+    typer.Option(
+        "--to",
+        help="s3://bucket/prefix (endpoint RAG_BACKUP_S3_ENDPOINT, credentials "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_REGION) or file:///path.",
+    ),
+]
+
+
+def _backup_command(action: str, run: Callable[[Settings], dict[str, Any]]) -> None:
+    """Run one backup action: its result as one JSON line; exit 0 only on success.
+
+    A failure prints `{"ok": false, "error": ...}` and the message on stderr; exit 1 (2 for
+    bad input, 3 when the database is unreachable).
+    """
+    import psycopg
+
+    from rag_runtime.backup import BackupError, DestinationError, PostgresError, S3Error
+
+    settings = load_settings()
+    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    code, error = 1, ""
+    try:
+        result = run(settings)
+    except ValueError as exc:  # a bad name or policy
+        code, error = 2, str(exc)
+    except (BackupError, DestinationError, PostgresError, S3Error) as exc:
+        error = str(exc)
+    except psycopg.OperationalError as exc:
+        code, error = 3, f"database unavailable: {str(exc).strip().splitlines()[0]}"
+    else:
+        typer.echo(json.dumps(result, default=str))
+        if not result.get("ok"):
+            raise typer.Exit(1)
+        return
+    typer.echo(json.dumps({"ok": False, "action": action, "error": error}))
+    typer.echo(f"rag-runtime: {error}", err=True)
+    raise typer.Exit(code)
+
+
+def _with_database(settings: Settings, run: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    from rag_runtime.runtime import resolve_database_url
+
+    url, embedded = resolve_database_url(settings)
+    try:
+        return run(url)
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
+
+
+def _destination(url: str, settings: Settings) -> Any:
+    from rag_runtime.backup import open_destination
+
+    return open_destination(url, endpoint=settings.backup_s3_endpoint)
+
+
+@backup_app.command("create")
+def backup_create(
+    to: ToUrl,
+    name: Annotated[
+        str | None, typer.Option(help="Backup name (default backup-<UTC time>).")
+    ] = None,
+) -> None:
+    """Back up one consistent snapshot of the database; the manifest is written last."""
+    from rag_runtime.backup import operations
+
+    def run(settings: Settings) -> dict[str, Any]:
+        dest = _destination(to, settings)
+        try:
+            return _with_database(settings, lambda url: operations.create(dest, url, name))
+        finally:
+            dest.close()
+
+    _backup_command("create", run)
+
+
+@backup_app.command("list")
+def backup_list(to: ToUrl) -> None:
+    """List the complete backups (those with a manifest), oldest first."""
+    from rag_runtime.backup import operations
+
+    def run(settings: Settings) -> dict[str, Any]:
+        dest = _destination(to, settings)
+        try:
+            return operations.list_backups(dest)
+        finally:
+            dest.close()
+
+    _backup_command("list", run)
+
+
+@backup_app.command("verify")
+def backup_verify(
+    to: ToUrl, name: Annotated[str, typer.Option(help="The backup to check.")]
+) -> None:
+    """Re-read a backup's files and compare their sizes and sha256 with its manifest."""
+    from rag_runtime.backup import operations
+
+    def run(settings: Settings) -> dict[str, Any]:
+        dest = _destination(to, settings)
+        try:
+            return operations.verify(dest, name)
+        finally:
+            dest.close()
+
+    _backup_command("verify", run)
+
+
+@backup_app.command("prune")
+def backup_prune(
+    to: ToUrl,
+    keep_last: Annotated[int | None, typer.Option(help="Keep this many newest backups.")] = None,
+    max_age_days: Annotated[
+        float | None, typer.Option(help="Remove backups older than this many days.")
+    ] = None,
+) -> None:
+    """Remove old backups by count and/or age; the newest one always stays."""
+    from rag_runtime.backup import operations
+
+    def run(settings: Settings) -> dict[str, Any]:
+        dest = _destination(to, settings)
+        try:
+            return operations.prune(dest, keep_last=keep_last, max_age_days=max_age_days)
+        finally:
+            dest.close()
+
+    _backup_command("prune", run)
+
+
+@app.command()
+def restore(
+    from_: Annotated[
+        str, typer.Option("--from", help="s3://bucket/prefix or file:///path (as for backup).")
+    ],
+    name: Annotated[str, typer.Option(help="The backup to restore.")],
+    replace: Annotated[
+        bool, typer.Option(help="Drop what the target database holds, then restore.")
+    ] = False,
+    jobs: Annotated[int, typer.Option(min=1, max=64, help="Parallel pg_restore jobs.")] = 1,
+) -> None:
+    """Restore a backup into the database; refuses one this runtime cannot serve."""
+    from rag_runtime.backup import operations
+
+    def run(settings: Settings) -> dict[str, Any]:
+        dest = _destination(from_, settings)
+        try:
+            return _with_database(
+                settings,
+                lambda url: operations.restore(
+                    dest, name, settings, url, replace=replace, jobs=jobs
+                ),
+            )
+        finally:
+            dest.close()
+
+    _backup_command("restore", run)
 
 
 def _files(paths: list[Path]) -> list[Path]:

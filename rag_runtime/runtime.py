@@ -68,7 +68,7 @@ class Runtime:
         if settings.auto_migrate and role != "worker":
             try:
                 status = await asyncio.to_thread(migrate.upgrade, url)
-                schema_current = status.up_to_date
+                schema_current = status.servable
             except Exception as exc:  # the API still starts; /ready reports the database
                 log.error("migration failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
         # Jobs hold a connection only per statement (writes to one collection queue in
@@ -179,14 +179,19 @@ class Runtime:
             status = await asyncio.wait_for(
                 asyncio.to_thread(migrate.schema_status, self.database_url), 5
             )
-            self.schema_current = status.up_to_date
+            self.schema_current = status.servable
             checks["schema"] = {
-                "status": "up" if status.up_to_date else "behind",
+                "status": "up" if status.servable else status.state.value,
                 "required": True,
+                "state": status.state.value,
                 "current": status.current,
                 "head": status.head,
             }
-            ok = ok and status.up_to_date
+            if status.ahead:
+                checks["schema"]["ahead"] = list(status.ahead)
+            if not status.servable:
+                checks["schema"]["reason"] = status.message
+            ok = ok and status.servable
         except Exception as exc:
             checks["schema"] = {"status": "unknown", "required": True, "reason": _first(exc)}
             ok = False

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         None, description="Redis URL for the queue, cache and rate limits; unset = inline ingest."
     )
     neo4j_uri: str | None = Field(None, description="Neo4j Bolt URI; unset = graph retrieval off.")
+    backup_s3_endpoint: str | None = Field(
+        None,
+        description="S3-compatible endpoint of s3:// backup URLs (credentials from "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); unset = AWS S3 in AWS_REGION.",
+    )
     neo4j_user: str = Field("neo4j", description="Neo4j user name.")
     neo4j_password: SecretStr | None = Field(None, description="Neo4j password.")
 

@@ -17,6 +17,7 @@ from hack.services.neo4j import Neo4jService, start_neo4j
 from hack.services.postgres import PostgresService, start_postgres
 from hack.services.prometheus import PrometheusService, start_prometheus
 from hack.services.redis import RedisService, start_redis
+from hack.services.s3 import S3Service, start_s3
 
 ALL_SERVICES = ("postgres", "redis", "neo4j", "prometheus")
 
@@ -26,6 +27,7 @@ __all__ = [
     "PostgresService",
     "PrometheusService",
     "RedisService",
+    "S3Service",
     "ServiceStartError",
     "Services",
     "dies_with_parent",
@@ -35,6 +37,7 @@ __all__ = [
     "start_postgres",
     "start_prometheus",
     "start_redis",
+    "start_s3",
 ]
 
 

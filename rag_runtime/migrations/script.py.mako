@@ -10,6 +10,9 @@ revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = None
 depends_on = None
+# Expand (True) or contract (False): can a runtime at the parent revision run on this schema?
+# Left None, the runtime refuses to start until it is decided.
+compatible_with_previous = None
 
 
 def upgrade() -> None:

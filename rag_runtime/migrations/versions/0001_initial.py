@@ -10,6 +10,8 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+# Nothing ran before the first schema.
+compatible_with_previous = False
 
 UPGRADE = """
 CREATE EXTENSION IF NOT EXISTS vector;

@@ -20,6 +20,8 @@ revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+# A runtime at 0001 writes chunks without postings or version bumps: API indexes would miss them.
+compatible_with_previous = False
 
 UPGRADE = """
 ALTER TABLE term_stats ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;

