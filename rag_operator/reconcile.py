@@ -24,9 +24,9 @@ from rag_operator.builders import (
     desired_children,
     runtime_config,
 )
-from rag_operator.builders.common import STORES, credentials_name, store_mode
+from rag_operator.builders.common import STORES, api_keys_name, credentials_name, store_mode
 from rag_operator.builders.runtime import SecretReference
-from rag_operator.builders.secret import PASSWORD_KEYS
+from rag_operator.builders.secret import PASSWORD_KEYS, build_api_keys_secret
 from rag_operator.children import BY_KIND, Capabilities
 from rag_operator.conditions import Problem, compute_status, events_for, now_rfc3339
 from rag_operator.kube import Kube, KubeError
@@ -140,6 +140,20 @@ async def ensure_credentials(p: Pass) -> None:
     del passwords
 
 
+def wants_generated_key(rs: RagSystem) -> bool:
+    """Authentication by default: a generated admin key unless the spec names keys or asks
+    for anonymous access."""
+    return rs.spec.api.api_keys_secret_ref is None and not rs.spec.api.auth.anonymous
+
+
+async def ensure_api_keys(p: Pass) -> None:
+    """Create the generated admin key Secret once (never overwritten)."""
+    if not wants_generated_key(p.rs) or api_keys_name(p.rs) in p.observed.secrets:
+        return
+    if await p.kube.create(build_api_keys_secret(p.rs, secrets.token_urlsafe(32))):
+        p.applied.append(f"Secret/{api_keys_name(p.rs)}")
+
+
 def plan(p: Pass, desired: list[dict[str, Any]]) -> list[Apply]:
     """The children to apply: missing or drifted, and not just applied (watch lag)."""
     todo: list[Apply] = []
@@ -225,6 +239,7 @@ async def converge(p: Pass) -> None:
     p.problems += await check_secrets(p.rs, p.kube, p.runtime.secret_refs)
     p.problems += missing_kinds(p.rs, p.caps)
     await ensure_credentials(p)
+    await ensure_api_keys(p)
     desired = desired_children(p.rs, p.cfg, p.caps, p.runtime)
     await apply_all(p, plan(p, desired))
     for manifest in desired:

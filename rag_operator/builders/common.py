@@ -31,6 +31,10 @@ CREDENTIALS_KEYS = (
     "neo4j-password",
     "neo4j-auth",
 )
+# Keys of the generated API key Secret: the admin key itself, and the runtime's RAG_API_KEYS
+# (a JSON list of accepted keys).
+ADMIN_KEY = "admin-key"
+API_KEYS_KEY = "api-keys"
 STORE_PORTS: dict[Store, dict[str, int]] = {
     "postgres": {"postgres": 5432},
     "redis": {"redis": 6379},
@@ -44,6 +48,11 @@ def child_name(rs: RagSystem, suffix: str) -> str:
 
 def credentials_name(rs: RagSystem) -> str:
     return child_name(rs, "credentials")
+
+
+def api_keys_name(rs: RagSystem) -> str:
+    """The Secret of the generated admin key (when the spec names no API keys)."""
+    return child_name(rs, "api-keys")
 
 
 def config_name(rs: RagSystem) -> str:

@@ -193,8 +193,31 @@ class ExposureSpec(ApiModel):
     )
 
 
+class ApiAuthSpec(ApiModel):
+    """How clients authenticate to the API."""
+
+    anonymous: bool = Field(
+        False,
+        description="Serve the API without authentication: any client that reaches it may "
+        "read, change and delete every collection. Off by default: without "
+        "api.apiKeysSecretRef the operator generates an admin key into the Secret "
+        "<name>-api-keys (key admin-key).",
+    )
+
+
 class ApiSpec(ApiModel):
     """The API Deployment: serves queries and ingestion requests."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!(has(self.auth) && has(self.auth.anonymous) && self.auth.anonymous && "
+                "has(self.apiKeysSecretRef))",
+                "api.auth.anonymous cannot be true while api.apiKeysSecretRef names API keys",
+                ".auth.anonymous",
+            )
+        )
+    )
 
     replicas: int = Field(2, ge=0, le=1000, description="API pods when autoscaling is off.")
     resources: ResourceRequirements = Field(
@@ -212,7 +235,11 @@ class ApiSpec(ApiModel):
     )
     api_keys_secret_ref: SecretKeyRef | None = Field(
         None,
-        description="Secret key holding accepted API keys (JSON list); unset = no authentication.",
+        description="Secret key holding the accepted API keys (a JSON list of 'key' or "
+        "'key:collection1,collection2'); unset = a generated admin key (see api.auth).",
+    )
+    auth: ApiAuthSpec = Field(
+        default_factory=ApiAuthSpec, description="Authentication of API clients."
     )
 
 

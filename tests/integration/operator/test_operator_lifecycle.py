@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 MINIMAL_CHILDREN = [
     ("ConfigMap", "{n}-config"),
     ("Secret", "{n}-credentials"),
+    ("Secret", "{n}-api-keys"),
     ("Service", "{n}-api"),
     ("Service", "{n}-postgres"),
     ("Service", "{n}-redis"),

@@ -67,3 +67,12 @@ class FakeKube:
         check_declared(api_version, kind, "delete")
         self.deleted.append((kind, name))
         return True
+
+
+def created_secrets(kube: FakeKube) -> dict[str, frozenset[str]]:
+    """Key names of the Secrets a pass created, as the Secret watch cache holds them."""
+    return {
+        m["metadata"]["name"]: frozenset(m.get("stringData") or m.get("data") or {})
+        for m in kube.created
+        if m["kind"] == "Secret"
+    }

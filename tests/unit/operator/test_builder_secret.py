@@ -1,16 +1,24 @@
-"""Generated credentials Secret.
+"""Generated Secrets: the store credentials and the admin API key.
 
 Aspects covered: every key present, URLs point at the managed Services, the passwords given
 are used verbatim (the builder draws no randomness), and the Secret has no owner reference
-(it must outlive the RagSystem with deletionPolicy Retain).
+(it must outlive the RagSystem with deletionPolicy Retain). The admin key Secret holds the
+key and a RAG_API_KEYS value that the runtime's own settings parse into one key granting
+every collection; it is owned by the RagSystem.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from rag_operator.builders.common import CREDENTIALS_KEYS
-from rag_operator.builders.secret import PASSWORD_KEYS, build_credentials_secret
+from rag_operator.builders.common import ADMIN_KEY, API_KEYS_KEY, CREDENTIALS_KEYS
+from rag_operator.builders.secret import (
+    PASSWORD_KEYS,
+    build_api_keys_secret,
+    build_credentials_secret,
+)
+from rag_runtime.api.deps import parse_api_keys
+from rag_runtime.settings import Settings
 from tests.unit.operator.helpers import make_rs
 
 PASSWORDS = {key: f"pw-{i}" for i, key in enumerate(PASSWORD_KEYS)}
@@ -44,3 +52,18 @@ def test_secret_outlives_the_ragsystem() -> None:
 def test_builder_is_deterministic() -> None:
     rs = make_rs()
     assert build_credentials_secret(rs, PASSWORDS) == build_credentials_secret(rs, PASSWORDS)
+
+
+def test_admin_key_secret_is_what_the_runtime_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = build_api_keys_secret(make_rs(), "Zk3_-abcDEF012")
+    assert secret["metadata"]["name"] == "demo-api-keys"
+    data = secret["stringData"]
+    assert data[ADMIN_KEY] == "Zk3_-abcDEF012"
+    monkeypatch.setenv("RAG_API_KEYS", data[API_KEYS_KEY])
+    keys = parse_api_keys(Settings().api_keys)
+    assert keys == {"Zk3_-abcDEF012": None}  # None: every collection
+
+
+def test_admin_key_secret_goes_with_the_ragsystem() -> None:
+    secret = build_api_keys_secret(make_rs(), "k")
+    assert [o["uid"] for o in secret["metadata"]["ownerReferences"]] == ["0000-uid"]

@@ -21,7 +21,7 @@ from rag_operator.models import Phase, RagSystem, RagSystemStatus
 from rag_operator.models.naming import APPLIED_HASH_ANNOTATION
 from rag_operator.observed import Observed
 from rag_operator.reconcile import Outcome, reconcile
-from tests.unit.operator.fakes import FakeKube, ready
+from tests.unit.operator.fakes import FakeKube, created_secrets, ready
 from tests.unit.operator.helpers import ALL_CRDS, CFG, NO_CRDS, children, make_rs
 
 
@@ -35,7 +35,9 @@ def _applied_state(rs: RagSystem, caps: Capabilities = NO_CRDS) -> Observed:
     """The watch caches after a first pass applied everything and the pods became ready."""
     kube = FakeKube()
     _run(rs, kube, caps=caps)
-    return Observed.from_items([ready(m) for m in kube.applied], [], frozenset({"database-url"}))
+    return Observed.from_items(
+        [ready(m) for m in kube.applied], [], frozenset({"database-url"}), created_secrets(kube)
+    )
 
 
 def _cond(status: RagSystemStatus, type_: str) -> Any:
@@ -48,7 +50,7 @@ def test_first_pass_applies_every_child_and_creates_credentials_once() -> None:
     outcome = _run(rs, kube)
     assert len(kube.applied) == len(children(rs))
     assert all(APPLIED_HASH_ANNOTATION in m["metadata"]["annotations"] for m in kube.applied)
-    assert [c["metadata"]["name"] for c in kube.created] == ["demo-credentials"]
+    assert [c["metadata"]["name"] for c in kube.created] == ["demo-credentials", "demo-api-keys"]
     assert outcome.status.phase == Phase.PROGRESSING
     assert outcome.status_changed
     assert ("Normal", "Created", "created the system's children") in outcome.events
@@ -65,6 +67,68 @@ def test_unchanged_ready_system_writes_nothing() -> None:
     assert kube.applied == []
     assert kube.created == []
     assert not outcome.status_changed
+
+
+def _api_keys_env(kube: FakeKube) -> Any:
+    api = next(
+        m for m in kube.applied if m["kind"] == "Deployment" and "api" in m["metadata"]["name"]
+    )
+    env = api["spec"]["template"]["spec"]["containers"][0]["env"]
+    return next((e for e in env if e["name"] == "RAG_API_KEYS"), None)
+
+
+def test_api_requires_a_generated_admin_key_by_default() -> None:
+    rs = make_rs()
+    kube = FakeKube()
+    outcome = _run(rs, kube)
+    secret = next(c for c in kube.created if c["metadata"]["name"] == "demo-api-keys")
+    key = secret["stringData"]["admin-key"]
+    assert len(key) >= 40
+    assert ":" not in key
+    assert "," not in key
+    assert _api_keys_env(kube) == {
+        "name": "RAG_API_KEYS",
+        "valueFrom": {"secretKeyRef": {"name": "demo-api-keys", "key": "api-keys"}},
+    }
+    assert _cond(outcome.status, "AnonymousAccess").status == "False"
+    assert _cond(outcome.status, "AnonymousAccess").reason == "GeneratedAdminKey"
+    assert not [e for e in outcome.events if e[0] == "Warning"]
+
+
+def test_existing_admin_key_is_never_overwritten() -> None:
+    rs = make_rs()
+    observed = _applied_state(rs)
+    assert "demo-api-keys" in observed.secrets
+    kube = FakeKube()
+    _run(rs, kube, observed)
+    assert kube.created == []
+
+
+def test_api_keys_from_the_spec_need_no_generated_key() -> None:
+    rs = make_rs({"api": {"apiKeysSecretRef": {"name": "mine", "key": "keys"}}})
+    kube = FakeKube(secrets={"mine": {"data": {"keys": "WyJrIl0="}}})
+    outcome = _run(rs, kube)
+    assert "demo-api-keys" not in [c["metadata"]["name"] for c in kube.created]
+    assert _api_keys_env(kube)["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "keys"}
+    assert _cond(outcome.status, "AnonymousAccess").reason == "ApiKeysFromSecret"
+
+
+def test_anonymous_access_only_when_asked_shown_in_status_and_a_warning() -> None:
+    rs = make_rs({"api": {"auth": {"anonymous": True}}})
+    kube = FakeKube()
+    outcome = _run(rs, kube)
+    assert "demo-api-keys" not in [c["metadata"]["name"] for c in kube.created]
+    assert _api_keys_env(kube) is None
+    cond = _cond(outcome.status, "AnonymousAccess")
+    assert (cond.status, cond.reason) == ("True", "AnonymousAccessEnabled")
+    warnings = [e for e in outcome.events if e[:2] == ("Warning", "AnonymousAccess")]
+    assert len(warnings) == 1
+    assert "spec.api.auth.anonymous" in warnings[0][2]
+    # Once shown, the warning is not repeated on every pass.
+    again = _run(
+        make_rs({"api": {"auth": {"anonymous": True}}}, status=outcome.status.wire()), kube
+    )
+    assert not [e for e in again.events if e[1] == "AnonymousAccess"]
 
 
 def test_drifted_child_is_applied_again() -> None:
