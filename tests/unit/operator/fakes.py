@@ -37,6 +37,7 @@ class FakeKube:
         self.deleted: list[tuple[str, str]] = []
         self.secrets = secrets or {}
         self.fail_apply = fail_apply
+        self.pvcs: list[dict[str, Any]] = []
 
     async def apply(self, manifest: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
         check_declared(manifest["apiVersion"], manifest["kind"], "patch", subresource)
@@ -55,6 +56,18 @@ class FakeKube:
     ) -> dict[str, Any] | None:
         check_declared(api_version, kind, "get")
         return self.secrets.get(name) if kind == "Secret" else None
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        check_declared(api_version, kind, "list")
+        wanted = dict(p.split("=", 1) for p in label_selector.split(",") if p)
+        items = self.pvcs if kind == "PersistentVolumeClaim" else []
+        return [
+            i
+            for i in items
+            if wanted.items() <= ((i.get("metadata") or {}).get("labels") or {}).items()
+        ]
 
     async def delete(
         self,

@@ -5,7 +5,12 @@ creates the credentials Secret once; a second pass over an unchanged observed st
 nothing; drift is re-applied; children the spec dropped are deleted, HTTPRoute and
 ServiceMonitor included, but not those of a CRD the cluster no longer serves; an httpRoute
 without the Gateway API is Degraded with the field; missing Secrets and keys are Degraded
-and retried; API errors become a retry instead of a crash.
+and retried; API errors become a retry instead of a crash. Authentication by default: the
+admin key Secret is generated once, anonymous access only when asked (condition, Warning).
+Credentials are never drawn again over existing data: a deleted credentials Secret with the
+stores' StatefulSets or volume claims still there is Degraded (CredentialsLost, with the way
+back), a Secret that only lost its label is left alone; deletionPolicy Delete removes only a
+credentials Secret the operator generated.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from typing import Any
 
 import pytest
 
+from rag_operator.builders.common import labels
 from rag_operator.children import Capabilities
 from rag_operator.kube import KubeError
 from rag_operator.models import Phase, RagSystem, RagSystemStatus
 from rag_operator.models.naming import APPLIED_HASH_ANNOTATION
 from rag_operator.observed import Observed
-from rag_operator.reconcile import Outcome, reconcile
+from rag_operator.reconcile import Outcome, finalize, reconcile
 from tests.unit.operator.fakes import FakeKube, created_secrets, ready
 from tests.unit.operator.helpers import ALL_CRDS, CFG, NO_CRDS, children, make_rs
 
@@ -215,3 +221,58 @@ def test_api_error_becomes_a_retry_not_a_crash(status: int, retry: float) -> Non
     outcome = _run(make_rs(), kube)
     assert outcome.retry_after == retry
     assert _cond(outcome.status, "Degraded").reason == "ApplyFailed"
+
+
+def _without_credentials(rs: RagSystem) -> Observed:
+    """The caches of a running system whose credentials Secret was deleted."""
+    observed = _applied_state(rs)
+    observed.credentials_keys = None
+    return observed
+
+
+def test_deleted_credentials_with_running_stores_are_never_regenerated() -> None:
+    rs = make_rs()
+    kube = FakeKube()
+    outcome = _run(rs, kube, _without_credentials(rs))
+    assert kube.created == []
+    assert outcome.status.phase == Phase.DEGRADED
+    degraded = _cond(outcome.status, "Degraded")
+    assert degraded.reason == "CredentialsLost"
+    assert "re-create Secret 'demo-credentials'" in degraded.message
+    assert "postgres, redis" in degraded.message
+    assert outcome.retry_after is not None
+
+
+def test_deleted_credentials_with_only_volume_claims_left_are_never_regenerated() -> None:
+    rs = make_rs()
+    kube = FakeKube()
+    kube.pvcs = [{"metadata": {"name": "data-demo-postgres-0", "labels": labels(rs, "postgres")}}]
+    outcome = _run(rs, kube, Observed())  # StatefulSets gone too (e.g. RagSystem re-created)
+    assert [c["metadata"]["name"] for c in kube.created] == ["demo-api-keys"]
+    assert _cond(outcome.status, "Degraded").reason == "CredentialsLost"
+
+
+def test_credentials_secret_that_lost_its_label_is_left_alone() -> None:
+    rs = make_rs()
+    kube = FakeKube(secrets={"demo-credentials": {"metadata": {"name": "demo-credentials"}}})
+    outcome = _run(rs, kube, _without_credentials(rs))
+    assert kube.created == []
+    assert outcome.status.phase != Phase.DEGRADED
+
+
+def _finalized(secret: dict[str, Any]) -> list[tuple[str, str]]:
+    rs = make_rs({"deletionPolicy": "Delete"})
+    kube = FakeKube(secrets={"demo-credentials": secret})
+    asyncio.run(finalize(rs, kube))  # type: ignore[arg-type]
+    return kube.deleted
+
+
+def test_delete_policy_removes_the_generated_credentials() -> None:
+    rs = make_rs()
+    ours = {"metadata": {"name": "demo-credentials", "labels": labels(rs, "config")}}
+    assert ("Secret", "demo-credentials") in _finalized(ours)
+
+
+def test_delete_policy_keeps_credentials_the_operator_did_not_create() -> None:
+    theirs = {"metadata": {"name": "demo-credentials", "labels": {"team": "a"}}}
+    assert ("Secret", "demo-credentials") not in _finalized(theirs)
