@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag_operator import drift
+from rag_operator import drift, policy
 from rag_operator.builders import (
     RuntimeConfig,
     build_credentials_secret,
@@ -35,6 +35,7 @@ from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_
 from rag_operator.observed import Key, Observed
 
 log = logging.getLogger(__name__)
+REFUSED = frozenset({policy.IMAGE_NOT_ALLOWED, policy.SECRET_NOT_ALLOWED})
 
 
 @dataclass
@@ -96,16 +97,25 @@ class Apply:
 
 
 async def check_secrets(
-    rs: RagSystem, kube: Kube, refs: tuple[SecretReference, ...]
+    rs: RagSystem, kube: Kube, refs: tuple[SecretReference, ...], cfg: OperatorConfig
 ) -> list[Problem]:
-    """A problem per referenced Secret (or key) that does not exist."""
+    """A problem per referenced Secret (or key) that does not exist or that the operator's
+    policy does not allow."""
     problems: list[Problem] = []
     cache: dict[str, dict[str, Any] | None] = {}
     for ref in refs:
+        by_name = policy.secret_name_refusal(ref, cfg)
+        if by_name is not None:
+            problems.append(Problem(by_name.reason, by_name.message))
+            continue  # never read a Secret the policy keeps the system from
         if ref.name not in cache:
             cache[ref.name] = await kube.get("v1", "Secret", rs.namespace, ref.name)
         secret = cache[ref.name]
-        if secret is None:
+        labels = ((secret or {}).get("metadata") or {}).get("labels") or {}
+        refusal = policy.secret_label_refusal(ref, labels, cfg) if secret is not None else None
+        if refusal is not None:
+            problems.append(Problem(refusal.reason, refusal.message))
+        elif secret is None:
             text = f"{ref.path}: Secret {ref.name!r} not found in namespace {rs.namespace}"
             problems.append(Problem("SecretNotFound", text))
         elif (
@@ -277,8 +287,11 @@ async def grow_claims(p: Pass, desired_sts: dict[str, Any]) -> None:
 
 async def converge(p: Pass) -> None:
     """The steps that talk to the API, in order."""
-    p.problems += await check_secrets(p.rs, p.kube, p.runtime.secret_refs)
+    p.problems += [Problem(r.reason, r.message) for r in policy.image_refusals(p.rs, p.cfg)]
+    p.problems += await check_secrets(p.rs, p.kube, p.runtime.secret_refs, p.cfg)
     p.problems += missing_kinds(p.rs, p.caps)
+    if any(pr.reason in REFUSED for pr in p.problems):
+        return  # refused by the operator's policy: nothing is applied (or pruned)
     await ensure_credentials(p)
     await ensure_api_keys(p)
     desired = desired_children(p.rs, p.cfg, p.caps, p.runtime)
