@@ -508,7 +508,9 @@ class MonitoringSpec(ApiModel):
 
 
 class NetworkPolicySpec(ApiModel):
-    """NetworkPolicies: stores reachable only from this system's pods."""
+    """NetworkPolicies: stores reachable only from this system's pods, and the egress of
+    every pod limited to what it needs (API and worker: the stores, DNS and the configured
+    provider endpoints; stores: nothing)."""
 
     enabled: bool = Field(True, description="Create NetworkPolicies for the system.")
     api_allowed_namespaces: list[str] = Field(
@@ -522,6 +524,37 @@ class NetworkPolicySpec(ApiModel):
                 "pattern": DNS_LABEL,
                 "description": "A namespace name.",
             }
+        },
+    )
+    metrics_allowed_namespaces: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Namespaces (by name) whose scrapers may reach the worker's metrics port; "
+        "empty = any namespace.",
+        json_schema_extra={
+            "items": {
+                "type": "string",
+                "maxLength": 63,
+                "pattern": DNS_LABEL,
+                "description": "A namespace name.",
+            }
+        },
+    )
+    metrics_scraper_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "prometheus"},
+        max_length=16,
+        description="Labels of the pods that may scrape the worker's metrics port (those "
+        "of the Prometheus Operator's Prometheus by default); {} = any pod of the allowed "
+        "namespaces.",
+    )
+    extra_egress_ports: list[int] = Field(
+        default_factory=list,
+        max_length=32,
+        description="More TCP ports the API and worker may connect to on any address, e.g. "
+        "an external store on a non-default port (each external store's default port and "
+        "each provider endpoint's port are allowed already).",
+        json_schema_extra={
+            "items": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "A port."}
         },
     )
 
