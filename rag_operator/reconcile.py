@@ -11,6 +11,7 @@ problems become conditions, and `Outcome.retry_after` tells the caller to try ag
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
 import time
@@ -24,9 +25,19 @@ from rag_operator.builders import (
     desired_children,
     runtime_config,
 )
-from rag_operator.builders.common import STORES, api_keys_name, credentials_name, store_mode
+from rag_operator.builders.common import (
+    CREDENTIALS_KEYS,
+    STORES,
+    api_keys_name,
+    credentials_name,
+    store_mode,
+)
 from rag_operator.builders.runtime import SecretReference
-from rag_operator.builders.secret import PASSWORD_KEYS, build_api_keys_secret
+from rag_operator.builders.secret import (
+    PASSWORD_KEYS,
+    build_api_keys_secret,
+    missing_credentials,
+)
 from rag_operator.children import BY_KIND, Capabilities
 from rag_operator.conditions import Problem, compute_status, events_for, now_rfc3339
 from rag_operator.kube import Kube, KubeError
@@ -159,6 +170,21 @@ async def store_data(p: Pass) -> list[str]:
     return [s for s in stores if s in found]
 
 
+async def complete_credentials(p: Pass) -> None:
+    """Add the keys a Secret from an older operator lacks; existing keys never change."""
+    name = credentials_name(p.rs)
+    secret = await p.kube.get("v1", "Secret", p.rs.namespace, name)
+    if secret is None or not owns_credentials(p.rs, secret):
+        return
+    existing = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    fresh = {k: secrets.token_urlsafe(24) for k in PASSWORD_KEYS}
+    added = missing_credentials(p.rs, existing, fresh)
+    if added:
+        await p.kube.merge_patch(secret, {"stringData": added})
+        p.applied.append(f"Secret/{name}")
+    del existing, fresh, added
+
+
 def credentials_lost(rs: RagSystem, stores: list[str]) -> Problem:
     name = credentials_name(rs)
     keys = ", ".join(PASSWORD_KEYS)
@@ -176,7 +202,11 @@ async def ensure_credentials(p: Pass) -> None:
     """Create the generated credentials Secret once (never overwritten), and never while
     the stores' data exists without it: new passwords would lock the system out of it."""
     needs = any(store_mode(p.rs, s) == "managed" for s in STORES)
-    if not needs or p.observed.credentials_keys is not None:
+    if not needs:
+        return
+    if p.observed.credentials_keys is not None:
+        if not set(CREDENTIALS_KEYS) <= p.observed.credentials_keys:
+            await complete_credentials(p)
         return
     # Not in the watch cache: deleted, or its label removed (then it is still in use).
     if await p.kube.get("v1", "Secret", p.rs.namespace, credentials_name(p.rs)) is not None:

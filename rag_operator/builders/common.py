@@ -25,12 +25,18 @@ STORES: tuple[Store, ...] = ("postgres", "redis", "neo4j")
 DATA_DIR = "/var/lib/rag"
 CREDENTIALS_KEYS = (
     "postgres-password",
+    "postgres-superuser-password",
     "database-url",
     "redis-password",
     "redis-url",
+    "redis.conf",
     "neo4j-password",
     "neo4j-auth",
 )
+# The runtime's Postgres role and database (the role owns the database and nothing else).
+POSTGRES_ROLE = "rag"
+POSTGRES_DATABASE = "rag"
+REDIS_CONF_KEY = "redis.conf"
 # Keys of the generated API key Secret: the admin key itself, and the runtime's RAG_API_KEYS
 # (a JSON list of accepted keys).
 ADMIN_KEY = "admin-key"

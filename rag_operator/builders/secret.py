@@ -14,6 +14,9 @@ from rag_operator.builders.common import (
     ADMIN_KEY,
     API_KEYS_KEY,
     CREDENTIALS_KEYS,
+    POSTGRES_DATABASE,
+    POSTGRES_ROLE,
+    REDIS_CONF_KEY,
     api_keys_name,
     child_name,
     credentials_name,
@@ -21,21 +24,52 @@ from rag_operator.builders.common import (
 )
 from rag_operator.models import RagSystem
 
-PASSWORD_KEYS = ("postgres-password", "redis-password", "neo4j-password")
+PASSWORD_KEYS = (
+    "postgres-password",
+    "postgres-superuser-password",
+    "redis-password",
+    "neo4j-password",
+)
 
 
-def build_credentials_secret(rs: RagSystem, passwords: Mapping[str, str]) -> dict[str, Any]:
-    """`passwords` maps each of PASSWORD_KEYS to a random URL-safe string."""
-    pg, rd, nj = (passwords[key] for key in PASSWORD_KEYS)
+def redis_conf(password: str) -> str:
+    """Redis's configuration: the password in a file, never on the command line."""
+    return f"requirepass {password}\nappendonly yes\ndir /data\nport 6379\n"
+
+
+def credentials_data(rs: RagSystem, passwords: Mapping[str, str]) -> dict[str, str]:
+    """Every key of the credentials Secret, from the passwords (one per PASSWORD_KEYS)."""
+    pg, rd, nj = (passwords[k] for k in ("postgres-password", "redis-password", "neo4j-password"))
+    host = child_name(rs, "postgres")
     data = {
         "postgres-password": pg,
-        "database-url": f"postgresql://rag:{pg}@{child_name(rs, 'postgres')}:5432/rag",
+        "postgres-superuser-password": passwords["postgres-superuser-password"],
+        "database-url": f"postgresql://{POSTGRES_ROLE}:{pg}@{host}:5432/{POSTGRES_DATABASE}",
         "redis-password": rd,
         "redis-url": f"redis://:{rd}@{child_name(rs, 'redis')}:6379/0",
+        REDIS_CONF_KEY: redis_conf(rd),
         "neo4j-password": nj,
         "neo4j-auth": f"neo4j/{nj}",
     }
     assert set(data) == set(CREDENTIALS_KEYS)
+    return data
+
+
+def missing_credentials(
+    rs: RagSystem, existing: Mapping[str, str], fresh: Mapping[str, str]
+) -> dict[str, str]:
+    """The keys a credentials Secret from an older operator lacks, and only those.
+
+    Existing passwords are kept (derived keys are built from them); `fresh` passwords are
+    used only for password keys that do not exist yet.
+    """
+    passwords = {k: existing.get(k) or fresh[k] for k in PASSWORD_KEYS}
+    full = credentials_data(rs, passwords)
+    return {k: v for k, v in full.items() if k not in existing}
+
+
+def build_credentials_secret(rs: RagSystem, passwords: Mapping[str, str]) -> dict[str, Any]:
+    """`passwords` maps each of PASSWORD_KEYS to a random URL-safe string."""
     meta = metadata(rs, credentials_name(rs), "config")
     # No owner reference: with deletionPolicy Retain the Secret outlives the RagSystem, so
     # the retained volumes stay usable; the finalizer removes it for Delete.
@@ -45,7 +79,7 @@ def build_credentials_secret(rs: RagSystem, passwords: Mapping[str, str]) -> dic
         "kind": "Secret",
         "metadata": meta,
         "type": "Opaque",
-        "stringData": data,
+        "stringData": credentials_data(rs, passwords),
     }
 
 

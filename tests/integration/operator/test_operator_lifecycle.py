@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 MINIMAL_CHILDREN = [
     ("ConfigMap", "{n}-config"),
+    ("ConfigMap", "{n}-postgres-init"),
     ("Secret", "{n}-credentials"),
     ("Secret", "{n}-api-keys"),
     ("Service", "{n}-api"),

@@ -38,12 +38,20 @@ class FakeKube:
         self.secrets = secrets or {}
         self.fail_apply = fail_apply
         self.pvcs: list[dict[str, Any]] = []
+        self.patched: list[tuple[str, dict[str, Any]]] = []
 
     async def apply(self, manifest: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
         check_declared(manifest["apiVersion"], manifest["kind"], "patch", subresource)
         if self.fail_apply:
             raise self.fail_apply
         self.applied.append(manifest)
+        return manifest
+
+    async def merge_patch(
+        self, manifest: dict[str, Any], patch: dict[str, Any], *, subresource: str = ""
+    ) -> dict[str, Any]:
+        check_declared(manifest["apiVersion"], manifest["kind"], "patch", subresource)
+        self.patched.append((manifest["metadata"]["name"], patch))
         return manifest
 
     async def create(self, manifest: dict[str, Any]) -> bool:

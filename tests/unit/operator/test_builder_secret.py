@@ -16,12 +16,18 @@ from rag_operator.builders.secret import (
     PASSWORD_KEYS,
     build_api_keys_secret,
     build_credentials_secret,
+    missing_credentials,
 )
 from rag_runtime.api.deps import parse_api_keys
 from rag_runtime.settings import Settings
 from tests.unit.operator.helpers import make_rs
 
-PASSWORDS = {key: f"pw-{i}" for i, key in enumerate(PASSWORD_KEYS)}
+PASSWORDS = {
+    "postgres-password": "pw-0",
+    "redis-password": "pw-1",
+    "neo4j-password": "pw-2",
+    "postgres-superuser-password": "pw-3",
+}
 
 
 def test_secret_has_every_credentials_key() -> None:
@@ -37,6 +43,8 @@ def test_secret_has_every_credentials_key() -> None:
         ("redis-url", "redis://:pw-1@demo-redis:6379/0"),
         ("neo4j-auth", "neo4j/pw-2"),
         ("postgres-password", "pw-0"),
+        ("postgres-superuser-password", "pw-3"),
+        ("redis.conf", "requirepass pw-1\nappendonly yes\ndir /data\nport 6379\n"),
     ],
 )
 def test_secret_values_are_built_from_given_passwords(key: str, expected: str) -> None:
@@ -67,3 +75,26 @@ def test_admin_key_secret_is_what_the_runtime_accepts(monkeypatch: pytest.Monkey
 def test_admin_key_secret_goes_with_the_ragsystem() -> None:
     secret = build_api_keys_secret(make_rs(), "k")
     assert [o["uid"] for o in secret["metadata"]["ownerReferences"]] == ["0000-uid"]
+
+
+def test_passwords_cover_every_password_key() -> None:
+    assert set(PASSWORDS) == set(PASSWORD_KEYS)
+
+
+def test_an_older_secret_gets_only_its_missing_keys_built_from_its_passwords() -> None:
+    rs = make_rs()
+    old = {
+        "postgres-password": "old-pg",
+        "database-url": "postgresql://rag:old-pg@demo-postgres:5432/rag",
+        "redis-password": "old-rd",
+        "redis-url": "redis://:old-rd@demo-redis:6379/0",
+        "neo4j-password": "old-nj",
+        "neo4j-auth": "neo4j/old-nj",
+    }
+    added = missing_credentials(rs, old, PASSWORDS)
+    assert added == {
+        "postgres-superuser-password": "pw-3",
+        "redis.conf": "requirepass old-rd\nappendonly yes\ndir /data\nport 6379\n",
+    }
+    complete = build_credentials_secret(rs, PASSWORDS)["stringData"]
+    assert missing_credentials(rs, complete, {k: "x" for k in PASSWORD_KEYS}) == {}

@@ -16,6 +16,7 @@ credentials Secret the operator generated.
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import pytest
@@ -276,3 +277,35 @@ def test_delete_policy_removes_the_generated_credentials() -> None:
 def test_delete_policy_keeps_credentials_the_operator_did_not_create() -> None:
     theirs = {"metadata": {"name": "demo-credentials", "labels": {"team": "a"}}}
     assert ("Secret", "demo-credentials") not in _finalized(theirs)
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def test_an_older_credentials_secret_gets_only_its_missing_keys() -> None:
+    rs = make_rs()
+    old = {
+        "postgres-password": "old-pg",
+        "database-url": "postgresql://rag:old-pg@demo-postgres:5432/rag",
+        "redis-password": "old-rd",
+        "redis-url": "redis://:old-rd@demo-redis:6379/0",
+        "neo4j-password": "old-nj",
+        "neo4j-auth": "neo4j/old-nj",
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "demo-credentials", "labels": labels(rs, "config")},
+        "data": {k: _b64(v) for k, v in old.items()},
+    }
+    observed = _applied_state(rs)
+    observed.credentials_keys = frozenset(old)
+    kube = FakeKube(secrets={"demo-credentials": secret})
+    _run(rs, kube, observed)
+    ((name, patch),) = kube.patched
+    assert name == "demo-credentials"
+    added = patch["stringData"]
+    assert set(added) == {"postgres-superuser-password", "redis.conf"}
+    assert added["redis.conf"].startswith("requirepass old-rd\n")
+    assert kube.created == []
