@@ -29,6 +29,7 @@ from rag_operator.builders.common import (
     CREDENTIALS_KEYS,
     STORES,
     api_keys_name,
+    child_name,
     credentials_name,
     store_mode,
 )
@@ -160,7 +161,7 @@ def owns_credentials(rs: RagSystem, secret: dict[str, Any]) -> bool:
 async def store_data(p: Pass) -> list[str]:
     """Managed stores whose data exists: their StatefulSet or a volume claim of theirs."""
     stores = [s for s in STORES if store_mode(p.rs, s) == "managed"]
-    found = {s for s in stores if ("StatefulSet", f"{p.rs.name}-{s}") in p.observed.children}
+    found = {s for s in stores if ("StatefulSet", child_name(p.rs, s)) in p.observed.children}
     if len(found) < len(stores):
         selector = f"{INSTANCE_LABEL}={p.rs.name},{MANAGED_BY_LABEL}={MANAGED_BY}"
         for pvc in await p.kube.list("v1", "PersistentVolumeClaim", p.rs.namespace, selector):
