@@ -113,7 +113,7 @@ def test_namespaced_mode_has_no_cluster_role_with_secret_access() -> None:
             ["--set", "rbac.scope=namespaced", "--set", "operator.watchNamespaces[0]=team-*"],
             "not the pattern",
         ),
-        (["--set", "rbac.scope=everywhere"], "rbac.scope"),
+        (["--set", "rbac.scope=everywhere"], "/rbac/scope"),
     ],
 )
 def test_namespaced_mode_refuses_what_it_cannot_grant(values: list[str], message: str) -> None:
