@@ -50,6 +50,7 @@ class StoreShape:
 
 NEO4J_CONF = "/var/lib/neo4j/conf"
 REDIS_CONF_DIR = "/etc/ragops/redis"
+COPY_CONF = f"if [ -d {NEO4J_CONF} ]; then cp -a {NEO4J_CONF}/. /conf-copy/; fi"
 
 
 def _secret_env(name: str, rs: RagSystem, key: str) -> dict[str, Any]:
@@ -92,7 +93,8 @@ def store_shape(rs: RagSystem, cfg: OperatorConfig, store: Store) -> StoreShape:
     copy_conf = {
         "name": "conf",
         "image": image,
-        "command": ["cp", "-a", f"{NEO4J_CONF}/.", "/conf-copy/"],
+        # The image's defaults (JVM flags among them) into the writable conf directory.
+        "command": ["sh", "-c", COPY_CONF],
         "securityContext": container_security_context(True),
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
         "volumeMounts": [{"name": "conf", "mountPath": "/conf-copy"}],

@@ -110,7 +110,11 @@ def test_neo4j_writes_only_to_its_volumes() -> None:
     assert mounted == {"/data", "/tmp", "/logs", "/var/lib/neo4j/run", "/var/lib/neo4j/conf"}
     (init,) = pod["initContainers"]
     assert init["image"] == pod["containers"][0]["image"]
-    assert init["command"] == ["cp", "-a", "/var/lib/neo4j/conf/.", "/conf-copy/"]
+    assert init["command"] == [
+        "sh",
+        "-c",
+        "if [ -d /var/lib/neo4j/conf ]; then cp -a /var/lib/neo4j/conf/. /conf-copy/; fi",
+    ]
     assert init["volumeMounts"] == [{"name": "conf", "mountPath": "/conf-copy"}]
 
 
