@@ -146,7 +146,8 @@ def system_run(c: local_cluster.Cluster, ns: str) -> dict[str, float]:
             parts["ragsystem_ready_s"] = now
         time.sleep(0.2)
     assert c.gateway_url is not None
-    client = httpx.Client(base_url=c.gateway_url, headers={"Host": f"{ns}.bench.test"}, timeout=60)
+    headers = {"Host": f"{ns}.bench.test", "Authorization": f"Bearer {c.admin_key(ns, 'bench')}"}
+    client = httpx.Client(base_url=c.gateway_url, headers=headers, timeout=60)
     wait(lambda: _ok(client, "/api/v1/ready"), 120, "the API through the Gateway", every=0.05)
     parts["routed_s"] = time.monotonic() - t0
     parts["ingested_s"] = ingest_and_ask(client) - t0

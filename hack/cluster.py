@@ -199,6 +199,19 @@ class Cluster:
     def export_line(self) -> str:
         return f"export KUBECONFIG={self.kubeconfig}"
 
+    def admin_key(self, namespace: str, ragsystem: str) -> str:
+        """The admin API key the operator generated for a RagSystem (Secret NAME-api-keys)."""
+        out = self.kubectl(
+            "get",
+            "secret",
+            f"{ragsystem}-api-keys",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.data.admin-key}",
+        )
+        return base64.b64decode(out.stdout).decode()
+
 
 # ---------------------------------------------------------------------------------------------
 # Certificates (openssl CLI; EC P-256 keys are quick to make)

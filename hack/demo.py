@@ -267,7 +267,12 @@ def run(timeout: float) -> int:
                 ).stdout,
                 end="",
             )
-        client = httpx.Client(base_url=kube.gateway_url, headers={"Host": HOST}, timeout=120)
+        key = kube.admin_key(NAMESPACE, name)
+        client = httpx.Client(
+            base_url=kube.gateway_url,
+            headers={"Host": HOST, "Authorization": f"Bearer {key}"},
+            timeout=120,
+        )
         with steps.step(f"Ingest {len(DOCUMENTS)} documents through the Gateway"):
             wait(lambda: client.get("/api/v1/ready").status_code == 200, 60, "the API")
             ingest(client)
@@ -281,6 +286,10 @@ def run(timeout: float) -> int:
     print(f'  export PATH="{kube.bin_dir}:$PATH"')
     print(f"  kubectl get ragsystems,pods -n {NAMESPACE}")
     print(f"  curl -H 'Host: {HOST}' {kube.gateway_url}/api/v1/ready")
+    print(
+        f"  kubectl get secret {manifest()['metadata']['name']}-api-keys -n {NAMESPACE}"
+        " -o jsonpath='{.data.admin-key}' | base64 -d   # the admin API key"
+    )
     print("  make cluster-logs POD=<pod name>")
     print("Stop everything with: make cluster-down")
     return 0

@@ -157,9 +157,9 @@ KINDS: tuple[KindInfo, ...] = (
         "v1",
         "secrets",
         Read.WATCHED,
-        extra_verbs=frozenset({"get", "create", "delete"}),
-        why="generated credentials (created once, key names watched, deleted with "
-        "deletionPolicy Delete); referenced Secrets are read",
+        extra_verbs=frozenset({"get", "create", "patch", "delete"}),
+        why="generated credentials (created once, missing keys added, key names watched, "
+        "deleted with deletionPolicy Delete); referenced Secrets are read",
     ),
     KindInfo(
         "Pod",

@@ -2,8 +2,10 @@
 problems.
 
 `compute_status` gives the whole status: a condition per component (ApiReady, WorkerReady,
-PostgresReady, RedisReady, Neo4jReady), ConfigReady, and the summary conditions Ready,
-Progressing and Degraded; the phase, ready counts, the stores column and the endpoint.
+PostgresReady, RedisReady, Neo4jReady), ConfigReady, AnonymousAccess (True only when the
+spec asks for an API without keys; a Warning Event when it turns on), and the summary
+conditions Ready, Progressing and Degraded; the phase, ready counts, the stores column and
+the endpoint.
 `lastTransitionTime` moves only when a condition's status flips. A new condition goes here:
 a function that returns it, called from `compute_status`.
 
@@ -24,7 +26,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rag_operator.builders.common import STORES, api_endpoint, child_name, store_mode
+from rag_operator.builders.common import (
+    ADMIN_KEY,
+    STORES,
+    api_endpoint,
+    api_keys_name,
+    child_name,
+    store_mode,
+)
 from rag_operator.models import (
     API_VERSION,
     KIND,
@@ -328,6 +337,35 @@ def summary_conditions(
     ]
 
 
+ANONYMOUS_CONDITION = "AnonymousAccess"
+ANONYMOUS_MESSAGE = (
+    "spec.api.auth.anonymous is true: the API asks for no key, and any client that reaches "
+    "it may read, change and delete every collection"
+)
+
+
+def auth_condition(rs: RagSystem, clock: Clock) -> Condition:
+    """AnonymousAccess: True only when the spec asks for an API without authentication."""
+    api = rs.spec.api
+    if api.auth.anonymous:
+        reason, text = "AnonymousAccessEnabled", ANONYMOUS_MESSAGE
+    elif api.api_keys_secret_ref is not None:
+        reason = "ApiKeysFromSecret"
+        text = f"API keys from Secret {api.api_keys_secret_ref.name!r}"
+    else:
+        reason = "GeneratedAdminKey"
+        text = f"the admin key is in Secret {api_keys_name(rs)!r}, key {ADMIN_KEY!r}"
+    return set_condition(
+        rs.status.conditions,
+        ANONYMOUS_CONDITION,
+        api.auth.anonymous,
+        reason,
+        text,
+        rs.metadata.generation,
+        clock.now,
+    )
+
+
 def phase_of(rs: RagSystem, degraded: bool, ready: bool, started: bool) -> Phase:
     if rs.metadata.deletion_timestamp:
         return Phase.DELETING
@@ -362,6 +400,7 @@ def compute_status(
             progressing,
             degraded,
             *(view.condition for view in tally.views.values()),
+            auth_condition(rs, clock),
             config,
         ],
         components=Components(**{name: view.status for name, view in tally.views.items()}),
@@ -415,6 +454,12 @@ def events_for(
     out: list[tuple[str, str, str]] = []
     if created:
         out.append(("Normal", "Created", "created the system's children"))
+    anonymous = next((c for c in new.conditions if c.type == ANONYMOUS_CONDITION), None)
+    was_anonymous = any(
+        c.type == ANONYMOUS_CONDITION and c.status == ConditionStatus.TRUE for c in old.conditions
+    )
+    if anonymous is not None and anonymous.status == ConditionStatus.TRUE and not was_anonymous:
+        out.append(("Warning", "AnonymousAccess", anonymous.message))
     degraded = next((c for c in new.conditions if c.type == "Degraded"), None)
     if new.phase == Phase.DEGRADED and old.phase != Phase.DEGRADED and degraded is not None:
         out.append(("Warning", degraded.reason, degraded.message))

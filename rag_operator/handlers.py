@@ -28,7 +28,7 @@ import kopf
 from pydantic import ValidationError
 
 from rag_operator import metrics
-from rag_operator.builders.common import credentials_name
+from rag_operator.builders.common import api_keys_name, credentials_name
 from rag_operator.children import WATCHED_CHILDREN, Capabilities, KindInfo, index_id
 from rag_operator.conditions import invalid_status, rag_object, status_body
 from rag_operator.kube import Kube, KubeError, load_configuration
@@ -277,7 +277,9 @@ async def _reconcile(
             metrics.RECONCILES.labels(trigger, "invalid").inc()
             await _report_invalid(state, body, exc)
             return None
-        observed = Observed.from_indices(rs.namespace, rs.name, credentials_name(rs), indices)
+        observed = Observed.from_indices(
+            rs.namespace, rs.name, credentials_name(rs), indices, (api_keys_name(rs),)
+        )
         outcome = await reconcile(rs, state.cfg, state.kube, observed, state.caps, state.applied)
         if outcome.status_changed:
             try:

@@ -66,6 +66,8 @@ class Observed:
     children: dict[Key, dict[str, Any]] = field(default_factory=dict)
     pods: list[PodInfo] = field(default_factory=list)
     credentials_keys: frozenset[str] | None = None
+    # Key names of the other generated Secrets the caches hold, by Secret name.
+    secrets: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_items(
@@ -73,17 +75,23 @@ class Observed:
         children: Iterable[Mapping[str, Any]],
         pods: Iterable[PodInfo] = (),
         credentials_keys: frozenset[str] | None = None,
+        secrets: Mapping[str, frozenset[str]] | None = None,
     ) -> Observed:
-        out = cls(pods=list(pods), credentials_keys=credentials_keys)
+        out = cls(pods=list(pods), credentials_keys=credentials_keys, secrets=dict(secrets or {}))
         for child in children:
             out.children[(child["kind"], child["metadata"]["name"])] = dict(child)
         return out
 
     @classmethod
     def from_indices(
-        cls, namespace: str, name: str, credentials: str, indices: Mapping[str, Any]
+        cls,
+        namespace: str,
+        name: str,
+        credentials: str,
+        indices: Mapping[str, Any],
+        other_secrets: Iterable[str] = (),
     ) -> Observed:
-        """The children, pods and credentials key names of RagSystem namespace/name."""
+        """The children, pods and generated Secrets' key names of RagSystem namespace/name."""
         key = (namespace, name)
         children: list[Mapping[str, Any]] = []
         for info in WATCHED_CHILDREN:
@@ -95,7 +103,12 @@ class Observed:
         keys = None
         if (namespace, credentials) in secrets:
             keys = next(iter(secrets[(namespace, credentials)]), None)
-        return cls.from_items(children, pods, keys)
+        others: dict[str, frozenset[str]] = {}
+        for other in other_secrets:
+            found = next(iter(secrets.get((namespace, other)) or ()), None)
+            if found is not None:
+                others[other] = found
+        return cls.from_items(children, pods, keys, others)
 
 
 def trim(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,22 +11,34 @@ problems become conditions, and `Outcome.retry_after` tells the caller to try ag
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag_operator import drift
+from rag_operator import drift, policy
 from rag_operator.builders import (
     RuntimeConfig,
     build_credentials_secret,
     desired_children,
     runtime_config,
 )
-from rag_operator.builders.common import STORES, credentials_name, store_mode
+from rag_operator.builders.common import (
+    CREDENTIALS_KEYS,
+    STORES,
+    api_keys_name,
+    child_name,
+    credentials_name,
+    store_mode,
+)
 from rag_operator.builders.runtime import SecretReference
-from rag_operator.builders.secret import PASSWORD_KEYS
+from rag_operator.builders.secret import (
+    PASSWORD_KEYS,
+    build_api_keys_secret,
+    missing_credentials,
+)
 from rag_operator.children import BY_KIND, Capabilities
 from rag_operator.conditions import Problem, compute_status, events_for, now_rfc3339
 from rag_operator.kube import Kube, KubeError
@@ -35,6 +47,7 @@ from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_
 from rag_operator.observed import Key, Observed
 
 log = logging.getLogger(__name__)
+REFUSED = frozenset({policy.IMAGE_NOT_ALLOWED, policy.SECRET_NOT_ALLOWED})
 
 
 @dataclass
@@ -96,16 +109,25 @@ class Apply:
 
 
 async def check_secrets(
-    rs: RagSystem, kube: Kube, refs: tuple[SecretReference, ...]
+    rs: RagSystem, kube: Kube, refs: tuple[SecretReference, ...], cfg: OperatorConfig
 ) -> list[Problem]:
-    """A problem per referenced Secret (or key) that does not exist."""
+    """A problem per referenced Secret (or key) that does not exist or that the operator's
+    policy does not allow."""
     problems: list[Problem] = []
     cache: dict[str, dict[str, Any] | None] = {}
     for ref in refs:
+        by_name = policy.secret_name_refusal(ref, cfg)
+        if by_name is not None:
+            problems.append(Problem(by_name.reason, by_name.message))
+            continue  # never read a Secret the policy keeps the system from
         if ref.name not in cache:
             cache[ref.name] = await kube.get("v1", "Secret", rs.namespace, ref.name)
         secret = cache[ref.name]
-        if secret is None:
+        labels = ((secret or {}).get("metadata") or {}).get("labels") or {}
+        refusal = policy.secret_label_refusal(ref, labels, cfg) if secret is not None else None
+        if refusal is not None:
+            problems.append(Problem(refusal.reason, refusal.message))
+        elif secret is None:
             text = f"{ref.path}: Secret {ref.name!r} not found in namespace {rs.namespace}"
             problems.append(Problem("SecretNotFound", text))
         elif (
@@ -129,15 +151,89 @@ def missing_kinds(rs: RagSystem, caps: Capabilities) -> list[Problem]:
     return []
 
 
+def owns_credentials(rs: RagSystem, secret: dict[str, Any]) -> bool:
+    """Whether the operator generated this `<name>-credentials` Secret for this system (its
+    labels say so); a Secret the user made under that name is never deleted."""
+    found = (secret.get("metadata") or {}).get("labels") or {}
+    return found.get(MANAGED_BY_LABEL) == MANAGED_BY and found.get(INSTANCE_LABEL) == rs.name
+
+
+async def store_data(p: Pass) -> list[str]:
+    """Managed stores whose data exists: their StatefulSet or a volume claim of theirs."""
+    stores = [s for s in STORES if store_mode(p.rs, s) == "managed"]
+    found = {s for s in stores if ("StatefulSet", child_name(p.rs, s)) in p.observed.children}
+    if len(found) < len(stores):
+        selector = f"{INSTANCE_LABEL}={p.rs.name},{MANAGED_BY_LABEL}={MANAGED_BY}"
+        for pvc in await p.kube.list("v1", "PersistentVolumeClaim", p.rs.namespace, selector):
+            component = ((pvc.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL)
+            if component in stores:
+                found.add(component)
+    return [s for s in stores if s in found]
+
+
+async def complete_credentials(p: Pass) -> None:
+    """Add the keys a Secret from an older operator lacks; existing keys never change."""
+    name = credentials_name(p.rs)
+    secret = await p.kube.get("v1", "Secret", p.rs.namespace, name)
+    if secret is None or not owns_credentials(p.rs, secret):
+        return
+    existing = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    fresh = {k: secrets.token_urlsafe(24) for k in PASSWORD_KEYS}
+    added = missing_credentials(p.rs, existing, fresh)
+    if added:
+        await p.kube.merge_patch(secret, {"stringData": added})
+        p.applied.append(f"Secret/{name}")
+    del existing, fresh, added
+
+
+def credentials_lost(rs: RagSystem, stores: list[str]) -> Problem:
+    name = credentials_name(rs)
+    keys = ", ".join(PASSWORD_KEYS)
+    text = (
+        f"Secret {name!r} is gone but the data of {', '.join(stores)} remains, and it "
+        "keeps the passwords that Secret held; the operator does not draw new ones over "
+        f"existing data. Recover: re-create Secret {name!r} with its old keys ({keys}, "
+        "and the URLs built from them) from a backup; or, to start over with empty stores, "
+        f"delete the StatefulSets and the PersistentVolumeClaims of {rs.name} (the data is lost)"
+    )
+    return Problem("CredentialsLost", text)
+
+
 async def ensure_credentials(p: Pass) -> None:
-    """Create the generated credentials Secret once (never overwritten)."""
+    """Create the generated credentials Secret once (never overwritten), and never while
+    the stores' data exists without it: new passwords would lock the system out of it."""
     needs = any(store_mode(p.rs, s) == "managed" for s in STORES)
-    if not needs or p.observed.credentials_keys is not None:
+    if not needs:
+        return
+    if p.observed.credentials_keys is not None:
+        if not set(CREDENTIALS_KEYS) <= p.observed.credentials_keys:
+            await complete_credentials(p)
+        return
+    # Not in the watch cache: deleted, or its label removed (then it is still in use).
+    if await p.kube.get("v1", "Secret", p.rs.namespace, credentials_name(p.rs)) is not None:
+        return
+    stores = await store_data(p)
+    if stores:
+        p.problems.append(credentials_lost(p.rs, stores))
         return
     passwords = {k: secrets.token_urlsafe(24) for k in PASSWORD_KEYS}
     if await p.kube.create(build_credentials_secret(p.rs, passwords)):
         p.applied.append(f"Secret/{credentials_name(p.rs)}")
     del passwords
+
+
+def wants_generated_key(rs: RagSystem) -> bool:
+    """Authentication by default: a generated admin key unless the spec names keys or asks
+    for anonymous access."""
+    return rs.spec.api.api_keys_secret_ref is None and not rs.spec.api.auth.anonymous
+
+
+async def ensure_api_keys(p: Pass) -> None:
+    """Create the generated admin key Secret once (never overwritten)."""
+    if not wants_generated_key(p.rs) or api_keys_name(p.rs) in p.observed.secrets:
+        return
+    if await p.kube.create(build_api_keys_secret(p.rs, secrets.token_urlsafe(32))):
+        p.applied.append(f"Secret/{api_keys_name(p.rs)}")
 
 
 def plan(p: Pass, desired: list[dict[str, Any]]) -> list[Apply]:
@@ -222,9 +318,13 @@ async def grow_claims(p: Pass, desired_sts: dict[str, Any]) -> None:
 
 async def converge(p: Pass) -> None:
     """The steps that talk to the API, in order."""
-    p.problems += await check_secrets(p.rs, p.kube, p.runtime.secret_refs)
+    p.problems += [Problem(r.reason, r.message) for r in policy.image_refusals(p.rs, p.cfg)]
+    p.problems += await check_secrets(p.rs, p.kube, p.runtime.secret_refs, p.cfg)
     p.problems += missing_kinds(p.rs, p.caps)
+    if any(pr.reason in REFUSED for pr in p.problems):
+        return  # refused by the operator's policy: nothing is applied (or pruned)
     await ensure_credentials(p)
+    await ensure_api_keys(p)
     desired = desired_children(p.rs, p.cfg, p.caps, p.runtime)
     await apply_all(p, plan(p, desired))
     for manifest in desired:
@@ -297,6 +397,19 @@ async def finalize(rs: RagSystem, kube: Kube) -> list[str]:
         name = pvc["metadata"]["name"]
         if await kube.delete("v1", "PersistentVolumeClaim", rs.namespace, name):
             removed.append(f"PersistentVolumeClaim/{name}")
-    if await kube.delete("v1", "Secret", rs.namespace, credentials_name(rs)):
+    secret = await kube.get("v1", "Secret", rs.namespace, credentials_name(rs))
+    if secret is not None and not owns_credentials(rs, secret):
+        log.info(
+            "%s/%s: keeping Secret %s: not generated by the operator",
+            *_ns_name(rs),
+            credentials_name(rs),
+        )
+    elif secret is not None and await kube.delete(
+        "v1", "Secret", rs.namespace, credentials_name(rs)
+    ):
         removed.append(f"Secret/{credentials_name(rs)}")
     return removed
+
+
+def _ns_name(rs: RagSystem) -> tuple[str, str]:
+    return rs.namespace, rs.name

@@ -22,6 +22,7 @@ from rag_operator.builders.secret import build_credentials_secret
 from rag_operator.builders.service import build_api_service, build_store_service
 from rag_operator.builders.servicemonitor import build_service_monitor
 from rag_operator.builders.statefulset import build_store_statefulset
+from rag_operator.builders.storeconfig import build_postgres_init_configmap
 from rag_operator.children import Capabilities
 from rag_operator.models import OperatorConfig, RagSystem
 
@@ -50,6 +51,8 @@ def desired_children(
     out: list[dict[str, Any]] = [build_configmap(rs, runtime)]
     for store in STORES:
         if store_mode(rs, store) == "managed":
+            if store == "postgres":
+                out.append(build_postgres_init_configmap(rs))
             out.append(build_store_service(rs, store))
             out.append(build_store_statefulset(rs, cfg, store))
     out.append(build_api_service(rs, cfg))

@@ -25,12 +25,22 @@ STORES: tuple[Store, ...] = ("postgres", "redis", "neo4j")
 DATA_DIR = "/var/lib/rag"
 CREDENTIALS_KEYS = (
     "postgres-password",
+    "postgres-superuser-password",
     "database-url",
     "redis-password",
     "redis-url",
+    "redis.conf",
     "neo4j-password",
     "neo4j-auth",
 )
+# The runtime's Postgres role and database (the role owns the database and nothing else).
+POSTGRES_ROLE = "rag"
+POSTGRES_DATABASE = "rag"
+REDIS_CONF_KEY = "redis.conf"
+# Keys of the generated API key Secret: the admin key itself, and the runtime's RAG_API_KEYS
+# (a JSON list of accepted keys).
+ADMIN_KEY = "admin-key"
+API_KEYS_KEY = "api-keys"
 STORE_PORTS: dict[Store, dict[str, int]] = {
     "postgres": {"postgres": 5432},
     "redis": {"redis": 6379},
@@ -44,6 +54,11 @@ def child_name(rs: RagSystem, suffix: str) -> str:
 
 def credentials_name(rs: RagSystem) -> str:
     return child_name(rs, "credentials")
+
+
+def api_keys_name(rs: RagSystem) -> str:
+    """The Secret of the generated admin key (when the spec names no API keys)."""
+    return child_name(rs, "api-keys")
 
 
 def config_name(rs: RagSystem) -> str:

@@ -16,8 +16,10 @@ from types import MappingProxyType
 from typing import Any
 
 from rag_operator.builders.common import (
+    API_KEYS_KEY,
     DATA_DIR,
     STORES,
+    api_keys_name,
     child_name,
     config_name,
     credentials_name,
@@ -146,6 +148,8 @@ def runtime_secret_env(rs: RagSystem) -> list[dict[str, Any]]:
         env.append(_from_secret("RAG_OPENAI_API_KEY", emb.api_key_secret_ref))
     if spec.api.api_keys_secret_ref is not None:
         env.append(_from_secret("RAG_API_KEYS", spec.api.api_keys_secret_ref))
+    elif not spec.api.auth.anonymous:
+        env.append(_from_secret("RAG_API_KEYS", (api_keys_name(rs), API_KEYS_KEY)))
     return env
 
 

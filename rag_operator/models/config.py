@@ -56,3 +56,23 @@ class OperatorConfig(BaseSettings):
         "neo4j:5.26-community", min_length=1, description="Default image of managed Neo4j."
     )
     verbose: bool = Field(False, description="Log at debug level.")
+    # Policy: what a RagSystem may ask for (see docs/security.md). Whoever may edit a
+    # RagSystem chooses the images its pods run and the Secrets they read.
+    allowed_image_prefixes: tuple[str, ...] = Field(
+        (),
+        description="Images a RagSystem may name (spec.image.repository, "
+        "spec.<store>.managed.image) must start with one of these, written in full "
+        "('ghcr.io/ragops/', 'docker.io/library/redis'); a prefix that does not end in "
+        "'/', ':' or '@' matches a whole path segment. Empty = any image.",
+    )
+    allowed_secret_names: tuple[str, ...] = Field(
+        (),
+        description="Secrets a RagSystem may reference must match one of these glob patterns "
+        "('rag-*'); empty = any name.",
+    )
+    secret_label_selector: str = Field(
+        "",
+        pattern=r"^$|^[A-Za-z0-9./_-]+(=[A-Za-z0-9._-]*)?(,[A-Za-z0-9./_-]+(=[A-Za-z0-9._-]*)?)*$",
+        description="Label requirements ('key=value' or 'key', comma-separated) that every "
+        "Secret a RagSystem references must meet; empty = no requirement.",
+    )

@@ -193,8 +193,31 @@ class ExposureSpec(ApiModel):
     )
 
 
+class ApiAuthSpec(ApiModel):
+    """How clients authenticate to the API."""
+
+    anonymous: bool = Field(
+        False,
+        description="Serve the API without authentication: any client that reaches it may "
+        "read, change and delete every collection. Off by default: without "
+        "api.apiKeysSecretRef the operator generates an admin key into the Secret "
+        "<name>-api-keys (key admin-key).",
+    )
+
+
 class ApiSpec(ApiModel):
     """The API Deployment: serves queries and ingestion requests."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!(has(self.auth) && has(self.auth.anonymous) && self.auth.anonymous && "
+                "has(self.apiKeysSecretRef))",
+                "api.auth.anonymous cannot be true while api.apiKeysSecretRef names API keys",
+                ".auth.anonymous",
+            )
+        )
+    )
 
     replicas: int = Field(2, ge=0, le=1000, description="API pods when autoscaling is off.")
     resources: ResourceRequirements = Field(
@@ -212,7 +235,11 @@ class ApiSpec(ApiModel):
     )
     api_keys_secret_ref: SecretKeyRef | None = Field(
         None,
-        description="Secret key holding accepted API keys (JSON list); unset = no authentication.",
+        description="Secret key holding the accepted API keys (a JSON list of 'key' or "
+        "'key:collection1,collection2'); unset = a generated admin key (see api.auth).",
+    )
+    auth: ApiAuthSpec = Field(
+        default_factory=ApiAuthSpec, description="Authentication of API clients."
     )
 
 
@@ -481,7 +508,9 @@ class MonitoringSpec(ApiModel):
 
 
 class NetworkPolicySpec(ApiModel):
-    """NetworkPolicies: stores reachable only from this system's pods."""
+    """NetworkPolicies: stores reachable only from this system's pods, and the egress of
+    every pod limited to what it needs (API and worker: the stores, DNS and the configured
+    provider endpoints; stores: nothing)."""
 
     enabled: bool = Field(True, description="Create NetworkPolicies for the system.")
     api_allowed_namespaces: list[str] = Field(
@@ -495,6 +524,37 @@ class NetworkPolicySpec(ApiModel):
                 "pattern": DNS_LABEL,
                 "description": "A namespace name.",
             }
+        },
+    )
+    metrics_allowed_namespaces: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Namespaces (by name) whose scrapers may reach the worker's metrics port; "
+        "empty = any namespace.",
+        json_schema_extra={
+            "items": {
+                "type": "string",
+                "maxLength": 63,
+                "pattern": DNS_LABEL,
+                "description": "A namespace name.",
+            }
+        },
+    )
+    metrics_scraper_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "prometheus"},
+        max_length=16,
+        description="Labels of the pods that may scrape the worker's metrics port (those "
+        "of the Prometheus Operator's Prometheus by default); {} = any pod of the allowed "
+        "namespaces.",
+    )
+    extra_egress_ports: list[int] = Field(
+        default_factory=list,
+        max_length=32,
+        description="More TCP ports the API and worker may connect to on any address, e.g. "
+        "an external store on a non-default port (each external store's default port and "
+        "each provider endpoint's port are allowed already).",
+        json_schema_extra={
+            "items": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "A port."}
         },
     )
 

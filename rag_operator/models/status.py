@@ -68,7 +68,8 @@ class RagSystemStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready, Progressing, Degraded and one per component (ApiReady, WorkerReady, "
-        "PostgresReady, RedisReady, Neo4jReady, ConfigReady).",
+        "PostgresReady, RedisReady, Neo4jReady, ConfigReady); AnonymousAccess is True when "
+        "the API serves clients without an API key (spec.api.auth.anonymous).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     components: Components = Field(

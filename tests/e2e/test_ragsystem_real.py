@@ -138,8 +138,19 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
 
     # Ingest and ask through Traefik.
     assert platform.gateway_url is not None
+    # Authentication by default: the operator generated the admin key.
+    key = platform.admin_key(ns, NAME)
+    anonymous = httpx.post(
+        f"{platform.gateway_url}/api/v1/collections",
+        headers={"Host": f"{ns}.rag.test"},
+        json={"name": "nope"},
+        timeout=60,
+    )
+    assert anonymous.status_code == 401
     client = httpx.Client(
-        base_url=platform.gateway_url, headers={"Host": f"{ns}.rag.test"}, timeout=60
+        base_url=platform.gateway_url,
+        headers={"Host": f"{ns}.rag.test", "Authorization": f"Bearer {key}"},
+        timeout=60,
     )
     wait_for(
         lambda: client.get("/api/v1/ready").status_code == 200,

@@ -45,10 +45,10 @@
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheusrules]
   verbs: [list, watch, create, patch, delete]
-# secrets: generated credentials (created once, key names watched, deleted with deletionPolicy Delete); referenced Secrets are read
+# secrets: generated credentials (created once, missing keys added, key names watched, deleted with deletionPolicy Delete); referenced Secrets are read
 - apiGroups: ['']
   resources: [secrets]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # pods: readiness of the children's pods (read only)
 - apiGroups: ['']
   resources: [pods]

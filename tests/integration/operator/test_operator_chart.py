@@ -98,3 +98,50 @@ def test_install_runs_the_operator_with_enough_rbac(cluster: Cluster, crd: Path)
     finally:
         cluster.helm("uninstall", release, "-n", ns, check=False)
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_namespaced_install_grants_secrets_only_in_watched_namespaces(
+    cluster: Cluster, crd: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    ns, watched, other = f"chart-{suffix}", f"team-a-{suffix}", f"team-b-{suffix}"
+    release = f"r{uuid.uuid4().hex[:5]}"
+    for name in (watched, other):
+        cluster.kubectl("create", "namespace", name)
+    cluster.helm(
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        ns,
+        "--create-namespace",
+        "--set",
+        "crds.create=false",
+        "--set",
+        "rbac.scope=namespaced",
+        "--set",
+        f"operator.watchNamespaces[0]={watched}",
+        "--wait",
+        "--timeout",
+        "90s",
+    )
+    try:
+        sa = f"system:serviceaccount:{ns}:{release}-ragops"
+
+        def can(verb: str, resource: str, *where: str) -> str:
+            proc = cluster.kubectl("auth", "can-i", verb, resource, "--as", sa, *where, check=False)
+            return proc.stdout.strip()
+
+        assert can("get", "secrets", "-n", watched) == "yes"
+        assert can("patch", "statefulsets.apps", "-n", watched) == "yes"
+        assert can("patch", "ragsystems.ragops.io/status", "-n", watched) == "yes"
+        assert can("get", "secrets", "-n", other) == "no"
+        assert can("get", "secrets", "-n", ns) == "no"
+        assert can("list", "secrets", "-A") == "no"
+        assert can("create", "deployments.apps", "-n", other) == "no"
+        assert can("list", "customresourcedefinitions") == "yes"
+        assert can("update", "deployments.apps", "-n", watched) == "no"  # trimmed verbs
+    finally:
+        cluster.helm("uninstall", release, "-n", ns, check=False)
+        for name in (ns, watched, other):
+            cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

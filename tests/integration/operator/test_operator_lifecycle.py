@@ -35,7 +35,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 MINIMAL_CHILDREN = [
     ("ConfigMap", "{n}-config"),
+    ("ConfigMap", "{n}-postgres-init"),
     ("Secret", "{n}-credentials"),
+    ("Secret", "{n}-api-keys"),
     ("Service", "{n}-api"),
     ("Service", "{n}-postgres"),
     ("Service", "{n}-redis"),

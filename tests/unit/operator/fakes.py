@@ -37,12 +37,21 @@ class FakeKube:
         self.deleted: list[tuple[str, str]] = []
         self.secrets = secrets or {}
         self.fail_apply = fail_apply
+        self.pvcs: list[dict[str, Any]] = []
+        self.patched: list[tuple[str, dict[str, Any]]] = []
 
     async def apply(self, manifest: dict[str, Any], *, subresource: str = "") -> dict[str, Any]:
         check_declared(manifest["apiVersion"], manifest["kind"], "patch", subresource)
         if self.fail_apply:
             raise self.fail_apply
         self.applied.append(manifest)
+        return manifest
+
+    async def merge_patch(
+        self, manifest: dict[str, Any], patch: dict[str, Any], *, subresource: str = ""
+    ) -> dict[str, Any]:
+        check_declared(manifest["apiVersion"], manifest["kind"], "patch", subresource)
+        self.patched.append((manifest["metadata"]["name"], patch))
         return manifest
 
     async def create(self, manifest: dict[str, Any]) -> bool:
@@ -56,6 +65,18 @@ class FakeKube:
         check_declared(api_version, kind, "get")
         return self.secrets.get(name) if kind == "Secret" else None
 
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        check_declared(api_version, kind, "list")
+        wanted = dict(p.split("=", 1) for p in label_selector.split(",") if p)
+        items = self.pvcs if kind == "PersistentVolumeClaim" else []
+        return [
+            i
+            for i in items
+            if wanted.items() <= ((i.get("metadata") or {}).get("labels") or {}).items()
+        ]
+
     async def delete(
         self,
         api_version: str,
@@ -67,3 +88,12 @@ class FakeKube:
         check_declared(api_version, kind, "delete")
         self.deleted.append((kind, name))
         return True
+
+
+def created_secrets(kube: FakeKube) -> dict[str, frozenset[str]]:
+    """Key names of the Secrets a pass created, as the Secret watch cache holds them."""
+    return {
+        m["metadata"]["name"]: frozenset(m.get("stringData") or m.get("data") or {})
+        for m in kube.created
+        if m["kind"] == "Secret"
+    }

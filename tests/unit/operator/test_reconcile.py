@@ -5,23 +5,30 @@ creates the credentials Secret once; a second pass over an unchanged observed st
 nothing; drift is re-applied; children the spec dropped are deleted, HTTPRoute and
 ServiceMonitor included, but not those of a CRD the cluster no longer serves; an httpRoute
 without the Gateway API is Degraded with the field; missing Secrets and keys are Degraded
-and retried; API errors become a retry instead of a crash.
+and retried; API errors become a retry instead of a crash. Authentication by default: the
+admin key Secret is generated once, anonymous access only when asked (condition, Warning).
+Credentials are never drawn again over existing data: a deleted credentials Secret with the
+stores' StatefulSets or volume claims still there is Degraded (CredentialsLost, with the way
+back), a Secret that only lost its label is left alone; deletionPolicy Delete removes only a
+credentials Secret the operator generated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import pytest
 
+from rag_operator.builders.common import labels
 from rag_operator.children import Capabilities
 from rag_operator.kube import KubeError
 from rag_operator.models import Phase, RagSystem, RagSystemStatus
 from rag_operator.models.naming import APPLIED_HASH_ANNOTATION
 from rag_operator.observed import Observed
-from rag_operator.reconcile import Outcome, reconcile
-from tests.unit.operator.fakes import FakeKube, ready
+from rag_operator.reconcile import Outcome, finalize, reconcile
+from tests.unit.operator.fakes import FakeKube, created_secrets, ready
 from tests.unit.operator.helpers import ALL_CRDS, CFG, NO_CRDS, children, make_rs
 
 
@@ -35,7 +42,9 @@ def _applied_state(rs: RagSystem, caps: Capabilities = NO_CRDS) -> Observed:
     """The watch caches after a first pass applied everything and the pods became ready."""
     kube = FakeKube()
     _run(rs, kube, caps=caps)
-    return Observed.from_items([ready(m) for m in kube.applied], [], frozenset({"database-url"}))
+    return Observed.from_items(
+        [ready(m) for m in kube.applied], [], frozenset({"database-url"}), created_secrets(kube)
+    )
 
 
 def _cond(status: RagSystemStatus, type_: str) -> Any:
@@ -48,7 +57,7 @@ def test_first_pass_applies_every_child_and_creates_credentials_once() -> None:
     outcome = _run(rs, kube)
     assert len(kube.applied) == len(children(rs))
     assert all(APPLIED_HASH_ANNOTATION in m["metadata"]["annotations"] for m in kube.applied)
-    assert [c["metadata"]["name"] for c in kube.created] == ["demo-credentials"]
+    assert [c["metadata"]["name"] for c in kube.created] == ["demo-credentials", "demo-api-keys"]
     assert outcome.status.phase == Phase.PROGRESSING
     assert outcome.status_changed
     assert ("Normal", "Created", "created the system's children") in outcome.events
@@ -65,6 +74,68 @@ def test_unchanged_ready_system_writes_nothing() -> None:
     assert kube.applied == []
     assert kube.created == []
     assert not outcome.status_changed
+
+
+def _api_keys_env(kube: FakeKube) -> Any:
+    api = next(
+        m for m in kube.applied if m["kind"] == "Deployment" and "api" in m["metadata"]["name"]
+    )
+    env = api["spec"]["template"]["spec"]["containers"][0]["env"]
+    return next((e for e in env if e["name"] == "RAG_API_KEYS"), None)
+
+
+def test_api_requires_a_generated_admin_key_by_default() -> None:
+    rs = make_rs()
+    kube = FakeKube()
+    outcome = _run(rs, kube)
+    secret = next(c for c in kube.created if c["metadata"]["name"] == "demo-api-keys")
+    key = secret["stringData"]["admin-key"]
+    assert len(key) >= 40
+    assert ":" not in key
+    assert "," not in key
+    assert _api_keys_env(kube) == {
+        "name": "RAG_API_KEYS",
+        "valueFrom": {"secretKeyRef": {"name": "demo-api-keys", "key": "api-keys"}},
+    }
+    assert _cond(outcome.status, "AnonymousAccess").status == "False"
+    assert _cond(outcome.status, "AnonymousAccess").reason == "GeneratedAdminKey"
+    assert not [e for e in outcome.events if e[0] == "Warning"]
+
+
+def test_existing_admin_key_is_never_overwritten() -> None:
+    rs = make_rs()
+    observed = _applied_state(rs)
+    assert "demo-api-keys" in observed.secrets
+    kube = FakeKube()
+    _run(rs, kube, observed)
+    assert kube.created == []
+
+
+def test_api_keys_from_the_spec_need_no_generated_key() -> None:
+    rs = make_rs({"api": {"apiKeysSecretRef": {"name": "mine", "key": "keys"}}})
+    kube = FakeKube(secrets={"mine": {"data": {"keys": "WyJrIl0="}}})
+    outcome = _run(rs, kube)
+    assert "demo-api-keys" not in [c["metadata"]["name"] for c in kube.created]
+    assert _api_keys_env(kube)["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "keys"}
+    assert _cond(outcome.status, "AnonymousAccess").reason == "ApiKeysFromSecret"
+
+
+def test_anonymous_access_only_when_asked_shown_in_status_and_a_warning() -> None:
+    rs = make_rs({"api": {"auth": {"anonymous": True}}})
+    kube = FakeKube()
+    outcome = _run(rs, kube)
+    assert "demo-api-keys" not in [c["metadata"]["name"] for c in kube.created]
+    assert _api_keys_env(kube) is None
+    cond = _cond(outcome.status, "AnonymousAccess")
+    assert (cond.status, cond.reason) == ("True", "AnonymousAccessEnabled")
+    warnings = [e for e in outcome.events if e[:2] == ("Warning", "AnonymousAccess")]
+    assert len(warnings) == 1
+    assert "spec.api.auth.anonymous" in warnings[0][2]
+    # Once shown, the warning is not repeated on every pass.
+    again = _run(
+        make_rs({"api": {"auth": {"anonymous": True}}}, status=outcome.status.wire()), kube
+    )
+    assert not [e for e in again.events if e[1] == "AnonymousAccess"]
 
 
 def test_drifted_child_is_applied_again() -> None:
@@ -151,3 +222,90 @@ def test_api_error_becomes_a_retry_not_a_crash(status: int, retry: float) -> Non
     outcome = _run(make_rs(), kube)
     assert outcome.retry_after == retry
     assert _cond(outcome.status, "Degraded").reason == "ApplyFailed"
+
+
+def _without_credentials(rs: RagSystem) -> Observed:
+    """The caches of a running system whose credentials Secret was deleted."""
+    observed = _applied_state(rs)
+    observed.credentials_keys = None
+    return observed
+
+
+def test_deleted_credentials_with_running_stores_are_never_regenerated() -> None:
+    rs = make_rs()
+    kube = FakeKube()
+    outcome = _run(rs, kube, _without_credentials(rs))
+    assert kube.created == []
+    assert outcome.status.phase == Phase.DEGRADED
+    degraded = _cond(outcome.status, "Degraded")
+    assert degraded.reason == "CredentialsLost"
+    assert "re-create Secret 'demo-credentials'" in degraded.message
+    assert "postgres, redis" in degraded.message
+    assert outcome.retry_after is not None
+
+
+def test_deleted_credentials_with_only_volume_claims_left_are_never_regenerated() -> None:
+    rs = make_rs()
+    kube = FakeKube()
+    kube.pvcs = [{"metadata": {"name": "data-demo-postgres-0", "labels": labels(rs, "postgres")}}]
+    outcome = _run(rs, kube, Observed())  # StatefulSets gone too (e.g. RagSystem re-created)
+    assert [c["metadata"]["name"] for c in kube.created] == ["demo-api-keys"]
+    assert _cond(outcome.status, "Degraded").reason == "CredentialsLost"
+
+
+def test_credentials_secret_that_lost_its_label_is_left_alone() -> None:
+    rs = make_rs()
+    kube = FakeKube(secrets={"demo-credentials": {"metadata": {"name": "demo-credentials"}}})
+    outcome = _run(rs, kube, _without_credentials(rs))
+    assert kube.created == []
+    assert outcome.status.phase != Phase.DEGRADED
+
+
+def _finalized(secret: dict[str, Any]) -> list[tuple[str, str]]:
+    rs = make_rs({"deletionPolicy": "Delete"})
+    kube = FakeKube(secrets={"demo-credentials": secret})
+    asyncio.run(finalize(rs, kube))  # type: ignore[arg-type]
+    return kube.deleted
+
+
+def test_delete_policy_removes_the_generated_credentials() -> None:
+    rs = make_rs()
+    ours = {"metadata": {"name": "demo-credentials", "labels": labels(rs, "config")}}
+    assert ("Secret", "demo-credentials") in _finalized(ours)
+
+
+def test_delete_policy_keeps_credentials_the_operator_did_not_create() -> None:
+    theirs = {"metadata": {"name": "demo-credentials", "labels": {"team": "a"}}}
+    assert ("Secret", "demo-credentials") not in _finalized(theirs)
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def test_an_older_credentials_secret_gets_only_its_missing_keys() -> None:
+    rs = make_rs()
+    old = {
+        "postgres-password": "old-pg",
+        "database-url": "postgresql://rag:old-pg@demo-postgres:5432/rag",
+        "redis-password": "old-rd",
+        "redis-url": "redis://:old-rd@demo-redis:6379/0",
+        "neo4j-password": "old-nj",
+        "neo4j-auth": "neo4j/old-nj",
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "demo-credentials", "labels": labels(rs, "config")},
+        "data": {k: _b64(v) for k, v in old.items()},
+    }
+    observed = _applied_state(rs)
+    observed.credentials_keys = frozenset(old)
+    kube = FakeKube(secrets={"demo-credentials": secret})
+    _run(rs, kube, observed)
+    ((name, patch),) = kube.patched
+    assert name == "demo-credentials"
+    added = patch["stringData"]
+    assert set(added) == {"postgres-superuser-password", "redis.conf"}
+    assert added["redis.conf"].startswith("requirepass old-rd\n")
+    assert kube.created == []
