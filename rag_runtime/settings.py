@@ -15,6 +15,7 @@ from rag_runtime.domain import (
     EmbeddingProvider,
     FusionMethod,
     GenerationProvider,
+    LogFormat,
     RetrievalStrategy,
 )
 
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Separate port for /metrics (worker); None = API port."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_format: LogFormat = Field(
+        LogFormat.TEXT, description="Log line format: text, or json (one object per line)."
+    )
 
     # Stores
     database_url: str | None = Field(

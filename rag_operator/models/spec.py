@@ -53,6 +53,23 @@ class GenerationProvider(StrEnum):
     NONE = "none"
 
 
+class FusionMethod(StrEnum):
+    RRF = "rrf"
+    WEIGHTED = "weighted"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class DeletionPolicy(StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
@@ -193,6 +210,18 @@ class ExposureSpec(ApiModel):
     )
 
 
+class RateLimitSpec(ApiModel):
+    """Per-key request limits of the API (counted in Redis when enabled, else per pod)."""
+
+    requests_per_minute: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute per API key (or client address without keys); "
+        "0 = no limit.",
+    )
+
+
 class ApiSpec(ApiModel):
     """The API Deployment: serves queries and ingestion requests."""
 
@@ -213,6 +242,9 @@ class ApiSpec(ApiModel):
     api_keys_secret_ref: SecretKeyRef | None = Field(
         None,
         description="Secret key holding accepted API keys (JSON list); unset = no authentication.",
+    )
+    rate_limit: RateLimitSpec = Field(
+        default_factory=RateLimitSpec, description="Request rate limits of the API."
     )
 
 
@@ -242,6 +274,72 @@ class RetrievalSpec(ApiModel):
     top_k: int = Field(10, ge=1, le=1000, description="Results returned per query by default.")
     similarity_threshold: float = Field(
         0.0, ge=-1.0, le=1.0, description="Minimum cosine similarity for a vector hit."
+    )
+    fusion: FusionMethod = Field(
+        FusionMethod.WEIGHTED,
+        description="How hybrid retrieval merges vector and keyword hits: rrf (reciprocal "
+        "rank fusion) or weighted (normalised scores).",
+    )
+    rrf_k: int = Field(60, ge=1, le=1000, description="Rank constant of reciprocal rank fusion.")
+    vector_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of the vector side in weighted fusion."
+    )
+    cache_ttl_seconds: int = Field(
+        600,
+        ge=0,
+        le=604800,
+        description="Lifetime of cached embeddings and results in Redis, in seconds "
+        "(0 = no cache; without Redis nothing is cached).",
+    )
+
+
+CHUNK_OVERLAP_MESSAGE = (
+    "ingestion.chunkOverlapTokens must be less than half of ingestion.chunkTokens"
+)
+
+
+class IngestionSpec(ApiModel):
+    """How documents are accepted and split into chunks."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.chunkTokens) || self.chunkOverlapTokens * 2 < self.chunkTokens",
+                CHUNK_OVERLAP_MESSAGE,
+                ".chunkOverlapTokens",
+            )
+        )
+    )
+
+    max_document_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest document the API accepts, in bytes (UTF-8 text).",
+    )
+    chunk_tokens: int | None = Field(
+        None,
+        ge=16,
+        le=8192,
+        description="Tokens per chunk; unset = the embedding model's limit.",
+    )
+    chunk_overlap_tokens: int = Field(
+        32, ge=0, le=1024, description="Tokens consecutive chunks share."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> IngestionSpec:
+        if self.chunk_tokens is not None and self.chunk_overlap_tokens * 2 >= self.chunk_tokens:
+            raise ValueError(CHUNK_OVERLAP_MESSAGE)
+        return self
+
+
+class LoggingSpec(ApiModel):
+    """Logs of the API and worker pods."""
+
+    level: LogLevel = Field(LogLevel.INFO, description="Log level: debug, info, warning, error.")
+    format: LogFormat = Field(
+        LogFormat.TEXT, description="Log line format: text or json (one object per line)."
     )
 
 
@@ -560,6 +658,10 @@ class RagSystemSpec(ApiModel):
         alias="neo4j",
         description="Neo4j: managed, external or disabled (the default).",
     )
+    ingestion: IngestionSpec = Field(
+        default_factory=IngestionSpec, description="Document size limit and chunking."
+    )
+    logging: LoggingSpec = Field(default_factory=LoggingSpec, description="Logs of the pods.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Metrics.")
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="NetworkPolicies (on by default)."
