@@ -15,7 +15,7 @@ from rag_operator.builders.networkpolicy import (
     build_stores_network_policy,
     build_worker_network_policy,
 )
-from rag_operator.builders.pdb import build_api_pdb
+from rag_operator.builders.pdb import build_api_pdb, build_worker_pdb
 from rag_operator.builders.prometheusrule import build_prometheus_rule
 from rag_operator.builders.runtime import RuntimeConfig, runtime_config
 from rag_operator.builders.secret import build_credentials_secret
@@ -59,6 +59,8 @@ def desired_children(
         out.append(build_api_hpa(rs, cfg))
     if spec.api.pod_disruption_budget.enabled:
         out.append(build_api_pdb(rs, cfg))
+    if spec.worker.pod_disruption_budget.enabled and spec.worker.replicas > 0:
+        out.append(build_worker_pdb(rs, cfg))
     if spec.network_policy.enabled:
         out.append(build_api_network_policy(rs, cfg))
         out.append(build_worker_network_policy(rs, cfg))

@@ -102,6 +102,77 @@ class ImageSpec(ApiModel):
     )
 
 
+class ScalingPolicyType(StrEnum):
+    PODS = "Pods"
+    PERCENT = "Percent"
+
+
+class SelectPolicy(StrEnum):
+    MAX = "Max"
+    MIN = "Min"
+    DISABLED = "Disabled"
+
+
+class ScalingPolicy(ApiModel):
+    """One limit on how fast the HPA changes the replica count."""
+
+    type: ScalingPolicyType = Field(..., description="Pods (a count) or Percent (of current).")
+    value: int = Field(..., ge=1, le=1000, description="Pods or percent allowed per period.")
+    period_seconds: int = Field(
+        ..., ge=1, le=1800, description="Window the value applies to, in seconds."
+    )
+
+
+def _policies(*items: tuple[ScalingPolicyType, int, int]) -> list[ScalingPolicy]:
+    return [ScalingPolicy(type=t, value=v, period_seconds=p) for t, v, p in items]
+
+
+_WINDOW = (
+    "Past recommendations the HPA considers before changing the count, in seconds (the "
+    "highest wins for scale-down, the lowest for scale-up)."
+)
+_SELECT = "Which policy wins when several apply: Max, Min, or Disabled (no scaling this way)."
+
+
+class ScaleUpRules(ApiModel):
+    """How the HPA adds pods; by default at once, doubling or 2 pods a minute (the more)."""
+
+    stabilization_window_seconds: int = Field(0, ge=0, le=3600, description=_WINDOW)
+    select_policy: SelectPolicy = Field(SelectPolicy.MAX, description=_SELECT)
+    policies: list[ScalingPolicy] = Field(
+        default_factory=lambda: _policies(
+            (ScalingPolicyType.PERCENT, 100, 30), (ScalingPolicyType.PODS, 2, 60)
+        ),
+        min_length=1,
+        max_length=10,
+        description="Limits on the rate of scale-up.",
+    )
+
+
+class ScaleDownRules(ApiModel):
+    """How the HPA removes pods; by default after 5 minutes, 1 pod or half a minute (the less)."""
+
+    stabilization_window_seconds: int = Field(300, ge=0, le=3600, description=_WINDOW)
+    select_policy: SelectPolicy = Field(SelectPolicy.MIN, description=_SELECT)
+    policies: list[ScalingPolicy] = Field(
+        default_factory=lambda: _policies(
+            (ScalingPolicyType.PERCENT, 50, 60), (ScalingPolicyType.PODS, 1, 60)
+        ),
+        min_length=1,
+        max_length=10,
+        description="Limits on the rate of scale-down.",
+    )
+
+
+class ScalingBehavior(ApiModel):
+    """Scale-up and scale-down rates of the HPA (autoscaling/v2 behavior)."""
+
+    scale_up: ScaleUpRules = Field(default_factory=ScaleUpRules, description="Scale-up rates.")
+    scale_down: ScaleDownRules = Field(
+        default_factory=ScaleDownRules, description="Scale-down rates."
+    )
+
+
 class AutoscalingSpec(ApiModel):
     """HorizontalPodAutoscaler for the API Deployment."""
 
@@ -121,14 +192,25 @@ class AutoscalingSpec(ApiModel):
     target_cpu_utilization_percentage: int = Field(
         70, ge=1, le=100, description="Average CPU utilisation (percent of requests) to aim for."
     )
+    target_memory_utilization_percentage: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Average memory use (percent of requests) to aim for, next to the CPU "
+        "target; unset = CPU only (the loaded model's memory does not fall with load).",
+    )
+    behavior: ScalingBehavior = Field(
+        default_factory=ScalingBehavior,
+        description="How fast the HPA scales up and down.",
+    )
 
 
 class PodDisruptionBudgetSpec(ApiModel):
-    """PodDisruptionBudget for the API pods."""
+    """PodDisruptionBudget of a component's pods."""
 
-    enabled: bool = Field(True, description="Create a PodDisruptionBudget for the API pods.")
+    enabled: bool = Field(True, description="Create a PodDisruptionBudget for the pods.")
     max_unavailable: int = Field(
-        1, ge=1, le=1000, description="API pods that a voluntary disruption may take down at once."
+        1, ge=1, le=1000, description="Pods that a voluntary disruption may take down at once."
     )
 
 
@@ -262,6 +344,10 @@ class WorkerSpec(ApiModel):
         le=256,
         description="Ingestion jobs each worker keeps in flight (more jobs, fuller embedding "
         "batches).",
+    )
+    pod_disruption_budget: PodDisruptionBudgetSpec = Field(
+        default_factory=PodDisruptionBudgetSpec,
+        description="Disruption budget of the worker pods (created while replicas > 0).",
     )
 
 

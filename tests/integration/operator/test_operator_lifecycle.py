@@ -44,6 +44,7 @@ MINIMAL_CHILDREN = [
     ("StatefulSet", "{n}-postgres"),
     ("StatefulSet", "{n}-redis"),
     ("PodDisruptionBudget", "{n}-api"),
+    ("PodDisruptionBudget", "{n}-worker"),
     ("NetworkPolicy", "{n}-api"),
     ("NetworkPolicy", "{n}-worker"),
     ("NetworkPolicy", "{n}-stores"),

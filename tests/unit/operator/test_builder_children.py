@@ -47,6 +47,7 @@ def test_every_child_has_standard_labels_owner_and_namespace(name: str) -> None:
                 "StatefulSet/demo-postgres",
                 "StatefulSet/demo-redis",
                 "PodDisruptionBudget/demo-api",
+                "PodDisruptionBudget/demo-worker",
                 "NetworkPolicy/demo-stores",
             },
             {"StatefulSet/demo-neo4j", "HorizontalPodAutoscaler/demo-api", "Ingress/demo-api"},
@@ -89,7 +90,8 @@ def test_network_policies_can_be_turned_off() -> None:
 
 
 def test_pdb_can_be_turned_off() -> None:
-    rs = make_rs({"api": {"podDisruptionBudget": {"enabled": False}}})
+    off = {"podDisruptionBudget": {"enabled": False}}
+    rs = make_rs({"api": off, "worker": off})
     assert "PodDisruptionBudget" not in {c["kind"] for c in children(rs)}
 
 
