@@ -5,7 +5,8 @@ Operator would: one scrape job per ServiceMonitor endpoint (``serviceMonitor/<ns
 with its interval, timeout, path, scheme, params and relabelings), whose targets are the
 endpoints of the selected Services, written as file-SD groups that Prometheus re-reads by
 itself. Targets carry ``namespace``, ``service``, ``pod``, ``endpoint`` and ``job`` (the Service
-name, or the value of the Service label named by ``jobLabel``). PrometheusRule groups become
+name, or the value of the Service label named by ``jobLabel``), and, for relabelings only, the
+Service's labels as ``__meta_kubernetes_service_label_<name>``. PrometheusRule groups become
 rule files. Only addresses of this cluster's pod network are ever targets.
 """
 
@@ -55,6 +56,15 @@ def relabel(configs: Sequence[Obj]) -> list[dict[str, Any]]:
             item["action"] = str(item["action"]).lower()
         out.append(item)
     return out
+
+
+def meta_labels(service: Obj) -> dict[str, str]:
+    """The Service's labels as Kubernetes discovery gives them to relabelings."""
+    labels = (service.get("metadata") or {}).get("labels") or {}
+    return {
+        "__meta_kubernetes_service_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", k): str(v)
+        for k, v in labels.items()
+    }
 
 
 def job_name(sm: Obj, index: int) -> str:
@@ -144,6 +154,7 @@ def translate(
                                         "pod": str(ref.get("name", "")),
                                         "endpoint": str(ep.get("port", port)),
                                         "job": job_label,
+                                        **meta_labels(svc),
                                     },
                                 }
                             )

@@ -19,8 +19,15 @@ from rag_operator.builders.pdb import build_api_pdb, build_worker_pdb
 from rag_operator.builders.prometheusrule import build_prometheus_rule
 from rag_operator.builders.runtime import RuntimeConfig, runtime_config
 from rag_operator.builders.secret import build_credentials_secret
-from rag_operator.builders.service import build_api_service, build_store_service
-from rag_operator.builders.servicemonitor import build_service_monitor
+from rag_operator.builders.service import (
+    build_api_service,
+    build_store_service,
+    build_worker_service,
+)
+from rag_operator.builders.servicemonitor import (
+    build_service_monitor,
+    build_worker_service_monitor,
+)
 from rag_operator.builders.statefulset import build_store_statefulset
 from rag_operator.children import Capabilities
 from rag_operator.models import OperatorConfig, RagSystem
@@ -54,6 +61,7 @@ def desired_children(
             out.append(build_store_statefulset(rs, cfg, store))
     out.append(build_api_service(rs, cfg))
     out.append(build_api_deployment(rs, cfg, runtime))
+    out.append(build_worker_service(rs, cfg))
     out.append(build_worker_deployment(rs, cfg, runtime))
     if spec.api.autoscaling.enabled:
         out.append(build_api_hpa(rs, cfg))
@@ -71,6 +79,7 @@ def desired_children(
         out.append(build_api_httproute(rs, cfg))
     if spec.monitoring.enabled and caps.serves("ServiceMonitor"):
         out.append(build_service_monitor(rs, cfg))
+        out.append(build_worker_service_monitor(rs, cfg))
     if spec.monitoring.enabled and caps.serves("PrometheusRule"):
         out.append(build_prometheus_rule(rs, cfg))
     return out

@@ -37,6 +37,7 @@ MINIMAL_CHILDREN = [
     ("ConfigMap", "{n}-config"),
     ("Secret", "{n}-credentials"),
     ("Service", "{n}-api"),
+    ("Service", "{n}-worker"),
     ("Service", "{n}-postgres"),
     ("Service", "{n}-redis"),
     ("Deployment", "{n}-api"),

@@ -147,6 +147,7 @@ def test_service_monitor_becomes_a_job_with_labelled_targets(tmp_path: Path) -> 
                 "pod": "pod-198.18.12.2",
                 "endpoint": "http",
                 "job": "api",
+                "__meta_kubernetes_service_label_app": "api",
             },
         }
     ]
