@@ -80,6 +80,6 @@ def desired_children(
     if spec.monitoring.enabled and caps.serves("ServiceMonitor"):
         out.append(build_service_monitor(rs, cfg))
         out.append(build_worker_service_monitor(rs, cfg))
-    if spec.monitoring.enabled and caps.serves("PrometheusRule"):
+    if spec.monitoring.enabled and spec.monitoring.alerts.enabled and caps.serves("PrometheusRule"):
         out.append(build_prometheus_rule(rs, cfg))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -650,6 +651,59 @@ class Neo4jSpec(ApiModel):
     external: ExternalStore | None = Field(None, description="Use an existing Neo4j.")
 
 
+PROM_DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+
+
+def _for(default: str, what: str) -> Any:
+    return Field(
+        default,
+        max_length=32,
+        pattern=PROM_DURATION,
+        description=f"How long {what} before the alert fires (a Prometheus duration, e.g. 5m).",
+    )
+
+
+class AlertsSpec(ApiModel):
+    """Thresholds and durations of the system's alerts (a PrometheusRule)."""
+
+    enabled: bool = Field(
+        True, description="Create the PrometheusRule of alerts when that CRD exists."
+    )
+    api_down_for: str = _for("2m", "no API pod is up")
+    error_rate_ratio: float = Field(
+        0.05,
+        gt=0.0,
+        le=1.0,
+        description="Share of API requests answered 5xx (over 5 minutes) above which "
+        "RagApiErrorRate fires, e.g. 0.05 for 5%.",
+    )
+    error_rate_for: str = _for("5m", "the error rate stays above errorRateRatio")
+    latency_p95_seconds: float = Field(
+        2.0,
+        gt=0.0,
+        le=600.0,
+        description="API p95 request time in seconds (over 5 minutes) above which "
+        "RagApiLatencyHigh fires.",
+    )
+    latency_for: str = _for("10m", "the p95 stays above latencyP95Seconds")
+    ingestion_backlog_jobs: int = Field(
+        100,
+        ge=0,
+        le=100_000_000,
+        description="Queued ingestion jobs above which a growing queue fires "
+        "RagIngestionBacklogGrowing.",
+    )
+    ingestion_backlog_for: str = _for("15m", "the backlog keeps growing")
+    ingestion_stalled_for: str = _for("15m", "jobs wait with none finishing")
+    backup_max_age_hours: int = Field(
+        26,
+        ge=1,
+        le=8760,
+        description="Age in hours of the last good backup above which RagBackupTooOld fires.",
+    )
+    reconcile_errors_for: str = _for("10m", "reconcile passes of the system keep failing")
+
+
 class MonitoringSpec(ApiModel):
     """Metrics of the runtime."""
 
@@ -661,6 +715,9 @@ class MonitoringSpec(ApiModel):
     )
     scrape_interval: str = Field(
         "30s", pattern=r"^[0-9]+(ms|s|m)$", description="ServiceMonitor scrape interval."
+    )
+    alerts: AlertsSpec = Field(
+        default_factory=AlertsSpec, description="The alerts' thresholds and durations."
     )
 
 
