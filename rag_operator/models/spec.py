@@ -672,7 +672,7 @@ class AlertsSpec(ApiModel):
     api_down_for: str = _for("2m", "no API pod is up")
     error_rate_ratio: float = Field(
         0.05,
-        gt=0.0,
+        ge=0.0001,
         le=1.0,
         description="Share of API requests answered 5xx (over 5 minutes) above which "
         "RagApiErrorRate fires, e.g. 0.05 for 5%.",
@@ -680,7 +680,7 @@ class AlertsSpec(ApiModel):
     error_rate_for: str = _for("5m", "the error rate stays above errorRateRatio")
     latency_p95_seconds: float = Field(
         2.0,
-        gt=0.0,
+        ge=0.001,
         le=600.0,
         description="API p95 request time in seconds (over 5 minutes) above which "
         "RagApiLatencyHigh fires.",

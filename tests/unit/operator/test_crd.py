@@ -74,6 +74,15 @@ def test_schema_has_no_non_structural_keys(forbidden: str) -> None:
         assert forbidden not in node, f"{forbidden} at {path or '<root>'}"
 
 
+def test_exclusive_bounds_are_openapi_v3_booleans() -> None:
+    """OpenAPI v3.0 (the CRD's dialect) has boolean exclusiveMinimum/Maximum; a number (JSON
+    Schema 2020, what pydantic's gt/lt give) makes the API server refuse the CRD."""
+    for path, node in _walk(_schema()):
+        for key in ("exclusiveMinimum", "exclusiveMaximum"):
+            if key in node:
+                assert isinstance(node[key], bool), (path, key, node[key])
+
+
 def test_schema_has_no_closed_objects_or_typed_anyof() -> None:
     for path, node in _walk(_schema()):
         assert node.get("additionalProperties") is not False, path
