@@ -226,7 +226,10 @@ def test_worker_is_ready_through_its_health_endpoint_and_scraped(
     )
     selector = f'up{{namespace="{ns}",ragsystem="{NAME}",component="worker"}}'
     wait_for(
-        lambda: [r["value"][1] for r in _prom(platform, "/api/v1/query", query=selector)] == ["1"],
+        lambda: (
+            [r["value"][1] for r in _prom(platform, "/api/v1/query", query=selector)["result"]]
+            == ["1"]
+        ),
         timeout=120,
         what="the worker scraped with its ragsystem and component labels",
     )
