@@ -200,8 +200,18 @@ def _traffic(c: Cluster, ns: str) -> None:
     assert client.post("/api/v1/search", json=empty).json()["results"] == []
     graph = {"collection": "docs", "query": "Which indexes?", "strategy": "graph"}
     assert client.post("/api/v1/search", json=graph).status_code >= 500  # no Neo4j here
+    ask = {"collection": "docs", "query": "Redis?"}
+    assert client.post("/api/v1/query", json=ask).status_code == 200
+    # A series counted only before its first scrape has no rate: ask again once Prometheus
+    # holds the generation histogram, so that its increase falls between two scrapes.
+    count = f'rag_runtime_generation_duration_seconds_count{{namespace="{ns}"}}'
+    wait_for(
+        lambda: bool(_prom(c, "/api/v1/query", query=count)["result"]),
+        timeout=120,
+        what="the generation histogram in Prometheus",
+    )
     for _ in range(3):
-        answer = client.post("/api/v1/query", json={"collection": "docs", "query": "Redis?"})
+        answer = client.post("/api/v1/query", json=ask)
         assert answer.status_code == 200, answer.text
 
 
