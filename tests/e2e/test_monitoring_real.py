@@ -192,27 +192,36 @@ def _traffic(c: Cluster, ns: str) -> None:
         timeout=240,
         what="documents ingested by the worker",
     )
-    for strategy in ("vector", "keyword", "hybrid"):
-        for _ in range(2):  # the second is a cache hit
-            body = {"collection": "docs", "query": "Which indexes?", "strategy": strategy}
-            assert client.post("/api/v1/search", json=body).status_code == 200
-    empty = {"collection": "docs", "query": "zzqqxxyy", "strategy": "keyword"}
-    assert client.post("/api/v1/search", json=empty).json()["results"] == []
-    graph = {"collection": "docs", "query": "Which indexes?", "strategy": "graph"}
-    assert client.post("/api/v1/search", json=graph).status_code >= 500  # no Neo4j here
-    ask = {"collection": "docs", "query": "Redis?"}
-    assert client.post("/api/v1/query", json=ask).status_code == 200
-    # A series counted only before its first scrape has no rate: ask again once Prometheus
-    # holds the generation histogram, so that its increase falls between two scrapes.
-    count = f'rag_runtime_generation_duration_seconds_count{{namespace="{ns}"}}'
-    wait_for(
-        lambda: bool(_prom(c, "/api/v1/query", query=count)["result"]),
-        timeout=120,
-        what="the generation histogram in Prometheus",
-    )
-    for _ in range(3):
-        answer = client.post("/api/v1/query", json=ask)
-        assert answer.status_code == 200, answer.text
+    # A series counted only before its first scrape has no rate: the same requests run twice,
+    # the second time once Prometheus holds every series the first round created.
+    seen = [
+        f'rag_runtime_{m}{{namespace="{ns}"}}'
+        for m in (
+            "retrieval_duration_seconds_count",
+            "empty_searches_total",
+            "generation_duration_seconds_count",
+            "cache_lookups_total",
+        )
+    ]
+    for round_ in range(2):
+        for strategy in ("vector", "keyword", "hybrid"):
+            for _ in range(2):  # the second is a cache hit
+                body = {"collection": "docs", "query": f"Which indexes? {round_}"}
+                body["strategy"] = strategy
+                assert client.post("/api/v1/search", json=body).status_code == 200
+        empty = {"collection": "docs", "query": f"zzqqxxyy{round_}", "strategy": "keyword"}
+        assert client.post("/api/v1/search", json=empty).json()["results"] == []
+        graph = {"collection": "docs", "query": "Which indexes?", "strategy": "graph"}
+        assert client.post("/api/v1/search", json=graph).status_code >= 500  # no Neo4j here
+        for _ in range(3):
+            ask = {"collection": "docs", "query": f"Redis? {round_}"}
+            assert client.post("/api/v1/query", json=ask).status_code == 200
+        if round_ == 0:
+            wait_for(
+                lambda: all(_prom(c, "/api/v1/query", query=q)["result"] for q in seen),
+                timeout=120,
+                what="the first round's series in Prometheus",
+            )
 
 
 def test_worker_is_ready_through_its_health_endpoint_and_scraped(
@@ -267,13 +276,13 @@ def test_every_dashboard_panel_returns_data_and_is_rendered(platform: Cluster, s
         panels = dashboard_png.panel_data(prom, ns, NAME, minutes=10)
         return all(p.series for p in panels if p.title not in PENDING)
 
+    out = Path(os.environ.get("RAGOPS_DASHBOARD_PNG", "/tmp/dashboard.png"))
     try:
         wait_for(all_have_data, timeout=240, what="data in every dashboard panel")
     finally:
         empty = [p.title for p in panels if not p.series and p.title not in PENDING]
         print("dashboard panels without data:", empty)
-    out = Path(os.environ.get("RAGOPS_DASHBOARD_PNG", "/tmp/dashboard.png"))
-    path, drawn = dashboard_png.render_png(prom, ns, NAME, out, minutes=10)
+        path, drawn = dashboard_png.render_png(prom, ns, NAME, out, minutes=10)
     assert path.stat().st_size > 50_000, path
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(drawn) == len(panels)
