@@ -307,7 +307,10 @@ def test_operator_writes_make_no_argocd_diff(
 ) -> None:
     ns = system
     desired = rag_system(ns)
-    live = _rag(platform, ns)
+    out = platform.kubectl(
+        "get", "ragsystem", NAME, "-n", ns, "-o", "json", "--show-managed-fields"
+    )
+    live = json.loads(out.stdout)
     meta = live["metadata"]
     # The operator did write: status, kopf's annotation and finalizer are on the live object.
     assert live["status"]["phase"]
