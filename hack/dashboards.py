@@ -457,14 +457,16 @@ def queries(dashboard: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def concrete(expr: str) -> str:
-    """The query with Grafana's variables replaced by values (for checks outside Grafana)."""
+def concrete(expr: str, values: dict[str, str] | None = None) -> str:
+    """The query with Grafana's variables replaced by values (for checks outside Grafana);
+    `values` overrides the defaults (e.g. another namespace and ragsystem)."""
+    given = {**CONCRETE, **(values or {})}
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
-        if name not in CONCRETE:
+        if name not in given:
             raise KeyError(f"unknown dashboard variable ${name} in {expr}")
-        return CONCRETE[name]
+        return given[name]
 
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
 

@@ -70,14 +70,17 @@ class Steps:
 
 
 @contextlib.contextmanager
-def operator_process(kube: local_cluster.Cluster, workdir: Path) -> Iterator[ManagedProcess]:
-    """The operator as a separate process, the way it runs in its Deployment."""
+def operator_process(
+    kube: local_cluster.Cluster, workdir: Path, metrics_port: int | None = None
+) -> Iterator[ManagedProcess]:
+    """The operator as a separate process, the way it runs in its Deployment (its /metrics
+    on `metrics_port`, or a free port)."""
     env = {**kube.env(), "PYTHONUNBUFFERED": "1"}
     port = free_port()
     argv = [
         str(Path(sys.executable).parent / "ragops-operator"),
         "--metrics-port",
-        str(free_port()),
+        str(metrics_port or free_port()),
         "--liveness-port",
         str(port),
     ]

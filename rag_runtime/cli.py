@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from rag_runtime.domain import RetrievalStrategy
+from rag_runtime.logs import setup_logging, uvicorn_log_config
 from rag_runtime.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(
@@ -60,16 +61,6 @@ def check_embedding_model(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "alembic.runtime.plugins", "sentence_transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (RAG_HOST).")] = None,
@@ -83,13 +74,14 @@ def serve(
 
     sleeping_compute_threads()  # before the model (and torch) loads, as in the worker
     settings = load_settings(host=host, port=port)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     check_embedding_model(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_format),
         proxy_headers=True,
     )
 
@@ -104,7 +96,7 @@ def worker(
 
     sleeping_compute_threads()  # before the model (and torch) loads
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     check_embedding_model(settings)
     asyncio.run(run_worker(settings, burst=burst))
 
@@ -124,7 +116,7 @@ def migrate(
     from rag_runtime.runtime import resolve_database_url
 
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     url, embedded = resolve_database_url(settings)
     try:
@@ -338,7 +330,9 @@ def ingest(
 ) -> None:
     """Ingest files or folders into a collection, with a progress bar."""
     settings = load_settings()
-    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    setup_logging(
+        "warning" if settings.log_level == "info" else settings.log_level, settings.log_format
+    )
     files = _files(paths)
     counts = asyncio.run(_ingest(settings, files, collection, concurrency))
     typer.echo(json.dumps({"collection": collection, **counts}))
@@ -412,7 +406,9 @@ def retry(
     """Ingest failed documents of a collection again, in this process, with a progress bar."""
     ids = [_document_id(d) for d in document_ids] if document_ids else None
     settings = load_settings()
-    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    setup_logging(
+        "warning" if settings.log_level == "info" else settings.log_level, settings.log_format
+    )
     counts = asyncio.run(_retry(settings, collection, ids, concurrency))
     typer.echo(json.dumps({"collection": collection, **counts}))
     if counts.get("failed"):
@@ -484,7 +480,9 @@ def query(
 ) -> None:
     """Answer a question from a collection, printing the answer and its sources."""
     settings = load_settings()
-    setup_logging("warning" if settings.log_level == "info" else settings.log_level)
+    setup_logging(
+        "warning" if settings.log_level == "info" else settings.log_level, settings.log_format
+    )
     result = asyncio.run(_query(settings, question, collection, strategy, top_k))
     if as_json:
         typer.echo(json.dumps(result, default=str))

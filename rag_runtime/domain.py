@@ -24,6 +24,11 @@ class FusionMethod(StrEnum):
     WEIGHTED = "weighted"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class GenerationProvider(StrEnum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"

@@ -64,6 +64,12 @@ class Metrics:
             ["strategy"],
             registry=r,
         )
+        self.cache_lookups = Counter(
+            f"{PREFIX}_cache_lookups",
+            "Lookups of the Redis cache by cache (results, embedding) and result (hit, miss).",
+            ["cache", "result"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             f"{PREFIX}_ingestion_queue_depth",
             "Ingestion jobs waiting in the queue.",

@@ -117,9 +117,16 @@ class Retriever:
             filters=req.filters,
         )
 
+    def _observe_lookup(self, cache: str, hit: bool) -> None:
+        """Count a lookup of an enabled cache (a disabled cache is never looked up)."""
+        if self.cache.enabled:
+            self.metrics.cache_lookups.labels(cache, "hit" if hit else "miss").inc()
+
     async def embed_query(self, text: str) -> Vectors:
         cached = await self.cache.get_embedding(self.embedder.model_name, text)
-        if cached is not None and cached.shape == (self.embedder.dimensions,):
+        hit = cached is not None and cached.shape == (self.embedder.dimensions,)
+        self._observe_lookup("embedding", hit)
+        if cached is not None and hit:
             return cached
         vector = (await self.embedder.embed([text]))[0]
         await self.cache.put_embedding(self.embedder.model_name, text, vector)
@@ -138,6 +145,7 @@ class Retriever:
             check_embedding_compatible(collection, self.embedder)
         key = {"q": req.query, "plan": plan.__dict__, "collection_id": collection.id}
         cached = await self.cache.get_results(collection.name, key)
+        self._observe_lookup("results", cached is not None)
         if cached is not None:
             hits = [SearchHit.model_validate(h) for h in cached]
             self._observe_empty(plan, hits)

@@ -15,6 +15,7 @@ from rag_runtime.domain import (
     EmbeddingProvider,
     FusionMethod,
     GenerationProvider,
+    LogFormat,
     RetrievalStrategy,
 )
 
@@ -31,9 +32,15 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
     metrics_port: int | None = Field(
-        None, ge=1, le=65535, description="Separate port for /metrics (worker); None = API port."
+        None,
+        ge=1,
+        le=65535,
+        description="Worker: port of its /health, /ready and /metrics (on `host`); None = none.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_format: LogFormat = Field(
+        LogFormat.TEXT, description="Log line format: text, or json (one object per line)."
+    )
 
     # Stores
     database_url: str | None = Field(

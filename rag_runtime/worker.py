@@ -3,7 +3,8 @@
 Jobs are at-least-once: arq keeps a job in the queue until it finishes, so a job whose worker
 died is picked up again once its in-progress marker expires (job timeout + 10 s). A database
 or embedding outage raises `Retry` with exponential backoff; documents still pending after
-that are swept back into the queue every `SWEEP_S` seconds.
+that are swept back into the queue every `SWEEP_S` seconds. With RAG_METRICS_PORT set, the
+worker serves `/health`, `/ready` (queue and database reachable) and `/metrics` there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from arq import Retry
 from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rag_runtime import tasks
 from rag_runtime.embedding import sleeping_compute_threads
@@ -23,9 +26,11 @@ from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.ingest import JOB_NAME, RedisQueue, backoff_s
 from rag_runtime.runtime import Runtime
 from rag_runtime.settings import Settings
+from rag_runtime.worker_http import WorkerHttp
 
 log = logging.getLogger(__name__)
 SWEEP_S = 30.0
+QUEUE_RETRY_S = 1.0
 
 
 async def ingest_document(ctx: dict[str, Any], document_id: str) -> str:
@@ -65,9 +70,26 @@ class IngestWorker(Worker):
     the worker's event-loop time. A job with a live task here is in progress by definition.
     """
 
+    queue_down = False
+
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         running = {job_id for job_id, task in self.tasks.items() if not task.done()}
         await super().start_jobs([j for j in job_ids if j.decode() not in running])
+
+    async def _poll_iteration(self) -> None:
+        """One poll; while Redis is unreachable the worker waits (and says not ready) instead
+        of exiting, and polls again once it is back. Running jobs keep running."""
+        try:
+            await super()._poll_iteration()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if not self.queue_down:
+                log.warning("queue unreachable (%s); waiting for Redis", exc)
+            self.queue_down = True
+            await asyncio.sleep(QUEUE_RETRY_S)
+            return
+        if self.queue_down:
+            log.info("queue reachable again")
+            self.queue_down = False
 
 
 def build_worker(
@@ -108,10 +130,9 @@ async def run_worker(
     sleeping_compute_threads()  # before the model (and torch) loads
     runtime = await Runtime.start(settings, role="worker")
     queue = await RedisQueue.connect(settings.redis_url, settings.queue_name)
+    http = WorkerHttp(runtime.metrics.registry, {"queue": queue.ping, "database": runtime.db.ping})
     if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, registry=runtime.metrics.registry)
+        await http.start(settings.host, settings.metrics_port)
     sweeper = asyncio.create_task(_sweep_forever(runtime, queue))
     worker = build_worker(settings, runtime, queue, burst=burst, handle_signals=handle_signals)
     try:
@@ -119,6 +140,7 @@ async def run_worker(
     except asyncio.CancelledError:
         log.info("worker stopping")
     finally:
+        await http.close()
         await tasks.stop(sweeper)
         await worker.close()
         await runtime.close()

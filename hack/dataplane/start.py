@@ -92,7 +92,8 @@ def start_processes(
     rules = prom_dir / "rules"
     rules.mkdir(parents=True, exist_ok=True)
     promsd.write_if_changed(
-        prom.config_path, promsd.prometheus_config([], {"traefik": [metrics]}, "1s", rules)
+        prom.config_path,
+        promsd.prometheus_config([], {"traefik": [metrics]}, "1s", rules, prom_dir / "host"),
     )
     prom.reload()
 

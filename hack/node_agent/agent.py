@@ -446,7 +446,7 @@ class Agent:
                 stale.unlink()
                 changed = True
         config = promsd.prometheus_config(
-            jobs, self.cfg.scrape_static, self.cfg.scrape_interval, rules_dir
+            jobs, self.cfg.scrape_static, self.cfg.scrape_interval, rules_dir, prom_dir / "host"
         )
         changed |= promsd.write_if_changed(prom_dir / "prometheus.yml", config)
         if changed or self._reloaded != config:

@@ -5,7 +5,8 @@ Operator would: one scrape job per ServiceMonitor endpoint (``serviceMonitor/<ns
 with its interval, timeout, path, scheme, params and relabelings), whose targets are the
 endpoints of the selected Services, written as file-SD groups that Prometheus re-reads by
 itself. Targets carry ``namespace``, ``service``, ``pod``, ``endpoint`` and ``job`` (the Service
-name, or the value of the Service label named by ``jobLabel``). PrometheusRule groups become
+name, or the value of the Service label named by ``jobLabel``), and, for relabelings only, the
+Service's labels as ``__meta_kubernetes_service_label_<name>``. PrometheusRule groups become
 rule files. Only addresses of this cluster's pod network are ever targets.
 """
 
@@ -55,6 +56,15 @@ def relabel(configs: Sequence[Obj]) -> list[dict[str, Any]]:
             item["action"] = str(item["action"]).lower()
         out.append(item)
     return out
+
+
+def meta_labels(service: Obj) -> dict[str, str]:
+    """The Service's labels as Kubernetes discovery gives them to relabelings."""
+    labels = (service.get("metadata") or {}).get("labels") or {}
+    return {
+        "__meta_kubernetes_service_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", k): str(v)
+        for k, v in labels.items()
+    }
 
 
 def job_name(sm: Obj, index: int) -> str:
@@ -144,6 +154,7 @@ def translate(
                                         "pod": str(ref.get("name", "")),
                                         "endpoint": str(ep.get("port", port)),
                                         "job": job_label,
+                                        **meta_labels(svc),
                                     },
                                 }
                             )
@@ -170,23 +181,49 @@ def rule_files(rules: Iterable[Obj]) -> dict[str, str]:
     return out
 
 
+HOST_JOB = "host-processes"
+
+
 def prometheus_config(
     jobs: Sequence[Mapping[str, Any]],
     static: Mapping[str, Sequence[str]],
     interval: str,
     rules_dir: Path,
+    host_dir: Path | None = None,
 ) -> str:
-    """The whole prometheus.yml: static jobs (Traefik), then one job per ServiceMonitor."""
+    """The whole prometheus.yml: static jobs (Traefik), the host processes' job (file-SD groups
+    in ``host_dir``, see `scrape_host_process`), then one job per ServiceMonitor."""
+    static_jobs: list[dict[str, Any]] = [
+        {"job_name": name, "static_configs": [{"targets": list(targets)}]}
+        for name, targets in sorted(static.items())
+    ]
+    if host_dir is not None:
+        static_jobs.append(
+            {
+                "job_name": HOST_JOB,
+                "honor_labels": True,
+                "file_sd_configs": [
+                    {"files": [str(host_dir / "*.json")], "refresh_interval": "2s"}
+                ],
+            }
+        )
     config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(rules_dir / "*.yaml")],
-        "scrape_configs": [
-            {"job_name": name, "static_configs": [{"targets": list(targets)}]}
-            for name, targets in sorted(static.items())
-        ]
-        + [dict(j) for j in jobs],
+        "scrape_configs": static_jobs + [dict(j) for j in jobs],
     }
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def scrape_host_process(host_dir: Path, name: str, address: str, job: str) -> Path:
+    """Have Prometheus scrape a process of the host (the operator run outside a pod) at
+    ``address`` as job ``job``, with its own labels kept (honorLabels, as the chart's
+    ServiceMonitor does); delete the returned file to stop."""
+    host_dir.mkdir(parents=True, exist_ok=True)
+    path = host_dir / f"{name}.json"
+    group = [{"targets": [address], "labels": {"job": job}}]
+    write_if_changed(path, json.dumps(group, indent=1) + "\n")
+    return path
 
 
 def write_if_changed(path: Path, text: str) -> bool:

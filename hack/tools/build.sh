@@ -9,9 +9,11 @@
 #   actionlint     github.com/rhysd/actionlint (lints .github/workflows/)
 #   compose-spec   github.com/compose-spec/compose-go's validator (docker-compose.yml)
 #   argocd-health  hack/argocd-health: Argo CD's Lua health-check semantics on gopher-lua
+#   argocd-diff    hack/tools/argocd-diff: Argo CD's diff (github.com/argoproj/gitops-engine)
 #
 # Binaries land in $RAGOPS_CACHE/tools/<tool>-<version>/ (default ~/.cache/ragops) and are
-# linked into $RAGOPS_CACHE/tools/bin; argocd-health is versioned by a hash of its sources.
+# linked into $RAGOPS_CACHE/tools/bin; argocd-health and argocd-diff are versioned by a hash
+# of their sources.
 # Go's module and build caches live in $RAGOPS_CACHE/go, as for hack/k8s/build.sh.
 set -euo pipefail
 
@@ -58,6 +60,7 @@ regen() {
     regen_wrapper actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION"
     regen_wrapper compose github.com/compose-spec/compose-go/v2 "$COMPOSE_GO_VERSION"
     (cd "$REPO/hack/argocd-health" && GOFLAGS=-mod=mod go mod tidy)
+    (cd "$HERE/argocd-diff" && GOFLAGS=-mod=mod go mod tidy)
 }
 
 # build_tool NAME VERSION MODULE_DIR PACKAGE [LDFLAGS]: skipped when its .complete marker exists
@@ -86,6 +89,7 @@ tool_version() { # tool name -> the version this checkout builds
     actionlint) echo "$ACTIONLINT_VERSION" ;;
     compose-spec) echo "$COMPOSE_GO_VERSION" ;;
     argocd-health) sources_hash "$REPO/hack/argocd-health" ;;
+    argocd-diff) sources_hash "$HERE/argocd-diff" ;;
     *)
         log "unknown tool $1"
         return 2
@@ -116,6 +120,7 @@ build() {
         github.com/compose-spec/compose-go/v2/cmd
     build_tool argocd-health "$(tool_version argocd-health)" \
         "$REPO/hack/argocd-health" .
+    build_tool argocd-diff "$(tool_version argocd-diff)" "$HERE/argocd-diff" .
     rm -rf "$TOOLS"/.tmp-*
 }
 

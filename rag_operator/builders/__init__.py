@@ -15,12 +15,19 @@ from rag_operator.builders.networkpolicy import (
     build_stores_network_policy,
     build_worker_network_policy,
 )
-from rag_operator.builders.pdb import build_api_pdb
+from rag_operator.builders.pdb import build_api_pdb, build_worker_pdb
 from rag_operator.builders.prometheusrule import build_prometheus_rule
 from rag_operator.builders.runtime import RuntimeConfig, runtime_config
 from rag_operator.builders.secret import build_credentials_secret
-from rag_operator.builders.service import build_api_service, build_store_service
-from rag_operator.builders.servicemonitor import build_service_monitor
+from rag_operator.builders.service import (
+    build_api_service,
+    build_store_service,
+    build_worker_service,
+)
+from rag_operator.builders.servicemonitor import (
+    build_service_monitor,
+    build_worker_service_monitor,
+)
 from rag_operator.builders.statefulset import build_store_statefulset
 from rag_operator.builders.storeconfig import build_postgres_init_configmap
 from rag_operator.children import Capabilities
@@ -57,11 +64,14 @@ def desired_children(
             out.append(build_store_statefulset(rs, cfg, store))
     out.append(build_api_service(rs, cfg))
     out.append(build_api_deployment(rs, cfg, runtime))
+    out.append(build_worker_service(rs, cfg))
     out.append(build_worker_deployment(rs, cfg, runtime))
     if spec.api.autoscaling.enabled:
         out.append(build_api_hpa(rs, cfg))
     if spec.api.pod_disruption_budget.enabled:
         out.append(build_api_pdb(rs, cfg))
+    if spec.worker.pod_disruption_budget.enabled and spec.worker.replicas > 0:
+        out.append(build_worker_pdb(rs, cfg))
     if spec.network_policy.enabled:
         out.append(build_api_network_policy(rs, cfg))
         out.append(build_worker_network_policy(rs, cfg))
@@ -72,6 +82,7 @@ def desired_children(
         out.append(build_api_httproute(rs, cfg))
     if spec.monitoring.enabled and caps.serves("ServiceMonitor"):
         out.append(build_service_monitor(rs, cfg))
-    if spec.monitoring.enabled and caps.serves("PrometheusRule"):
+        out.append(build_worker_service_monitor(rs, cfg))
+    if spec.monitoring.enabled and spec.monitoring.alerts.enabled and caps.serves("PrometheusRule"):
         out.append(build_prometheus_rule(rs, cfg))
     return out

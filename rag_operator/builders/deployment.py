@@ -23,6 +23,8 @@ from rag_operator.models.naming import CONFIG_HASH_ANNOTATION
 RUNTIME_UID = 10001
 HEALTH_PATH = "/api/v1/health"
 READY_PATH = "/api/v1/ready"
+WORKER_HEALTH_PATH = "/health"
+WORKER_READY_PATH = "/ready"
 
 
 def _pod_template(
@@ -124,19 +126,12 @@ def build_worker_deployment(
     port = rs.spec.monitoring.metrics_port
     container["ports"] = [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
     container["env"] = [{"name": "RAG_METRICS_PORT", "value": str(port)}, *container["env"]]
-    container["livenessProbe"] = {
-        "tcpSocket": {"port": "metrics"},
-        "periodSeconds": 10,
-        "timeoutSeconds": 5,
-        "failureThreshold": 6,
-    }
-    # The metrics port opens once the model is loaded; until then liveness must not count.
-    container["startupProbe"] = {
-        "tcpSocket": {"port": "metrics"},
-        "periodSeconds": 5,
-        "timeoutSeconds": 5,
-        "failureThreshold": 60,
-    }
+    # The worker's own HTTP server on the metrics port (rag_runtime.worker_http): /health is
+    # its event loop alive, /ready its queue and database reachable. The port opens once the
+    # model is loaded; until then the startup probe keeps liveness from counting.
+    container["startupProbe"] = _probe(WORKER_HEALTH_PATH, "metrics", 5, 60)
+    container["livenessProbe"] = _probe(WORKER_HEALTH_PATH, "metrics", 10, 6)
+    container["readinessProbe"] = _probe(WORKER_READY_PATH, "metrics", 10, 3)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

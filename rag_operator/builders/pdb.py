@@ -1,4 +1,4 @@
-"""PodDisruptionBudget of the API pods."""
+"""PodDisruptionBudgets of the API and worker pods."""
 
 from __future__ import annotations
 
@@ -6,15 +6,24 @@ from typing import Any
 
 from rag_operator.builders.common import child_name, metadata, selector_labels
 from rag_operator.models import OperatorConfig, RagSystem
+from rag_operator.models.spec import PodDisruptionBudgetSpec
 
 
-def build_api_pdb(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+def _pdb(rs: RagSystem, component: str, budget: PodDisruptionBudgetSpec) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": metadata(rs, child_name(rs, "api"), "api"),
+        "metadata": metadata(rs, child_name(rs, component), component),
         "spec": {
-            "maxUnavailable": rs.spec.api.pod_disruption_budget.max_unavailable,
-            "selector": {"matchLabels": selector_labels(rs, "api")},
+            "maxUnavailable": budget.max_unavailable,
+            "selector": {"matchLabels": selector_labels(rs, component)},
         },
     }
+
+
+def build_api_pdb(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+    return _pdb(rs, "api", rs.spec.api.pod_disruption_budget)
+
+
+def build_worker_pdb(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+    return _pdb(rs, "worker", rs.spec.worker.pod_disruption_budget)

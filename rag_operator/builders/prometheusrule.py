@@ -8,16 +8,31 @@ them as metric labels (scraped with honorLabels).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rag_operator.builders.common import child_name, metadata
 from rag_operator.models import OperatorConfig, RagSystem
 
 PROBE_ROUTES = "/metrics|/api/v1/health|/api/v1/ready"
-ERROR_RATIO = 0.05
-P95_LATENCY_S = 2.0
-BACKLOG_MIN = 100
-BACKUP_MAX_AGE_S = 26 * 3600
+_UNITS = {
+    "ms": "millisecond",
+    "s": "second",
+    "m": "minute",
+    "h": "hour",
+    "d": "day",
+    "w": "week",
+    "y": "year",
+}
+
+
+def human_duration(duration: str) -> str:
+    """A Prometheus duration in words: 2m -> 2 minutes, 1h30m -> 1 hour 30 minutes."""
+    parts = []
+    for amount, unit in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", duration):
+        word = _UNITS[unit] + ("" if int(amount) == 1 else "s")
+        parts.append(f"{int(amount)} {word}")
+    return " ".join(parts) or duration
 
 
 def _selector(rs: RagSystem, *matchers: str, **equal: str) -> str:
@@ -47,36 +62,40 @@ def _api_alerts(rs: RagSystem) -> list[dict[str, Any]]:
         f"rag_runtime_http_request_duration_seconds_bucket{_selector(rs, served, component='api')}"
     )
     where = f"RagSystem {rs.namespace}/{rs.name}"
+    cfg = rs.spec.monitoring.alerts
     out = []
     if rs.spec.api.replicas > 0 or rs.spec.api.autoscaling.enabled:
         out.append(
             _alert(
                 "RagApiDown",
                 f"sum(up{api}) == 0 or absent(up{api})",
-                "2m",
+                cfg.api_down_for,
                 "critical",
                 f"{where}: no API pod is up",
-                "Prometheus has scraped no API pod of the system for 2 minutes.",
+                "Prometheus has scraped no API pod of the system for "
+                f"{human_duration(cfg.api_down_for)}.",
             )
         )
+    ratio = cfg.error_rate_ratio
     out.append(
         _alert(
             "RagApiErrorRate",
-            f"sum(rate({errors}[5m])) / sum(rate({requests}[5m])) > {ERROR_RATIO}",
-            "5m",
+            f"sum(rate({errors}[5m])) / sum(rate({requests}[5m])) > {ratio:g}",
+            cfg.error_rate_for,
             "critical",
             f"{where}: {{{{ $value | humanizePercentage }}}} of API requests fail",
-            f"More than {ERROR_RATIO:.0%} of API requests answered 5xx over 5 minutes.",
+            f"More than {ratio * 100:.4g}% of API requests answered 5xx over 5 minutes.",
         )
     )
+    p95 = cfg.latency_p95_seconds
     out.append(
         _alert(
             "RagApiLatencyHigh",
-            f"histogram_quantile(0.95, sum by (le) (rate({buckets}[5m]))) > {P95_LATENCY_S}",
-            "10m",
+            f"histogram_quantile(0.95, sum by (le) (rate({buckets}[5m]))) > {p95:g}",
+            cfg.latency_for,
             "warning",
             f"{where}: API p95 latency is {{{{ $value | humanizeDuration }}}}",
-            f"The 95th percentile of API request time is above {P95_LATENCY_S:g} s.",
+            f"The 95th percentile of API request time is above {p95:g} s.",
         )
     )
     return out
@@ -86,22 +105,25 @@ def _ingestion_alerts(rs: RagSystem) -> list[dict[str, Any]]:
     depth = f"max(rag_runtime_ingestion_queue_depth{_selector(rs)})"
     finished = f"sum(rate(rag_runtime_ingestion_jobs_total{_selector(rs)}[15m]))"
     where = f"RagSystem {rs.namespace}/{rs.name}"
+    cfg = rs.spec.monitoring.alerts
+    backlog = human_duration(cfg.ingestion_backlog_for)
+    stalled = human_duration(cfg.ingestion_stalled_for)
     return [
         _alert(
             "RagIngestionBacklogGrowing",
-            f"{depth} > {BACKLOG_MIN} and deriv({depth}[15m:1m]) > 0",
-            "15m",
+            f"{depth} > {cfg.ingestion_backlog_jobs} and deriv({depth}[15m:1m]) > 0",
+            cfg.ingestion_backlog_for,
             "warning",
             f"{where}: {{{{ $value }}}} ingestion jobs wait and the queue keeps growing",
-            "The ingestion queue has grown for 15 minutes: add workers or check them.",
+            f"The ingestion queue has grown for {backlog}: add workers or check them.",
         ),
         _alert(
             "RagIngestionStalled",
             f"{depth} > 0 and {finished} == 0",
-            "15m",
+            cfg.ingestion_stalled_for,
             "critical",
-            f"{where}: ingestion jobs wait but none finished in 15 minutes",
-            "Documents are queued and no worker has finished a job for 15 minutes.",
+            f"{where}: ingestion jobs wait but none finished in {stalled}",
+            f"Documents are queued and no worker has finished a job for {stalled}.",
         ),
     ]
 
@@ -112,6 +134,8 @@ def _release_alerts(rs: RagSystem) -> list[dict[str, Any]]:
     failure = f"ragops_operator_backup_last_failure_timestamp_seconds{sel}"
     rolled_back = _selector(rs, phase="RolledBack")
     where = f"RagSystem {rs.namespace}/{rs.name}"
+    cfg = rs.spec.monitoring.alerts
+    max_age_h = cfg.backup_max_age_hours
     return [
         _alert(
             "RagBackupFailed",
@@ -123,11 +147,11 @@ def _release_alerts(rs: RagSystem) -> list[dict[str, Any]]:
         ),
         _alert(
             "RagBackupTooOld",
-            f"time() - max({success}) > {BACKUP_MAX_AGE_S}",
+            f"time() - max({success}) > {max_age_h * 3600}",
             None,
             "warning",
             f"{where}: the last good backup is {{{{ $value | humanizeDuration }}}} old",
-            f"No backup succeeded for more than {BACKUP_MAX_AGE_S // 3600} hours.",
+            f"No backup succeeded for more than {max_age_h} hour{'' if max_age_h == 1 else 's'}.",
         ),
         _alert(
             "RagCanaryRolledBack",
@@ -141,11 +165,12 @@ def _release_alerts(rs: RagSystem) -> list[dict[str, Any]]:
         _alert(
             "RagOperatorReconcileErrors",
             f"sum(rate(ragops_operator_reconcile_errors_total{sel}[10m])) > 0",
-            "10m",
+            cfg.reconcile_errors_for,
             "warning",
             f"{where}: the operator keeps failing to reconcile the system",
-            "Reconcile passes of this system have failed for 10 minutes; see its "
-            "Degraded condition and the operator's log.",
+            "Reconcile passes of this system have failed for "
+            f"{human_duration(cfg.reconcile_errors_for)}; see its Degraded condition and the "
+            "operator's log.",
         ),
     ]
 

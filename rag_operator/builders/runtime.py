@@ -77,7 +77,8 @@ def runtime_settings(rs: RagSystem) -> dict[str, str]:
     data = {
         "RAG_HOST": "0.0.0.0",
         "RAG_PORT": str(API_PORT),
-        "RAG_LOG_LEVEL": "info",
+        "RAG_LOG_LEVEL": spec.logging.level.value,
+        "RAG_LOG_FORMAT": spec.logging.format.value,
         "RAG_DATA_DIR": DATA_DIR,
         "RAG_EMBEDDING_PROVIDER": spec.embedding.provider.value,
         "RAG_EMBEDDING_MODEL": spec.embedding.model,
@@ -87,8 +88,17 @@ def runtime_settings(rs: RagSystem) -> dict[str, str]:
         "RAG_RETRIEVAL_STRATEGY": spec.retrieval.default_strategy.value,
         "RAG_TOP_K": str(spec.retrieval.top_k),
         "RAG_SIMILARITY_THRESHOLD": repr(float(spec.retrieval.similarity_threshold)),
+        "RAG_FUSION": spec.retrieval.fusion.value,
+        "RAG_RRF_K": str(spec.retrieval.rrf_k),
+        "RAG_HYBRID_VECTOR_WEIGHT": repr(float(spec.retrieval.vector_weight)),
+        "RAG_CACHE_TTL_SECONDS": str(spec.retrieval.cache_ttl_seconds),
+        "RAG_RATE_LIMIT_PER_MINUTE": str(spec.api.rate_limit.requests_per_minute),
+        "RAG_MAX_DOCUMENT_BYTES": str(spec.ingestion.max_document_bytes),
+        "RAG_CHUNK_OVERLAP_TOKENS": str(spec.ingestion.chunk_overlap_tokens),
         "RAG_WORKER_CONCURRENCY": str(spec.worker.concurrency),
     }
+    if spec.ingestion.chunk_tokens is not None:
+        data["RAG_CHUNK_TOKENS"] = str(spec.ingestion.chunk_tokens)
     if spec.embedding.model_path:
         data["RAG_EMBEDDING_MODEL_PATH"] = spec.embedding.model_path
     if spec.generation.base_url:

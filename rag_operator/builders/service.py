@@ -1,4 +1,5 @@
-"""Services: the API's ClusterIP Service and a headless Service per managed store."""
+"""Services: the API's ClusterIP Service, the worker's metrics Service, a headless Service per
+managed store."""
 
 from __future__ import annotations
 
@@ -23,6 +24,31 @@ def build_api_service(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
             "type": "ClusterIP",
             "selector": selector_labels(rs, "api"),
             "ports": [{"name": "http", "port": API_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def build_worker_service(rs: RagSystem, cfg: OperatorConfig) -> dict[str, Any]:
+    """Headless Service of the worker's metrics port: what its ServiceMonitor selects.
+
+    Not-ready workers stay listed, so that a worker that lost its queue is still scraped.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(rs, child_name(rs, "worker"), "worker"),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": selector_labels(rs, "worker"),
+            "ports": [
+                {
+                    "name": "metrics",
+                    "port": rs.spec.monitoring.metrics_port,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                }
+            ],
         },
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -53,6 +54,23 @@ class GenerationProvider(StrEnum):
     NONE = "none"
 
 
+class FusionMethod(StrEnum):
+    RRF = "rrf"
+    WEIGHTED = "weighted"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class DeletionPolicy(StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
@@ -85,6 +103,77 @@ class ImageSpec(ApiModel):
     )
 
 
+class ScalingPolicyType(StrEnum):
+    PODS = "Pods"
+    PERCENT = "Percent"
+
+
+class SelectPolicy(StrEnum):
+    MAX = "Max"
+    MIN = "Min"
+    DISABLED = "Disabled"
+
+
+class ScalingPolicy(ApiModel):
+    """One limit on how fast the HPA changes the replica count."""
+
+    type: ScalingPolicyType = Field(..., description="Pods (a count) or Percent (of current).")
+    value: int = Field(..., ge=1, le=1000, description="Pods or percent allowed per period.")
+    period_seconds: int = Field(
+        ..., ge=1, le=1800, description="Window the value applies to, in seconds."
+    )
+
+
+def _policies(*items: tuple[ScalingPolicyType, int, int]) -> list[ScalingPolicy]:
+    return [ScalingPolicy(type=t, value=v, period_seconds=p) for t, v, p in items]
+
+
+_WINDOW = (
+    "Past recommendations the HPA considers before changing the count, in seconds (the "
+    "highest wins for scale-down, the lowest for scale-up)."
+)
+_SELECT = "Which policy wins when several apply: Max, Min, or Disabled (no scaling this way)."
+
+
+class ScaleUpRules(ApiModel):
+    """How the HPA adds pods; by default at once, doubling or 2 pods a minute (the more)."""
+
+    stabilization_window_seconds: int = Field(0, ge=0, le=3600, description=_WINDOW)
+    select_policy: SelectPolicy = Field(SelectPolicy.MAX, description=_SELECT)
+    policies: list[ScalingPolicy] = Field(
+        default_factory=lambda: _policies(
+            (ScalingPolicyType.PERCENT, 100, 30), (ScalingPolicyType.PODS, 2, 60)
+        ),
+        min_length=1,
+        max_length=10,
+        description="Limits on the rate of scale-up.",
+    )
+
+
+class ScaleDownRules(ApiModel):
+    """How the HPA removes pods; by default after 5 minutes, 1 pod or half a minute (the less)."""
+
+    stabilization_window_seconds: int = Field(300, ge=0, le=3600, description=_WINDOW)
+    select_policy: SelectPolicy = Field(SelectPolicy.MIN, description=_SELECT)
+    policies: list[ScalingPolicy] = Field(
+        default_factory=lambda: _policies(
+            (ScalingPolicyType.PERCENT, 50, 60), (ScalingPolicyType.PODS, 1, 60)
+        ),
+        min_length=1,
+        max_length=10,
+        description="Limits on the rate of scale-down.",
+    )
+
+
+class ScalingBehavior(ApiModel):
+    """Scale-up and scale-down rates of the HPA (autoscaling/v2 behavior)."""
+
+    scale_up: ScaleUpRules = Field(default_factory=ScaleUpRules, description="Scale-up rates.")
+    scale_down: ScaleDownRules = Field(
+        default_factory=ScaleDownRules, description="Scale-down rates."
+    )
+
+
 class AutoscalingSpec(ApiModel):
     """HorizontalPodAutoscaler for the API Deployment."""
 
@@ -104,14 +193,25 @@ class AutoscalingSpec(ApiModel):
     target_cpu_utilization_percentage: int = Field(
         70, ge=1, le=100, description="Average CPU utilisation (percent of requests) to aim for."
     )
+    target_memory_utilization_percentage: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Average memory use (percent of requests) to aim for, next to the CPU "
+        "target; unset = CPU only (the loaded model's memory does not fall with load).",
+    )
+    behavior: ScalingBehavior = Field(
+        default_factory=ScalingBehavior,
+        description="How fast the HPA scales up and down.",
+    )
 
 
 class PodDisruptionBudgetSpec(ApiModel):
-    """PodDisruptionBudget for the API pods."""
+    """PodDisruptionBudget of a component's pods."""
 
-    enabled: bool = Field(True, description="Create a PodDisruptionBudget for the API pods.")
+    enabled: bool = Field(True, description="Create a PodDisruptionBudget for the pods.")
     max_unavailable: int = Field(
-        1, ge=1, le=1000, description="API pods that a voluntary disruption may take down at once."
+        1, ge=1, le=1000, description="Pods that a voluntary disruption may take down at once."
     )
 
 
@@ -205,6 +305,18 @@ class ApiAuthSpec(ApiModel):
     )
 
 
+class RateLimitSpec(ApiModel):
+    """Per-key request limits of the API (counted in Redis when enabled, else per pod)."""
+
+    requests_per_minute: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute per API key (or client address without keys); "
+        "0 = no limit.",
+    )
+
+
 class ApiSpec(ApiModel):
     """The API Deployment: serves queries and ingestion requests."""
 
@@ -241,6 +353,9 @@ class ApiSpec(ApiModel):
     auth: ApiAuthSpec = Field(
         default_factory=ApiAuthSpec, description="Authentication of API clients."
     )
+    rate_limit: RateLimitSpec = Field(
+        default_factory=RateLimitSpec, description="Request rate limits of the API."
+    )
 
 
 class WorkerSpec(ApiModel):
@@ -258,6 +373,10 @@ class WorkerSpec(ApiModel):
         description="Ingestion jobs each worker keeps in flight (more jobs, fuller embedding "
         "batches).",
     )
+    pod_disruption_budget: PodDisruptionBudgetSpec = Field(
+        default_factory=PodDisruptionBudgetSpec,
+        description="Disruption budget of the worker pods (created while replicas > 0).",
+    )
 
 
 class RetrievalSpec(ApiModel):
@@ -269,6 +388,72 @@ class RetrievalSpec(ApiModel):
     top_k: int = Field(10, ge=1, le=1000, description="Results returned per query by default.")
     similarity_threshold: float = Field(
         0.0, ge=-1.0, le=1.0, description="Minimum cosine similarity for a vector hit."
+    )
+    fusion: FusionMethod = Field(
+        FusionMethod.WEIGHTED,
+        description="How hybrid retrieval merges vector and keyword hits: rrf (reciprocal "
+        "rank fusion) or weighted (normalised scores).",
+    )
+    rrf_k: int = Field(60, ge=1, le=1000, description="Rank constant of reciprocal rank fusion.")
+    vector_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of the vector side in weighted fusion."
+    )
+    cache_ttl_seconds: int = Field(
+        600,
+        ge=0,
+        le=604800,
+        description="Lifetime of cached embeddings and results in Redis, in seconds "
+        "(0 = no cache; without Redis nothing is cached).",
+    )
+
+
+CHUNK_OVERLAP_MESSAGE = (
+    "ingestion.chunkOverlapTokens must be less than half of ingestion.chunkTokens"
+)
+
+
+class IngestionSpec(ApiModel):
+    """How documents are accepted and split into chunks."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.chunkTokens) || self.chunkOverlapTokens * 2 < self.chunkTokens",
+                CHUNK_OVERLAP_MESSAGE,
+                ".chunkOverlapTokens",
+            )
+        )
+    )
+
+    max_document_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest document the API accepts, in bytes (UTF-8 text).",
+    )
+    chunk_tokens: int | None = Field(
+        None,
+        ge=16,
+        le=8192,
+        description="Tokens per chunk; unset = the embedding model's limit.",
+    )
+    chunk_overlap_tokens: int = Field(
+        32, ge=0, le=1024, description="Tokens consecutive chunks share."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> IngestionSpec:
+        if self.chunk_tokens is not None and self.chunk_overlap_tokens * 2 >= self.chunk_tokens:
+            raise ValueError(CHUNK_OVERLAP_MESSAGE)
+        return self
+
+
+class LoggingSpec(ApiModel):
+    """Logs of the API and worker pods."""
+
+    level: LogLevel = Field(LogLevel.INFO, description="Log level: debug, info, warning, error.")
+    format: LogFormat = Field(
+        LogFormat.TEXT, description="Log line format: text or json (one object per line)."
     )
 
 
@@ -493,6 +678,59 @@ class Neo4jSpec(ApiModel):
     external: ExternalStore | None = Field(None, description="Use an existing Neo4j.")
 
 
+PROM_DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+
+
+def _for(default: str, what: str) -> Any:
+    return Field(
+        default,
+        max_length=32,
+        pattern=PROM_DURATION,
+        description=f"How long {what} before the alert fires (a Prometheus duration, e.g. 5m).",
+    )
+
+
+class AlertsSpec(ApiModel):
+    """Thresholds and durations of the system's alerts (a PrometheusRule)."""
+
+    enabled: bool = Field(
+        True, description="Create the PrometheusRule of alerts when that CRD exists."
+    )
+    api_down_for: str = _for("2m", "no API pod is up")
+    error_rate_ratio: float = Field(
+        0.05,
+        ge=0.0001,
+        le=1.0,
+        description="Share of API requests answered 5xx (over 5 minutes) above which "
+        "RagApiErrorRate fires, e.g. 0.05 for 5%.",
+    )
+    error_rate_for: str = _for("5m", "the error rate stays above errorRateRatio")
+    latency_p95_seconds: float = Field(
+        2.0,
+        ge=0.001,
+        le=600.0,
+        description="API p95 request time in seconds (over 5 minutes) above which "
+        "RagApiLatencyHigh fires.",
+    )
+    latency_for: str = _for("10m", "the p95 stays above latencyP95Seconds")
+    ingestion_backlog_jobs: int = Field(
+        100,
+        ge=0,
+        le=100_000_000,
+        description="Queued ingestion jobs above which a growing queue fires "
+        "RagIngestionBacklogGrowing.",
+    )
+    ingestion_backlog_for: str = _for("15m", "the backlog keeps growing")
+    ingestion_stalled_for: str = _for("15m", "jobs wait with none finishing")
+    backup_max_age_hours: int = Field(
+        26,
+        ge=1,
+        le=8760,
+        description="Age in hours of the last good backup above which RagBackupTooOld fires.",
+    )
+    reconcile_errors_for: str = _for("10m", "reconcile passes of the system keep failing")
+
+
 class MonitoringSpec(ApiModel):
     """Metrics of the runtime."""
 
@@ -504,6 +742,9 @@ class MonitoringSpec(ApiModel):
     )
     scrape_interval: str = Field(
         "30s", pattern=r"^[0-9]+(ms|s|m)$", description="ServiceMonitor scrape interval."
+    )
+    alerts: AlertsSpec = Field(
+        default_factory=AlertsSpec, description="The alerts' thresholds and durations."
     )
 
 
@@ -620,6 +861,10 @@ class RagSystemSpec(ApiModel):
         alias="neo4j",
         description="Neo4j: managed, external or disabled (the default).",
     )
+    ingestion: IngestionSpec = Field(
+        default_factory=IngestionSpec, description="Document size limit and chunking."
+    )
+    logging: LoggingSpec = Field(default_factory=LoggingSpec, description="Logs of the pods.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Metrics.")
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="NetworkPolicies (on by default)."

@@ -6,6 +6,8 @@ Aspects covered:
 - the alert unit tests in tests/promtool/alerts_test.yaml pass against the rules rendered for
   RagSystem team-a/demo, every alert fires in at least one of them, and a wrong expectation
   makes promtool fail;
+- the same for a system with its alert thresholds and durations set in spec.monitoring.alerts
+  (tests/promtool/alerts_tuned_test.yaml), whose inputs stay quiet with the default values;
 - every PromQL expression of the Grafana dashboard parses (as recording rules, with Grafana's
   variables given concrete values).
 """
@@ -29,6 +31,14 @@ from tests.unit.operator.helpers import make_rs
 pytestmark = pytest.mark.integration
 
 ALERT_TESTS = REPO_ROOT / "tests" / "promtool" / "alerts_test.yaml"
+TUNED_TESTS = REPO_ROOT / "tests" / "promtool" / "alerts_tuned_test.yaml"
+TUNED_ALERTS = {
+    "apiDownFor": "30s",
+    "errorRateRatio": 0.2,
+    "errorRateFor": "1m",
+    "latencyP95Seconds": 0.5,
+    "latencyFor": "3m",
+}
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +94,28 @@ def test_a_wrong_expectation_fails_the_unit_tests(promtool: Path, tmp_path: Path
     proc = run(promtool, ["test", "rules", alert_test_dir(tmp_path, edited)])
     assert proc.returncode != 0
     assert "RagApiLatencyHigh" in proc.stdout + proc.stderr
+
+
+def tuned_test_dir(tmp_path: Path, alerts: dict[str, Any]) -> Path:
+    shutil.copy(TUNED_TESTS, tmp_path / TUNED_TESTS.name)
+    rs = make_rs({"monitoring": {"alerts": alerts}})
+    write_rules(tmp_path / "ragsystem_tuned_rules.yaml", rule_groups(rs))
+    return tmp_path / TUNED_TESTS.name
+
+
+def test_tuned_alert_parameters_pass_their_unit_tests(promtool: Path, tmp_path: Path) -> None:
+    proc = run(promtool, ["test", "rules", tuned_test_dir(tmp_path, TUNED_ALERTS)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+def test_the_tuned_inputs_do_not_fire_with_the_defaults(promtool: Path, tmp_path: Path) -> None:
+    """The tuned tests depend on the parameters: with the defaults every one of them fails."""
+    proc = run(promtool, ["test", "rules", tuned_test_dir(tmp_path, {})])
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    for alert in ("RagApiDown", "RagApiErrorRate", "RagApiLatencyHigh"):
+        assert f"alertname: {alert}" in out, out
 
 
 def record_name(panel: str, ref: str) -> str:

@@ -88,7 +88,7 @@ def test_route_and_monitor_are_deleted_when_the_spec_drops_them(
     wait_phase(kube, ns, "prune", "Ready")
     assert kube.get("HTTPRoute", ns, "prune-api") is not None
     assert kube.get("ServiceMonitor", ns, "prune-api") is not None
-    pass
+    assert kube.get("ServiceMonitor", ns, "prune-worker") is not None
 
     _patch(cluster, ns, "prune", {"api": {"exposure": {"httpRoute": None}}})
     wait_for(
@@ -96,9 +96,9 @@ def test_route_and_monitor_are_deleted_when_the_spec_drops_them(
     )
     _patch(cluster, ns, "prune", {"monitoring": {"enabled": False}})
     wait_for(
-        lambda: kube.get("ServiceMonitor", ns, "prune-api") is None,
+        lambda: not any(kube.get("ServiceMonitor", ns, f"prune-{c}") for c in ("api", "worker")),
         timeout=30,
-        what="ServiceMonitor deleted",
+        what="ServiceMonitors deleted",
     )
     wait_phase(kube, ns, "prune", "Ready")
 

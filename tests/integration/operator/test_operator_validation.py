@@ -78,6 +78,33 @@ REJECTED_ON_CREATE: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("unknown-strategy", {"retrieval": {"defaultStrategy": "semantic"}}, "defaultStrategy"),
     ("top-k-zero", {"retrieval": {"topK": 0}}, "topK"),
+    (
+        "chunk-overlap-half-the-chunk",
+        {"ingestion": {"chunkTokens": 64, "chunkOverlapTokens": 32}},
+        "ingestion.chunkOverlapTokens",
+    ),
+    ("unknown-log-format", {"logging": {"format": "xml"}}, "format"),
+    ("unknown-fusion", {"retrieval": {"fusion": "max"}}, "fusion"),
+    (
+        "alert-duration-in-words",
+        {"monitoring": {"alerts": {"apiDownFor": "2 minutes"}}},
+        "apiDownFor",
+    ),
+    (
+        "scale-down-policy-kind",
+        {
+            "api": {
+                "autoscaling": {
+                    "behavior": {
+                        "scaleDown": {
+                            "policies": [{"type": "Nodes", "value": 1, "periodSeconds": 60}]
+                        }
+                    }
+                }
+            }
+        },
+        "type",
+    ),
     ("threshold-above-one", {"retrieval": {"similarityThreshold": 1.5}}, "similarityThreshold"),
     ("negative-replicas", {"api": {"replicas": -1}}, "replicas"),
     (

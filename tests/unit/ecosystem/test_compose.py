@@ -77,6 +77,7 @@ def test_published_ports_are_loopback_only() -> None:
             assert str(port).startswith("127.0.0.1:"), (name, port)
 
 
-def test_worker_health_is_its_metrics_endpoint() -> None:
+def test_worker_health_is_its_health_endpoint() -> None:
     env = SERVICES["worker"]["environment"]
-    assert env["HEALTHCHECK_URL"] == f"http://127.0.0.1:{env['RAG_METRICS_PORT']}/metrics"
+    assert env["HEALTHCHECK_URL"] == f"http://127.0.0.1:{env['RAG_METRICS_PORT']}/health"
+    assert env["RAG_HOST"] == "0.0.0.0"  # its /metrics reachable from other containers

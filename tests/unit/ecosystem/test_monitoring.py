@@ -30,8 +30,6 @@ from tests.unit.operator.helpers import make_rs
 TARGET_LABELS = {"namespace", "ragsystem", "component", "pod", "job", "instance"}
 # Metrics the dashboard and alerts use that no program emits yet, with the labels they need.
 PENDING: dict[str, set[str]] = {
-    # runtime: lookups of the result and embedding caches; result is hit or miss
-    "rag_runtime_cache_lookups_total": {"cache", "result"},
     # operator, releases (canary): weight 0-100, phase gauge 1/0, analysis runs and values
     "ragops_operator_rollout_canary_weight": {"namespace", "ragsystem"},
     "ragops_operator_rollout_phase": {"namespace", "ragsystem", "phase"},

@@ -12,9 +12,11 @@ Aspects covered:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import yaml
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from hack.node_agent import dns, promsd
@@ -147,6 +149,7 @@ def test_service_monitor_becomes_a_job_with_labelled_targets(tmp_path: Path) -> 
                 "pod": "pod-198.18.12.2",
                 "endpoint": "http",
                 "job": "api",
+                "__meta_kubernetes_service_label_app": "api",
             },
         }
     ]
@@ -159,3 +162,16 @@ def test_prometheus_config_lists_static_and_monitor_jobs(tmp_path: Path) -> None
     assert "job_name: traefik" in text
     assert "serviceMonitor/ns/api/0" in text
     assert f"{tmp_path}/*.yaml" in text
+
+
+def test_host_processes_are_scraped_from_their_file_with_their_labels(tmp_path: Path) -> None:
+    config = yaml.safe_load(
+        promsd.prometheus_config([], {}, "1s", tmp_path / "rules", tmp_path / "host")
+    )
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == promsd.HOST_JOB)
+    assert job["honor_labels"] is True  # the operator's namespace/ragsystem labels stay
+    assert job["file_sd_configs"][0]["files"] == [str(tmp_path / "host" / "*.json")]
+    path = promsd.scrape_host_process(tmp_path / "host", "op", "127.0.0.1:9", "ragops-operator")
+    assert json.loads(path.read_text()) == [
+        {"targets": ["127.0.0.1:9"], "labels": {"job": "ragops-operator"}}
+    ]

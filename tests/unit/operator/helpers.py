@@ -86,6 +86,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         }
     },
     "httproute": {"api": {"exposure": {"httpRoute": {"parentRefs": [{"name": "gw"}]}}}},
+    "tuned": {
+        "api": {"rateLimit": {"requestsPerMinute": 120}},
+        "retrieval": {"fusion": "rrf", "rrfK": 30, "vectorWeight": 0.7, "cacheTtlSeconds": 0},
+        "ingestion": {"maxDocumentBytes": 2097152, "chunkTokens": 200, "chunkOverlapTokens": 40},
+        "logging": {"level": "debug", "format": "json"},
+    },
     "openai": {
         "generation": {
             "provider": "openai",

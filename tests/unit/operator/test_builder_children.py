@@ -47,6 +47,8 @@ def test_every_child_has_standard_labels_owner_and_namespace(name: str) -> None:
                 "StatefulSet/demo-postgres",
                 "StatefulSet/demo-redis",
                 "PodDisruptionBudget/demo-api",
+                "PodDisruptionBudget/demo-worker",
+                "Service/demo-worker",
                 "NetworkPolicy/demo-stores",
             },
             {"StatefulSet/demo-neo4j", "HorizontalPodAutoscaler/demo-api", "Ingress/demo-api"},
@@ -74,7 +76,11 @@ def test_httproute_only_when_gateway_api_is_served() -> None:
 
 
 def test_monitoring_children_only_when_their_crds_are_served_and_monitoring_is_on() -> None:
-    monitoring = {"ServiceMonitor/demo-api", "PrometheusRule/demo-alerts"}
+    monitoring = {
+        "ServiceMonitor/demo-api",
+        "ServiceMonitor/demo-worker",
+        "PrometheusRule/demo-alerts",
+    }
     assert monitoring <= _kinds("minimal", ALL_CRDS)
     assert not (monitoring & _kinds("minimal", NO_CRDS))
     off = make_rs({"monitoring": {"enabled": False}})
@@ -89,7 +95,8 @@ def test_network_policies_can_be_turned_off() -> None:
 
 
 def test_pdb_can_be_turned_off() -> None:
-    rs = make_rs({"api": {"podDisruptionBudget": {"enabled": False}}})
+    off = {"podDisruptionBudget": {"enabled": False}}
+    rs = make_rs({"api": off, "worker": off})
     assert "PodDisruptionBudget" not in {c["kind"] for c in children(rs)}
 
 

@@ -138,3 +138,17 @@ def test_selector_is_a_subset_of_pod_labels(builder: Any) -> None:
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= pod_labels.items()
     assert "app.kubernetes.io/managed-by" not in selector
+
+
+def test_worker_probes_use_its_http_health_endpoint() -> None:
+    container = _container(worker_deployment(make_rs({"monitoring": {"metricsPort": 9300}})))
+    for probe, path in (
+        ("startupProbe", "/health"),
+        ("livenessProbe", "/health"),
+        ("readinessProbe", "/ready"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
+        assert "tcpSocket" not in container[probe]
+    # Model load may take minutes: the startup probe allows them before liveness counts.
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300

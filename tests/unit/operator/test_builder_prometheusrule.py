@@ -4,7 +4,9 @@ Aspects covered: the object is a child of the system (name, namespace, labels, o
 it holds every alert the system needs, each with a severity, the system's namespace and name
 as labels, a summary and a description; every series an expression reads is selected by
 the system's namespace and name, so two systems never share an alert; health probes count
-neither as traffic nor as latency; a system scaled to zero API pods has no API-down alert.
+neither as traffic nor as latency; a system scaled to zero API pods has no API-down alert;
+thresholds and durations come from spec.monitoring.alerts (defaults as documented; bad values
+refused naming the field; the rule can be turned off alone).
 (promtool parses and unit-tests the rules in tests/integration/ecosystem/test_promtool.py.)
 """
 
@@ -115,4 +117,102 @@ def test_api_down_alert_only_when_api_pods_should_run(
 def test_durations_are_prometheus_durations() -> None:
     for rule in alerts().values():
         if "for" in rule:
-            assert re.fullmatch(r"[0-9]+[smh]", rule["for"]), rule
+            assert re.fullmatch(r"([0-9]+(ms|s|m|h|d|w|y))+", rule["for"]), rule
+
+
+TUNED = {
+    "apiDownFor": "30s",
+    "errorRateRatio": 0.2,
+    "errorRateFor": "1m",
+    "latencyP95Seconds": 0.5,
+    "latencyFor": "3m",
+    "ingestionBacklogJobs": 5000,
+    "ingestionBacklogFor": "1h",
+    "ingestionStalledFor": "45m",
+    "backupMaxAgeHours": 1,
+    "reconcileErrorsFor": "20m",
+}
+
+
+def test_alert_parameters_come_from_the_spec() -> None:
+    rules = alerts(monitoring={"alerts": TUNED})
+    assert rules["RagApiDown"]["for"] == "30s"
+    assert "for 30 seconds" in rules["RagApiDown"]["annotations"]["description"]
+    assert rules["RagApiErrorRate"]["expr"].endswith("> 0.2")
+    assert rules["RagApiErrorRate"]["for"] == "1m"
+    assert "More than 20% " in rules["RagApiErrorRate"]["annotations"]["description"]
+    assert rules["RagApiLatencyHigh"]["expr"].endswith("> 0.5")
+    assert rules["RagApiLatencyHigh"]["for"] == "3m"
+    assert "above 0.5 s" in rules["RagApiLatencyHigh"]["annotations"]["description"]
+    assert "> 5000 and" in rules["RagIngestionBacklogGrowing"]["expr"]
+    assert rules["RagIngestionBacklogGrowing"]["for"] == "1h"
+    assert "grown for 1 hour:" in rules["RagIngestionBacklogGrowing"]["annotations"]["description"]
+    assert rules["RagIngestionStalled"]["for"] == "45m"
+    assert "45 minutes" in rules["RagIngestionStalled"]["annotations"]["summary"]
+    assert rules["RagBackupTooOld"]["expr"].endswith("> 3600")
+    assert "more than 1 hour." in rules["RagBackupTooOld"]["annotations"]["description"]
+    assert rules["RagOperatorReconcileErrors"]["for"] == "20m"
+
+
+def test_default_parameters_are_the_documented_ones() -> None:
+    rules = alerts()
+    assert [rules[a].get("for") for a in sorted(ALERTS)] == [
+        "2m",  # RagApiDown
+        "5m",  # RagApiErrorRate
+        "10m",  # RagApiLatencyHigh
+        None,  # RagBackupFailed
+        None,  # RagBackupTooOld
+        None,  # RagCanaryRolledBack
+        "15m",  # RagIngestionBacklogGrowing
+        "15m",  # RagIngestionStalled
+        "10m",  # RagOperatorReconcileErrors
+    ]
+    assert rules["RagBackupTooOld"]["expr"].endswith(f"> {26 * 3600}")
+
+
+def test_alerts_can_be_turned_off_alone() -> None:
+    from tests.unit.operator.helpers import ALL_CRDS, children
+
+    kinds = {
+        c["kind"]
+        for c in children(make_rs({"monitoring": {"alerts": {"enabled": False}}}), ALL_CRDS)
+    }
+    assert "PrometheusRule" not in kinds
+    assert "ServiceMonitor" in kinds
+
+
+@pytest.mark.parametrize(
+    ("alerts_spec", "field"),
+    [
+        ({"apiDownFor": "2 minutes"}, "apiDownFor"),
+        ({"errorRateFor": "5"}, "errorRateFor"),
+        ({"errorRateRatio": 0}, "errorRateRatio"),
+        ({"errorRateRatio": 1.5}, "errorRateRatio"),
+        ({"latencyP95Seconds": -1}, "latencyP95Seconds"),
+        ({"ingestionBacklogJobs": -1}, "ingestionBacklogJobs"),
+        ({"backupMaxAgeHours": 0}, "backupMaxAgeHours"),
+    ],
+)
+def test_bad_alert_parameters_are_refused_naming_the_field(
+    alerts_spec: dict[str, Any], field: str
+) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        make_rs({"monitoring": {"alerts": alerts_spec}})
+    assert field in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("duration", "words"),
+    [
+        ("2m", "2 minutes"),
+        ("1m", "1 minute"),
+        ("90s", "90 seconds"),
+        ("1h30m", "1 hour 30 minutes"),
+    ],
+)
+def test_durations_read_as_words(duration: str, words: str) -> None:
+    from rag_operator.builders.prometheusrule import human_duration
+
+    assert human_duration(duration) == words

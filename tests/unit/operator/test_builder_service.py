@@ -1,4 +1,5 @@
-"""Services: the API's ClusterIP Service and headless Services of managed stores."""
+"""Services: the API's ClusterIP Service, the worker's headless metrics Service, headless
+Services of managed stores."""
 
 from __future__ import annotations
 
@@ -25,3 +26,17 @@ def test_store_service_is_headless_with_store_ports(store: str, ports: set[int])
     assert {p["port"] for p in svc["spec"]["ports"]} == ports
     assert svc["metadata"]["name"] == f"demo-{store}"
     assert svc["spec"]["selector"]["app.kubernetes.io/component"] == store
+
+
+@pytest.mark.parametrize("port", [9090, 9300])
+def test_worker_service_lists_the_metrics_port_of_every_worker(port: int) -> None:
+    from rag_operator.builders.service import build_worker_service
+
+    svc = build_worker_service(make_rs({"monitoring": {"metricsPort": port}}), CFG)
+    assert svc["metadata"]["name"] == "demo-worker"
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["publishNotReadyAddresses"] is True  # a not-ready worker is scraped too
+    assert svc["spec"]["ports"] == [
+        {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "worker"

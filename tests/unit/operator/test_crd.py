@@ -74,6 +74,15 @@ def test_schema_has_no_non_structural_keys(forbidden: str) -> None:
         assert forbidden not in node, f"{forbidden} at {path or '<root>'}"
 
 
+def test_exclusive_bounds_are_openapi_v3_booleans() -> None:
+    """OpenAPI v3.0 (the CRD's dialect) has boolean exclusiveMinimum/Maximum; a number (JSON
+    Schema 2020, what pydantic's gt/lt give) makes the API server refuse the CRD."""
+    for path, node in _walk(_schema()):
+        for key in ("exclusiveMinimum", "exclusiveMaximum"):
+            if key in node:
+                assert isinstance(node[key], bool), (path, key, node[key])
+
+
 def test_schema_has_no_closed_objects_or_typed_anyof() -> None:
     for path, node in _walk(_schema()):
         assert node.get("additionalProperties") is not False, path
@@ -128,6 +137,7 @@ def _rules() -> list[str]:
         "has(self.modelPath) || self.model == 'all-MiniLM-L6-v2'",
         "has(self.modelPath) || self.dimensions == 384",
         "!has(self.modelPath) || self.provider == 'sentence-transformers'",
+        "!has(self.chunkTokens) || self.chunkOverlapTokens * 2 < self.chunkTokens",
     ],
 )
 def test_cross_field_rule_is_in_the_schema(fragment: str) -> None:
@@ -156,6 +166,8 @@ def test_top_level_sections_default_so_nested_defaults_apply() -> None:
         "neo4j",
         "monitoring",
         "networkPolicy",
+        "ingestion",
+        "logging",
     ):
         assert "default" in spec[section], section
     assert spec["postgres"]["default"]["managed"] is not None
@@ -244,3 +256,34 @@ def test_worker_concurrency_default_is_stored_by_the_api_server() -> None:
     worker = _schema()["properties"]["spec"]["properties"]["worker"]
     assert worker["properties"]["concurrency"]["default"] == 32
     assert worker["default"]["concurrency"] == 32
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "field"),
+    [
+        ("ingestion", {"chunkTokens": 64, "chunkOverlapTokens": 32}, "chunkOverlapTokens"),
+        ("ingestion", {"chunkTokens": 8}, "chunkTokens"),
+        ("ingestion", {"maxDocumentBytes": 0}, "maxDocumentBytes"),
+        ("retrieval", {"fusion": "max"}, "fusion"),
+        ("retrieval", {"vectorWeight": 1.5}, "vectorWeight"),
+        ("retrieval", {"cacheTtlSeconds": -1}, "cacheTtlSeconds"),
+        ("logging", {"level": "trace"}, "level"),
+        ("logging", {"format": "xml"}, "format"),
+        ("api", {"rateLimit": {"requestsPerMinute": -1}}, "requestsPerMinute"),
+    ],
+)
+def test_models_refuse_bad_runtime_settings_naming_the_field(
+    section: str, value: dict[str, Any], field: str
+) -> None:
+    from rag_operator.models import RagSystemSpec
+
+    with pytest.raises(ValidationError) as err:
+        RagSystemSpec.model_validate({"version": "1", section: value})
+    assert field in str(err.value)
+
+
+def test_runtime_setting_defaults_are_stored_by_the_api_server() -> None:
+    spec = _schema()["properties"]["spec"]["properties"]
+    assert spec["logging"]["default"] == {"level": "info", "format": "text"}
+    assert spec["ingestion"]["default"]["chunkOverlapTokens"] == 32
+    assert spec["retrieval"]["default"]["fusion"] == "weighted"
