@@ -37,6 +37,24 @@ SYSTEMS = Gauge(
     ["phase"],
     registry=REGISTRY,
 )
+WATCH_OBJECTS = Gauge(
+    "ragops_operator_watch_cache_objects",
+    "Objects held in the operator's watch caches (only its own, label-selected), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+WATCH_LISTS = Counter(
+    "ragops_operator_watch_lists_total",
+    "Full lists of a kind (at start, and again after the watch's version expired).",
+    ["kind"],
+    registry=REGISTRY,
+)
+WATCH_ERRORS = Counter(
+    "ragops_operator_watch_errors_total",
+    "List or watch requests that failed (retried with backoff), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
