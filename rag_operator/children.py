@@ -180,6 +180,14 @@ KINDS: tuple[KindInfo, ...] = (
         why="store volumes: grown when storage.size grows, deleted with deletionPolicy Delete",
     ),
     KindInfo(
+        "Lease",
+        "coordination.k8s.io/v1",
+        "leases",
+        Read.ON_DEMAND,
+        extra_verbs=frozenset({"create", "update"}),
+        why="leader election between operator replicas (one Lease, in the operator's namespace)",
+    ),
+    KindInfo(
         "Event",
         "v1",
         "events",

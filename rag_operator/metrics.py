@@ -55,6 +55,11 @@ WATCH_ERRORS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+LEADER = Gauge(
+    "ragops_operator_leader",
+    "1 while this replica holds the leader Lease and reconciles (0 while it stands by).",
+    registry=REGISTRY,
+)
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:

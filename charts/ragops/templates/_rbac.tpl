@@ -57,6 +57,10 @@
 - apiGroups: ['']
   resources: [persistentvolumeclaims]
   verbs: [get, list, patch, delete]
+# leases: leader election between operator replicas (one Lease, in the operator's namespace)
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
 # events: Events about RagSystems
 - apiGroups: ['']
   resources: [events]
