@@ -177,7 +177,7 @@ def _key(body: kopf.Body) -> Key:
 
 async def _report_invalid(state: State, body: kopf.Body, error: ValidationError) -> None:
     """An object the API server admitted but the models reject: Degraded, once."""
-    metrics.ERRORS.labels("invalid_spec").inc()
+    metrics.ERRORS.labels(*_key(body), "InvalidSpec").inc()
     status = invalid_status(body, error)
     old = (body.get("status") or {}).get("conditions") or []
     if any(c.get("reason") == "InvalidSpec" for c in old):
@@ -194,8 +194,8 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
     """Metrics, logs and the retry backoff of one finished pass."""
     for item in outcome.applied:
         metrics.APPLIES.labels(item.split("/")[0]).inc()
-    if outcome.error:
-        metrics.ERRORS.labels("api").inc()
+    for reason in outcome.reasons:
+        metrics.ERRORS.labels(*key, reason).inc()
     old_phase, new_phase = state.phases.get(key), outcome.status.phase.value
     if old_phase != new_phase:
         if old_phase:
@@ -213,9 +213,11 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
         # Backoff, capped so a Secret created later is picked up within half a minute.
         delay = min(outcome.retry_after * 2 ** (failures - 1), 30.0)
         state.not_before[key] = time.monotonic() + delay
+        metrics.BACKOFF.labels(*key).set(delay)
     else:
         state.failures.pop(key, None)
         state.not_before.pop(key, None)
+        metrics.BACKOFF.labels(*key).set(0)
 
 
 async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome | None:
@@ -306,7 +308,7 @@ async def resync(
             try:
                 await _reconcile("resync", body, memo)
             except (KubeError, kopf.TemporaryError) as exc:
-                metrics.ERRORS.labels("api").inc()
+                metrics.ERRORS.labels(*key, "ApiError").inc()
                 log.warning("%s/%s: resync failed, retrying: %s", *key, exc)
                 state.not_before[key] = time.monotonic() + 5.0
     finally:
@@ -321,6 +323,15 @@ def _forget(state: State, key: Key) -> None:
     state.failures.pop(key, None)
     state.not_before.pop(key, None)
     state.locks.pop(key, None)
+    for metric in (metrics.BACKOFF, metrics.ERRORS):
+        _remove_system(metric, key)
+
+
+def _remove_system(metric: Any, key: Key) -> None:
+    """Drop a deleted system's series (labels namespace, ragsystem, ...)."""
+    for labels in list(metric._metrics):  # prometheus_client keeps label tuples here
+        if labels[:2] == key:
+            metric.remove(*labels)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -14,8 +14,16 @@ RECONCILES = Counter(
 )
 ERRORS = Counter(
     "ragops_operator_reconcile_errors_total",
-    "Reconcile passes that hit an API error or an invalid object.",
-    ["reason"],
+    "Reconcile passes that found a problem, by system and reason (ApiError, InvalidSpec, "
+    "SecretNotFound, SecretKeyNotFound, GatewayAPINotInstalled, ...).",
+    ["namespace", "ragsystem", "reason"],
+    registry=REGISTRY,
+)
+BACKOFF = Gauge(
+    "ragops_operator_reconcile_backoff_seconds",
+    "Seconds a failing system waits before its next pass (0 when it is not backing off); "
+    "each system backs off on its own.",
+    ["namespace", "ragsystem"],
     registry=REGISTRY,
 )
 DURATION = Histogram(
