@@ -212,3 +212,11 @@ def test_enums_have_the_runtimes_values(ours: type, field: str) -> None:
     theirs = Settings.model_fields[field].annotation
     assert isinstance(theirs, type)
     assert {e.value for e in ours} == {e.value for e in theirs}  # type: ignore[attr-defined]
+
+
+def test_readme_lists_every_flag_and_setting() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    for name in OperatorConfig.model_fields:
+        assert f"RAGOPS_{name.upper()}" in readme, name
+    for flag in [*main.FLAGS, "--leader-election", "--namespace", "--verbose"]:
+        assert f"`{flag}" in readme or f"/{flag}" in readme, flag
