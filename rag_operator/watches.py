@@ -95,48 +95,53 @@ class Backoff:
 
 
 class Store:
-    """Objects by (namespace, name) and their values by index key (pure, no I/O)."""
+    """Objects by (namespace, name) and their values by index key (pure, no I/O).
+
+    Changes report the systems they touch: (namespace, instance) from the instance label,
+    whatever the kind's index key (Secrets are indexed by name)."""
 
     def __init__(self, shape: Shape) -> None:
         self.shape = shape
-        self.objects: dict[IndexKey, tuple[IndexKey | None, Any]] = {}
+        # (namespace, name) -> (index key, value, (namespace, instance) or None)
+        self.objects: dict[IndexKey, tuple[IndexKey | None, Any, IndexKey | None]] = {}
         self.index: dict[IndexKey, dict[str, Any]] = {}
 
     def put(self, obj: Mapping[str, Any]) -> list[IndexKey]:
-        """Add or replace one object; the index keys whose values changed."""
+        """Add or replace one object; the systems whose cached objects changed."""
         meta = obj.get("metadata") or {}
         ident = (meta.get("namespace") or "", meta.get("name") or "")
-        key, value = self.shape.key(obj), self.shape.value(obj)
-        old = self.objects.get(ident)
-        if old is not None and old == (key, value):
+        entry = (self.shape.key(obj), self.shape.value(obj), _by_instance(obj))
+        if self.objects.get(ident) == entry:
             return []
         touched = self.remove(ident)
-        self.objects[ident] = (key, value)
-        if key is not None:
-            self.index.setdefault(key, {})[ident[1]] = value
-            touched.append(key)
+        self.objects[ident] = entry
+        if entry[0] is not None:
+            self.index.setdefault(entry[0], {})[ident[1]] = entry[1]
+        if entry[2] is not None:
+            touched.append(entry[2])
         return list(dict.fromkeys(touched))
 
     def remove(self, ident: IndexKey) -> list[IndexKey]:
         old = self.objects.pop(ident, None)
-        if old is None or old[0] is None:
+        if old is None:
             return []
-        values = self.index.get(old[0], {})
-        values.pop(ident[1], None)
-        if not values:
-            self.index.pop(old[0], None)
-        return [old[0]]
+        if old[0] is not None:
+            values = self.index.get(old[0], {})
+            values.pop(ident[1], None)
+            if not values:
+                self.index.pop(old[0], None)
+        return [old[2]] if old[2] is not None else []
 
     def replace(self, objs: Iterable[Mapping[str, Any]]) -> set[IndexKey]:
-        """Hold exactly `objs` (a fresh list); the index keys that changed."""
+        """Hold exactly `objs` (a fresh list); the systems whose cached objects changed."""
         fresh = Store(self.shape)
         for obj in objs:
             fresh.put(obj)
-        changed = {
-            k
-            for k in set(self.index) | set(fresh.index)
-            if (self.index.get(k) != fresh.index.get(k))
-        }
+        changed: set[IndexKey] = set()
+        for ident in set(self.objects) | set(fresh.objects):
+            old, new = self.objects.get(ident), fresh.objects.get(ident)
+            if old != new:
+                changed |= {e[2] for e in (old, new) if e is not None and e[2] is not None}
         self.objects, self.index = fresh.objects, fresh.index
         return changed
 

@@ -6,8 +6,8 @@ Aspects covered:
   and pods and by (namespace, name) for Secrets, whose values are never kept (key names only);
 - watch events add, change and remove entries; an unchanged object or a bookmark changes
   nothing (so no reconcile is woken);
-- a fresh list replaces the cache and reports exactly the keys that changed (a relist after
-  410 wakes only what differs);
+- a fresh list replaces the cache and reports exactly the systems whose objects changed (a
+  relist after 410 wakes only what differs);
 - literal namespaces are listed one by one; glob patterns list everything and filter;
 - the backoff doubles to its cap and starts again after a reset.
 """
@@ -39,9 +39,10 @@ def test_children_are_indexed_by_instance_and_packed() -> None:
     assert json.loads(packed)["data"] == {"a": "1"}
 
 
-def test_secrets_keep_key_names_only() -> None:
+def test_secrets_keep_key_names_only_and_wake_their_system() -> None:
     store = Store(shape_of(BY_KIND["Secret"]))
-    store.put(_obj("Secret", "rag-credentials", data={"password": "c2VjcmV0"}))
+    woken = store.put(_obj("Secret", "rag-credentials", data={"password": "c2VjcmV0"}))
+    assert woken == [("ns", "rag")]
     assert store.index[("ns", "rag-credentials")] == {"rag-credentials": frozenset({"password"})}
     assert "c2VjcmV0" not in repr(store.objects)
 
