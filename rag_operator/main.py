@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import logging
+import os
 import socket
 import sys
 import threading
@@ -147,7 +148,17 @@ def _elect(cfg: OperatorConfig) -> Any:
     if health is not None:
         health.shutdown()
         health.server_close()
+    threading.Thread(target=_exit_when_lost, args=(elector,), daemon=True).start()
     return elector
+
+
+def _exit_when_lost(elector: Any) -> None:
+    """A leader that could not renew stops at once (exit code 1, the pod restarts as a
+    standby): it must not write after another replica may have taken over."""
+    elector.lost.wait()
+    logging.getLogger(__name__).error("leader Lease lost: exiting")
+    logging.shutdown()
+    os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -156,3 +156,25 @@ def test_standby_takes_over_within_15_s_and_writes_no_child_twice(
     changed = {k for k in after if after[k] != before.get(k)}
     assert changed <= {"Service/s0-api"}
     assert applied == 1
+
+
+def test_a_leader_whose_lease_is_taken_stops(
+    cluster: Cluster, crd: Path, kube: Kube, ns: str, tmp_path: Path
+) -> None:
+    lease = f"ragops-{uuid.uuid4().hex[:6]}"
+    args = ["--leader-election", "--leader-election-namespace", ns]
+    args += ["--leader-election-id", lease, "--lease-duration", "4"]
+    op = _operator(cluster, tmp_path, "a", args)
+    op.start()
+    try:
+        wait_for(lambda: metric(op, "ragops_operator_leader") == 1, timeout=60, what="leader")
+        stolen = {"spec": {"holderIdentity": "intruder", "leaseDurationSeconds": 600}}
+        cluster.kubectl(
+            "patch", "lease", lease, "-n", ns, "--type", "merge", "-p", json.dumps(stolen)
+        )
+        assert op.proc is not None
+        proc = op.proc
+        wait_for(lambda: proc.poll() is not None, timeout=60, what="the deposed leader exiting")
+        assert proc.returncode == 1
+    finally:
+        op.kill(signal.SIGTERM)
