@@ -70,7 +70,7 @@ from rag_operator import drift
 from rag_operator.builders import build_credentials_secret, desired_children, runtime_config
 from rag_operator.builders.secret import PASSWORD_KEYS
 from rag_operator.children import Capabilities
-from rag_operator.kube import Kube, load_configuration
+from rag_operator.kube import Kube, KubeError, load_configuration
 from rag_operator.models import OperatorConfig, RagSystem
 
 REPO = Path(__file__).resolve().parent.parent
@@ -261,13 +261,24 @@ async def apply_floor(kubeconfig: Path, systems: list[list[dict[str, Any]]]) -> 
     kube = Kube(load_configuration(str(kubeconfig)), field_manager="ragops-floor")
     slots = asyncio.Semaphore(OperatorConfig().max_parallel_reconciles)
 
+    async def retried(call: Any, kid: dict[str, Any]) -> None:
+        # As the operator does (its next pass): transient API errors are tried again.
+        for attempt in range(6):
+            try:
+                await call(kid)
+                return
+            except KubeError as exc:
+                if not exc.transient or attempt == 5:
+                    raise
+                await asyncio.sleep(2.0)
+
     async def one(kids: list[dict[str, Any]]) -> None:
         async with slots:
-            await kube.create(kids[0])
+            await retried(kube.create, kids[0])
             first = [k for k in kids[1:] if k["kind"] == "ConfigMap"]
             rest = [k for k in kids[1:] if k["kind"] != "ConfigMap"]
             for batch in (first, rest):
-                await asyncio.gather(*(kube.apply(k) for k in batch))
+                await asyncio.gather(*(retried(kube.apply, k) for k in batch))
 
     try:
         await asyncio.gather(*(one(kids) for kids in systems))
