@@ -13,10 +13,24 @@ happened within the wait):
   counted (``apiserver_request_total``) for the kinds the operator writes, per minute, over an
   idle window (children's status subresources and kwok's volume writes left out), plus
   new Events about RagSystems;
-- ``peak_rss_mb``: the operator process's peak resident memory over the whole run.
+- ``peak_rss_mb``: the operator process's peak resident memory over the whole run;
+- ``floor_ready_s`` (per N): the floor, measured in the same run in a namespace of its own
+  with no RagSystem: the very children the operator would create for N systems (built by
+  its builders, stamped as it stamps them, owner references left out), applied straight
+  through the operator's own client (`rag_operator.kube.Kube`, server-side apply, the
+  ConfigMap first, as many systems at once as the operator's default
+  max_parallel_reconciles), timed from the first apply to every Deployment and StatefulSet
+  ready; ``ready_to_floor_ratio`` = ``ready_s`` / ``floor_ready_s``;
+- ``peak_rss_mb_with_unrelated``: after ``--unrelated`` (default 20,000) unrelated
+  ConfigMaps and Secrets are created, the main operator stops and two fresh operators with
+  --leader-election start; the peak RSS of the one that takes the Lease and resumes the last
+  run's systems;
+- ``failover_s``: seconds from SIGKILL of that leader to the standby holding the Lease
+  (its ``ragops_operator_leader`` gauge at 1), with ``--lease-duration 8``.
 
-Aims: p95 apply->children < 1 s at N=1; all 200 Ready within 120 s; < 200 MB RSS at 200;
-idle writes 0.
+Aims: p95 apply->children < 1 s at N=1; Ready within 1.25x the floor at N=200 (and within
+120 s if the floor allows); < 200 MB RSS at 200 whatever else the cluster holds; idle writes
+0; failover <= 15 s.
 
 Run: ``make bench-operator_scale`` (``ARGS=--quick`` for a run of under a minute). Uses a
 running local cluster when ``RAGOPS_KUBECONFIG`` is set, else starts (and stops) its own.
@@ -25,10 +39,13 @@ running local cluster when ``RAGOPS_KUBECONFIG`` is set, else starts (and stops)
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import re
+import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +66,12 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 
 from hack import cluster as local_cluster
+from rag_operator import drift
+from rag_operator.builders import build_credentials_secret, desired_children, runtime_config
+from rag_operator.builders.secret import PASSWORD_KEYS
+from rag_operator.children import Capabilities
+from rag_operator.kube import Kube, KubeError, load_configuration
+from rag_operator.models import OperatorConfig, RagSystem
 
 REPO = Path(__file__).resolve().parent.parent
 CRD = REPO / "crds" / "ragops.io_ragsystems.yaml"
@@ -213,6 +236,110 @@ def apply_all(api: k8s.ApiClient, namespace: str, n: int) -> None:
         list(pool.map(create, range(n)))
 
 
+def floor_children(namespace: str, n: int) -> list[list[dict[str, Any]]]:
+    """Per system, the children the operator would apply for `manifest(i)` (the credentials
+    Secret first), stamped with its applied-hash annotation, without owner references."""
+    cfg = OperatorConfig()
+    out: list[list[dict[str, Any]]] = []
+    for i in range(n):
+        body = manifest(i)
+        body["metadata"] = {**body["metadata"], "namespace": namespace, "uid": f"floor-{i}"}
+        rs = RagSystem.from_body(body)
+        passwords = {k: secrets.token_urlsafe(24) for k in PASSWORD_KEYS}
+        kids = [build_credentials_secret(rs, passwords)]
+        for child in desired_children(rs, cfg, Capabilities(), runtime_config(rs)):
+            kids.append(drift.stamp(child, drift.applied_hash(child)))
+        for kid in kids:
+            kid["metadata"].pop("ownerReferences", None)
+        out.append(kids)
+    return out
+
+
+async def apply_floor(kubeconfig: Path, systems: list[list[dict[str, Any]]]) -> None:
+    """Apply every system's children as the operator does: the Secret created, the
+    ConfigMap first, the rest at once; max_parallel_reconciles systems at a time."""
+    kube = Kube(load_configuration(str(kubeconfig)), field_manager="ragops-floor")
+    slots = asyncio.Semaphore(OperatorConfig().max_parallel_reconciles)
+
+    async def retried(call: Any, kid: dict[str, Any]) -> None:
+        # As the operator does (its next pass): transient API errors are tried again.
+        for attempt in range(6):
+            try:
+                await call(kid)
+                return
+            except KubeError as exc:
+                if not exc.transient or attempt == 5:
+                    raise
+                await asyncio.sleep(2.0)
+
+    async def one(kids: list[dict[str, Any]]) -> None:
+        async with slots:
+            await retried(kube.create, kids[0])
+            first = [k for k in kids[1:] if k["kind"] == "ConfigMap"]
+            rest = [k for k in kids[1:] if k["kind"] != "ConfigMap"]
+            for batch in (first, rest):
+                await asyncio.gather(*(retried(kube.apply, k) for k in batch))
+
+    try:
+        await asyncio.gather(*(one(kids) for kids in systems))
+    finally:
+        await kube.close()
+
+
+def workloads_ready(api: k8s.ApiClient, namespace: str) -> dict[str, bool]:
+    """Instance -> whether every Deployment and StatefulSet of it is ready."""
+    apps = k8s.AppsV1Api(api)
+    out: dict[str, bool] = {}
+    items: list[Any] = [
+        *apps.list_namespaced_deployment(namespace).items,
+        *apps.list_namespaced_stateful_set(namespace).items,
+    ]
+    for item in items:
+        instance = (item.metadata.labels or {}).get("app.kubernetes.io/instance", "")
+        status = item.status
+        ready = (
+            (status.observed_generation or 0) >= (item.metadata.generation or 0)
+            and (status.ready_replicas or 0) == (item.spec.replicas or 0)
+            and (status.updated_replicas or 0) == (item.spec.replicas or 0)
+        )
+        out[instance] = out.get(instance, True) and ready
+    return out
+
+
+def run_floor(
+    c: local_cluster.Cluster, api: k8s.ApiClient, n: int, timeout: float
+) -> dict[str, Any]:
+    namespace = make_namespace(c, f"floor-{n}")
+    systems = floor_children(namespace, n)
+    workloads = {k["metadata"]["labels"]["app.kubernetes.io/instance"] for s in systems for k in s}
+    started = time.monotonic()
+    asyncio.run(apply_floor(c.kubeconfig, systems))
+    applied_s = time.monotonic() - started
+    ready_s: float | None = None
+    while time.monotonic() < started + timeout:
+        state = workloads_ready(api, namespace)
+        if len(state) == len(workloads) and all(state.values()):
+            ready_s = time.monotonic() - started
+            break
+        time.sleep(0.25)
+    remove_namespaces(c, [namespace])
+    return {
+        "floor_ready_s": round(ready_s, 2) if ready_s else None,
+        "floor_apply_s": round(applied_s, 2),
+    }
+
+
+def make_namespace(c: local_cluster.Cluster, prefix: str) -> str:
+    namespace = f"{prefix}-{int(time.time()) % 100000}"
+    c.kubectl("create", "namespace", namespace)
+    deadline = time.monotonic() + 30
+    while c.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("namespace ServiceAccount never appeared")
+        time.sleep(0.2)
+    return namespace
+
+
 def apiserver_writes(c: local_cluster.Cluster) -> float:
     """Writes the API server counted that the operator could have made.
 
@@ -289,13 +416,7 @@ class RssSampler:
 def run_once(
     c: local_cluster.Cluster, api: k8s.ApiClient, n: int, timeout: float
 ) -> dict[str, Any]:
-    namespace = f"bench-{n}-{int(time.time()) % 100000}"
-    c.kubectl("create", "namespace", namespace)
-    deadline = time.monotonic() + 30
-    while c.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode != 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("namespace ServiceAccount never appeared")
-        time.sleep(0.2)
+    namespace = make_namespace(c, f"bench-{n}")
     watcher = Watcher(api, namespace)
     watcher.start()
     started = time.monotonic()
@@ -329,18 +450,154 @@ def run_once(
     }
 
 
+class OperatorProcess:
+    """`ragops-operator` as a child process, with its ports and a peak-RSS sampler."""
+
+    def __init__(self, c: local_cluster.Cluster, args: list[str], log_dir: Path) -> None:
+        env = c.env()
+        env["PYTHONUNBUFFERED"] = "1"
+        self.metrics_port, self.liveness_port = free_port(), free_port()
+        self.log_path = log_dir / f"operator-{self.metrics_port}.log"
+        cmd = [str(REPO / ".venv" / "bin" / "ragops-operator")]
+        cmd += ["--metrics-port", str(self.metrics_port)]
+        cmd += ["--liveness-port", str(self.liveness_port), *args]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.sampler = RssSampler(self.proc.pid)
+
+    def wait_alive(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"operator did not start; log in {self.log_path}")
+
+    def leader(self) -> bool:
+        with contextlib.suppress(OSError):
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                for line in resp.read().decode().splitlines():
+                    if line.startswith("ragops_operator_leader "):
+                        return float(line.split()[1]) == 1.0
+        return False
+
+    def peak_mb(self) -> float:
+        return round(self.sampler.peak / 2**20, 1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.sampler.stop.set()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def create_unrelated(api: k8s.ApiClient, namespace: str, count: int) -> None:
+    """count/2 ConfigMaps and count/2 Secrets of about 600 bytes, not the operator's."""
+    core = k8s.CoreV1Api(api)
+    payload = {"blob": "x" * 512}
+    labels = {"app.kubernetes.io/managed-by": "someone-else"}
+
+    def make(i: int) -> None:
+        meta = k8s.V1ObjectMeta(name=f"unrelated-{i}", labels=labels)
+        if i % 2:
+            core.create_namespaced_config_map(
+                namespace, k8s.V1ConfigMap(metadata=meta, data=payload)
+            )
+        else:
+            core.create_namespaced_secret(
+                namespace, k8s.V1Secret(metadata=meta, string_data=payload)
+            )
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(make, range(count)))
+
+
+def failover(
+    c: local_cluster.Cluster, log_dir: Path
+) -> tuple[float | None, float, OperatorProcess]:
+    """Two operators with leader election; (failover_s, peak RSS of the first leader, the
+    surviving one). The leader is killed once it has resumed every system."""
+    args = ["--leader-election", "--leader-election-namespace", "default", "--lease-duration", "8"]
+    args += ["--leader-election-id", f"bench-{int(time.time())}"]
+    first = OperatorProcess(c, args, log_dir)
+    first.wait_alive()
+    deadline = time.monotonic() + 60
+    while not first.leader() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = OperatorProcess(c, args, log_dir)
+    second.wait_alive()
+    time.sleep(10.0)  # the leader resumes the systems of the last run
+    peak = first.peak_mb()
+    first.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    took: float | None = None
+    while time.monotonic() < killed + 60:
+        if second.leader():
+            took = round(time.monotonic() - killed, 2)
+            break
+        time.sleep(0.1)
+    return took, peak, second
+
+
+def measure(
+    c: local_cluster.Cluster, api: k8s.ApiClient, op: OperatorProcess, args: argparse.Namespace
+) -> dict[str, Any]:
+    sizes = args.sizes or ([1, 20] if args.quick else [1, 50, 200])
+    idle_window = args.idle_window or (15.0 if args.quick else 60.0)
+    timeout = 120.0 if args.quick else 240.0
+    settle_timeout = 60.0 if args.quick else 420.0
+    runs = []
+    for i, n in enumerate(sizes):
+        run = run_once(c, api, n, timeout)
+        if i < len(sizes) - 1:  # runs stay apart; the last one is measured idle
+            remove_namespaces(c, [run["namespace"]])
+        run |= run_floor(c, api, n, timeout)
+        ratio = (
+            run["ready_s"] / run["floor_ready_s"]
+            if run["ready_s"] and run["floor_ready_s"]
+            else None
+        )
+        run["ready_to_floor_ratio"] = round(ratio, 2) if ratio else None
+        print(f"N={n}: {run}", file=sys.stderr)
+        runs.append(run)
+    # Idle is measured once every system of the last run is Ready (or after a wait).
+    all_ready = wait_all_ready(api, runs[-1]["namespace"], settle_timeout)
+    time.sleep(8.0)  # let status writes of the last run settle
+    before = apiserver_writes(c) + ragsystem_events(api)
+    time.sleep(idle_window)
+    after = apiserver_writes(c) + ragsystem_events(api)
+    return {
+        "sizes": sizes,
+        "runs": runs,
+        "idle_writes_per_min": round((after - before) * 60.0 / idle_window, 2),
+        "idle_all_ready": all_ready,
+        "idle_window_s": idle_window,
+        "peak_rss_mb": op.peak_mb(),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1 and 20, short idle window")
     parser.add_argument("--sizes", type=int, nargs="*", help="override the N values")
     parser.add_argument("--idle-window", type=float, help="seconds of idle write counting")
+    parser.add_argument(
+        "--unrelated", type=int, help="unrelated objects (default 20000; quick 2000)"
+    )
     args = parser.parse_args()
-    sizes = args.sizes or ([1, 20] if args.quick else [1, 50, 200])
-    idle_window = args.idle_window or (15.0 if args.quick else 60.0)
-    timeout = 120.0 if args.quick else 240.0
-    settle_timeout = 60.0 if args.quick else 420.0
-
+    unrelated = args.unrelated if args.unrelated is not None else (2000 if args.quick else 20000)
     load_at_start = round(os.getloadavg()[0], 2)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     with a_cluster() as c:
         c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
         c.kubectl(
@@ -349,77 +606,39 @@ def main() -> int:
         api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(c.kubeconfig)
         )
-        env = c.env()
-        env["PYTHONUNBUFFERED"] = "1"
-        metrics_port, liveness_port = free_port(), free_port()
-        log_path = Path(tempfile.mkdtemp(prefix="bench-operator-")) / "operator.log"
-        log = log_path.open("wb")
-        proc = subprocess.Popen(
-            [
-                str(REPO / ".venv" / "bin" / "ragops-operator"),
-                "--metrics-port",
-                str(metrics_port),
-                "--liveness-port",
-                str(liveness_port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        sampler = RssSampler(proc.pid)
+        op = OperatorProcess(c, [], log_dir)
+        survivor: OperatorProcess | None = None
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{liveness_port}/healthz", timeout=1
-                    ) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"operator did not start; log in {log_path}")
-                time.sleep(0.2)
-            runs = []
-            for i, n in enumerate(sizes):
-                run = run_once(c, api, n, timeout)
-                print(f"N={n}: {run}", file=sys.stderr)
-                runs.append(run)
-                if i < len(sizes) - 1:  # runs stay apart; the last one is measured idle
-                    remove_namespaces(c, [run["namespace"]])
-            # Idle is measured once every system of the last run is Ready (or after a wait).
-            all_ready = wait_all_ready(api, runs[-1]["namespace"], settle_timeout)
-            time.sleep(8.0)  # let status writes of the last run settle
-            before = apiserver_writes(c) + ragsystem_events(api)
-            time.sleep(idle_window)
-            after = apiserver_writes(c) + ragsystem_events(api)
-            idle = (after - before) * 60.0 / idle_window
-            # Clean up while the operator still runs (it removes its finalizers).
-            remove_namespaces(c, [run["namespace"] for run in runs])
+            op.wait_alive()
+            figures = measure(c, api, op, args)
+            other = make_namespace(c, "unrelated")
+            create_unrelated(api, other, unrelated)
+            op.stop()
+            took, peak_with, survivor = failover(c, log_dir)
+            # Clean up while an operator still runs (it removes its finalizers).
+            remove_namespaces(c, [r["namespace"] for r in figures["runs"]] + [other])
         finally:
-            sampler.stop.set()
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            op.stop()
+            if survivor is not None:
+                survivor.stop()
+    for run in figures["runs"]:
+        run.pop("namespace", None)
     result = {
         "benchmark": "operator_scale",
         "quick": bool(args.quick),
-        "sizes": sizes,
-        "runs": [{k: v for k, v in r.items() if k != "namespace"} for r in runs],
-        "idle_writes_per_min": round(idle, 2),
-        "idle_all_ready": all_ready,
-        "idle_window_s": idle_window,
-        "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        **figures,
+        "unrelated_objects": unrelated,
+        "peak_rss_mb_with_unrelated": peak_with,
+        "failover_s": took,
         "host_cpus": os.cpu_count(),
         "load_avg_1m_at_start": load_at_start,
         "aims": {
             "children_p95_s_at_1": 1.0,
+            "ready_to_floor_ratio_at_200": 1.25,
             "ready_s_at_200": 120.0,
             "peak_rss_mb": 200.0,
             "idle_writes_per_min": 0.0,
+            "failover_s": 15.0,
         },
     }
     print(json.dumps(result))

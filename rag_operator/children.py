@@ -1,11 +1,13 @@
 """The one table of the kinds the operator touches, and what derives from it.
 
-Every row says how the operator reads a kind (a watch cache kept by kopf, or a read on
-demand), whether it applies objects of it (a child the builders emit), whether it deletes
-them when the spec stops asking for them, and whether the kind comes from an optional CRD
-that a cluster may not serve. From the rows derive:
+Every row says how the operator reads a kind (a watch cache of its own, filtered by the API
+server on the managed-by label; a kopf watch; or a read on demand), whether it applies
+objects of it (a child the builders emit), whether it deletes them when the spec stops asking
+for them, and whether the kind comes from an optional CRD that a cluster may not serve.
+From the rows derive:
 
-- the kopf watch caches of the children (`rag_operator.handlers`);
+- the watch caches of the children, their pods and the generated Secrets
+  (`rag_operator.watches`; optional kinds each start when discovery finds them served);
 - which leftovers are pruned (`rag_operator.reconcile`);
 - the API paths of the client (`rag_operator.kube.RESOURCES`);
 - the verbs of the chart's RBAC (`rag_operator.rbac` writes `charts/ragops/templates/`).
@@ -26,7 +28,8 @@ from rag_operator.models import API_VERSION, KIND, PLURAL
 class Read(StrEnum):
     """How the operator learns about objects of a kind."""
 
-    WATCHED = "watched"  # a kopf watch (an index of the children, or kopf's own handlers)
+    CACHED = "cached"  # a watch cache of the operator's own, label-selected by the API server
+    WATCHED = "watched"  # a kopf watch (kopf's own handlers)
     ON_DEMAND = "on-demand"  # GET (or a list) when a pass needs it
     NONE = "none"  # never read (written only)
 
@@ -70,7 +73,7 @@ class KindInfo:
     def verbs(self) -> frozenset[str]:
         """The API verbs the operator needs on this kind."""
         verbs = set(self.extra_verbs)
-        if self.read is Read.WATCHED:
+        if self.read in (Read.WATCHED, Read.CACHED):
             verbs |= {"list", "watch"}
         elif self.read is Read.ON_DEMAND:
             verbs |= {"get"}
@@ -83,19 +86,19 @@ class KindInfo:
         return frozenset(verbs)
 
 
-_APPLY_WHY = "children: watched, server-side applied, pruned"
+_APPLY_WHY = "children: cached (label-selected watch), server-side applied, pruned"
 
 KINDS: tuple[KindInfo, ...] = (
     # Children that `desired_children` emits.
-    KindInfo("ConfigMap", "v1", "configmaps", Read.WATCHED, True, True, why=_APPLY_WHY),
-    KindInfo("Service", "v1", "services", Read.WATCHED, True, True, why=_APPLY_WHY),
-    KindInfo("Deployment", "apps/v1", "deployments", Read.WATCHED, True, True, why=_APPLY_WHY),
-    KindInfo("StatefulSet", "apps/v1", "statefulsets", Read.WATCHED, True, True, why=_APPLY_WHY),
+    KindInfo("ConfigMap", "v1", "configmaps", Read.CACHED, True, True, why=_APPLY_WHY),
+    KindInfo("Service", "v1", "services", Read.CACHED, True, True, why=_APPLY_WHY),
+    KindInfo("Deployment", "apps/v1", "deployments", Read.CACHED, True, True, why=_APPLY_WHY),
+    KindInfo("StatefulSet", "apps/v1", "statefulsets", Read.CACHED, True, True, why=_APPLY_WHY),
     KindInfo(
         "HorizontalPodAutoscaler",
         "autoscaling/v2",
         "horizontalpodautoscalers",
-        Read.WATCHED,
+        Read.CACHED,
         True,
         True,
         why=_APPLY_WHY,
@@ -104,7 +107,7 @@ KINDS: tuple[KindInfo, ...] = (
         "PodDisruptionBudget",
         "policy/v1",
         "poddisruptionbudgets",
-        Read.WATCHED,
+        Read.CACHED,
         True,
         True,
         why=_APPLY_WHY,
@@ -113,19 +116,19 @@ KINDS: tuple[KindInfo, ...] = (
         "NetworkPolicy",
         "networking.k8s.io/v1",
         "networkpolicies",
-        Read.WATCHED,
+        Read.CACHED,
         True,
         True,
         why=_APPLY_WHY,
     ),
     KindInfo(
-        "Ingress", "networking.k8s.io/v1", "ingresses", Read.WATCHED, True, True, why=_APPLY_WHY
+        "Ingress", "networking.k8s.io/v1", "ingresses", Read.CACHED, True, True, why=_APPLY_WHY
     ),
     KindInfo(
         "HTTPRoute",
         "gateway.networking.k8s.io/v1",
         "httproutes",
-        Read.WATCHED,
+        Read.CACHED,
         True,
         True,
         optional_crd=True,
@@ -135,7 +138,7 @@ KINDS: tuple[KindInfo, ...] = (
         "ServiceMonitor",
         "monitoring.coreos.com/v1",
         "servicemonitors",
-        Read.WATCHED,
+        Read.CACHED,
         True,
         True,
         optional_crd=True,
@@ -145,7 +148,7 @@ KINDS: tuple[KindInfo, ...] = (
         "PrometheusRule",
         "monitoring.coreos.com/v1",
         "prometheusrules",
-        Read.WATCHED,
+        Read.CACHED,
         True,
         True,
         optional_crd=True,
@@ -156,16 +159,16 @@ KINDS: tuple[KindInfo, ...] = (
         "Secret",
         "v1",
         "secrets",
-        Read.WATCHED,
+        Read.CACHED,
         extra_verbs=frozenset({"get", "create", "patch", "delete"}),
-        why="generated credentials (created once, missing keys added, key names watched, "
-        "deleted with deletionPolicy Delete); referenced Secrets are read",
+        why="generated credentials (created once, missing keys added, key names cached, "
+        "deleted with deletionPolicy Delete); Secrets the spec references are read on demand",
     ),
     KindInfo(
         "Pod",
         "v1",
         "pods",
-        Read.WATCHED,
+        Read.CACHED,
         why="readiness of the children's pods (read only)",
     ),
     KindInfo(
@@ -175,6 +178,14 @@ KINDS: tuple[KindInfo, ...] = (
         Read.ON_DEMAND,
         extra_verbs=frozenset({"list", "patch", "delete"}),
         why="store volumes: grown when storage.size grows, deleted with deletionPolicy Delete",
+    ),
+    KindInfo(
+        "Lease",
+        "coordination.k8s.io/v1",
+        "leases",
+        Read.ON_DEMAND,
+        extra_verbs=frozenset({"create", "update"}),
+        why="leader election between operator replicas (one Lease, in the operator's namespace)",
     ),
     KindInfo(
         "Event",
@@ -213,13 +224,14 @@ KINDS: tuple[KindInfo, ...] = (
 
 BY_KIND: dict[str, KindInfo] = {k.kind: k for k in KINDS}
 CHILDREN: tuple[KindInfo, ...] = tuple(k for k in KINDS if k.child)
-WATCHED_CHILDREN: tuple[KindInfo, ...] = tuple(k for k in CHILDREN if k.read is Read.WATCHED)
+CACHED_CHILDREN: tuple[KindInfo, ...] = tuple(k for k in CHILDREN if k.read is Read.CACHED)
+CACHED: tuple[KindInfo, ...] = tuple(k for k in KINDS if k.read is Read.CACHED)
 PRUNABLE: frozenset[str] = frozenset(k.kind for k in KINDS if k.prunable)
 OPTIONAL: tuple[KindInfo, ...] = tuple(k for k in KINDS if k.optional_crd)
 
 
 def index_id(info: KindInfo) -> str:
-    """The kopf index that holds the children of one kind."""
+    """The name of the watch cache that holds the objects of one kind."""
     return f"idx_{info.plural}"
 
 

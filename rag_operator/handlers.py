@@ -1,12 +1,15 @@
-"""kopf wiring: watch caches of the children, and thin handlers that call `reconcile`.
+"""kopf wiring: thin handlers that call `reconcile`, fed by the operator's own watch caches.
 
 Every RagSystem is reconciled on create, update and resume, and then by a per-object daemon
-that wakes when one of its children changes (the watch caches call `_wake`) or at the latest
-every `resync_seconds`. Each pass compares desired children with the watch caches (kopf
-indices, one per watched kind of `children.KINDS`), so an unchanged system costs no API
-writes and a hand-edited or deleted child is put back within a second or so. A background
-task asks the API every `discovery_seconds` which optional CRDs it serves and wakes every
-system when that changes. kopf keeps its own state in annotations.
+that wakes when one of its children changes (the watch caches of `rag_operator.watches` call
+`State.wake`) or at the latest every `resync_seconds`. Each pass compares desired children
+with the watch caches (one per cached kind of `children.KINDS`, label-selected by the API
+server, so only the operator's own objects reach the process), so an unchanged system costs
+no API writes and a hand-edited or deleted child is put back within a second or so. No pass
+runs before the caches have synced. A background task asks the API every
+`discovery_seconds` which optional CRDs it serves, starts or stops each optional kind's cache
+on its own, and wakes every system when the set changes. kopf watches only RagSystems (and
+keeps its own state in their annotations).
 
 The configuration (`OperatorConfig`) comes through kopf's memo (`rag_operator.main` puts it
 there); nothing here reads the environment.
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import defaultdict
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 
 from rag_operator import metrics
 from rag_operator.builders.common import api_keys_name, credentials_name
-from rag_operator.children import WATCHED_CHILDREN, Capabilities, KindInfo, index_id
+from rag_operator.children import Capabilities
 from rag_operator.conditions import invalid_status, rag_object, status_body
 from rag_operator.kube import Kube, KubeError, load_configuration
 from rag_operator.models import GROUP, PLURAL, VERSION, OperatorConfig, Phase, RagSystem
@@ -37,11 +39,10 @@ from rag_operator.models.naming import (
     ANNOTATION_PREFIX,
     FIELD_MANAGER,
     FINALIZER,
-    INSTANCE_LABEL,
-    MANAGED_SELECTOR,
 )
-from rag_operator.observed import POD_INDEX, SECRET_INDEX, Observed, pod_info, trim
+from rag_operator.observed import Observed
 from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
+from rag_operator.watches import Caches
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class State:
     phases: dict[Key, str] = field(default_factory=dict)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     discovery: asyncio.Task[None] | None = None
+    caches: Caches | None = None
     # Systems reconciled at once: under a burst, whole systems finish in turn instead of
     # every system waiting on everyone's requests.
     slots: asyncio.Semaphore = field(init=False)
@@ -74,6 +76,11 @@ class State:
         event = self.wakeups.get(key)
         if event is not None:
             event.set()
+
+    def on_change(self, namespace: str, instance: str | None) -> None:
+        """A cached object of system namespace/instance changed."""
+        if instance:
+            self.wake((namespace, instance))
 
     def wake_all(self) -> None:
         for event in self.wakeups.values():
@@ -111,10 +118,13 @@ def _tune(settings: kopf.OperatorSettings) -> None:
 async def _discover(state: State) -> None:
     """Refresh which optional CRDs are served; wake every system when that changes."""
     try:
-        caps = await state.kube.discover()
+        served = await state.kube.discover()
     except KubeError as exc:
         log.warning("API discovery failed, keeping %s: %s", sorted(state.caps.served), exc)
         return
+    # A kind counts once its own cache has synced; each optional kind independently.
+    assert state.caches is not None
+    caps = Capabilities.of(await state.caches.follow(served.served))
     if caps != state.caps:
         log.info("optional kinds served: %s", ", ".join(sorted(caps.served)) or "none")
         state.caps = caps
@@ -132,6 +142,8 @@ async def _discovery_loop(state: State) -> None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     _tune(settings)
     state = State(kube=Kube(load_configuration(), field_manager=FIELD_MANAGER), cfg=_config(memo))
+    state.caches = Caches(state.kube, state.cfg.namespaces, state.on_change)
+    state.caches.start_core()
     await _discover(state)
     state.discovery = asyncio.create_task(_discovery_loop(state))
     memo["state"] = state
@@ -146,72 +158,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
             state.discovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await state.discovery
+        if state.caches is not None:
+            await state.caches.stop()
         await state.kube.close()
 
 
 @kopf.on.probe(id="reconciler")
 def probe(memo: kopf.Memo, **_: Any) -> bool:
     return isinstance(memo.get("state"), State)
-
-
-# ---------------------------------------------------------------------------- watch caches
-
-
-def _pack(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
-def _wake(memo: Any, namespace: str | None, instance: str | None) -> None:
-    state = memo.get("state") if isinstance(memo, Mapping) else None
-    if isinstance(state, State) and namespace and instance:
-        state.wake((namespace, instance))
-
-
-def _register_child_index(info: KindInfo) -> None:
-    async def index(
-        *,
-        namespace: str | None,
-        labels: Mapping[str, str],
-        body: kopf.Body,
-        memo: Any,
-        **_: Any,
-    ) -> Any:
-        instance = labels.get(INSTANCE_LABEL)
-        _wake(memo, namespace, instance)
-        # Held as compact JSON: a tenth of the memory of nested dicts, decoded per pass.
-        return {(namespace, instance): _pack(trim(body))} if instance else None
-
-    name = index_id(info)
-    index.__name__ = name
-    kopf.index(info.group, info.version, info.plural, id=name, labels=MANAGED_SELECTOR)(index)
-
-
-for _info in WATCHED_CHILDREN:
-    _register_child_index(_info)
-
-
-@kopf.index("", "v1", "pods", id=POD_INDEX, labels=MANAGED_SELECTOR)
-async def idx_pods(
-    *, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, memo: Any, **_: Any
-) -> Any:
-    instance = labels.get(INSTANCE_LABEL)
-    _wake(memo, namespace, instance)
-    return {(namespace, instance): pod_info(body)} if instance else None
-
-
-@kopf.index("", "v1", "secrets", id=SECRET_INDEX, labels=MANAGED_SELECTOR)
-async def idx_secrets(
-    *,
-    namespace: str | None,
-    name: str,
-    labels: Mapping[str, str],
-    body: kopf.Body,
-    memo: Any,
-    **_: Any,
-) -> Any:
-    _wake(memo, namespace, labels.get(INSTANCE_LABEL))
-    # Only the key names: the operator never keeps or logs the values.
-    return {(namespace, name): frozenset((body.get("data") or {}).keys())}
 
 
 # ---------------------------------------------------------------------------- RagSystem
@@ -223,7 +177,7 @@ def _key(body: kopf.Body) -> Key:
 
 async def _report_invalid(state: State, body: kopf.Body, error: ValidationError) -> None:
     """An object the API server admitted but the models reject: Degraded, once."""
-    metrics.ERRORS.labels("invalid_spec").inc()
+    metrics.ERRORS.labels(*_key(body), "InvalidSpec").inc()
     status = invalid_status(body, error)
     old = (body.get("status") or {}).get("conditions") or []
     if any(c.get("reason") == "InvalidSpec" for c in old):
@@ -240,8 +194,8 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
     """Metrics, logs and the retry backoff of one finished pass."""
     for item in outcome.applied:
         metrics.APPLIES.labels(item.split("/")[0]).inc()
-    if outcome.error:
-        metrics.ERRORS.labels("api").inc()
+    for reason in outcome.reasons:
+        metrics.ERRORS.labels(*key, reason).inc()
     old_phase, new_phase = state.phases.get(key), outcome.status.phase.value
     if old_phase != new_phase:
         if old_phase:
@@ -259,16 +213,18 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
         # Backoff, capped so a Secret created later is picked up within half a minute.
         delay = min(outcome.retry_after * 2 ** (failures - 1), 30.0)
         state.not_before[key] = time.monotonic() + delay
+        metrics.BACKOFF.labels(*key).set(delay)
     else:
         state.failures.pop(key, None)
         state.not_before.pop(key, None)
+        metrics.BACKOFF.labels(*key).set(0)
 
 
-async def _reconcile(
-    trigger: str, body: kopf.Body, memo: kopf.Memo, indices: Mapping[str, Any]
-) -> Outcome | None:
+async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome | None:
     state = _state(memo)
     key = _key(body)
+    assert state.caches is not None
+    await state.caches.wait_core()  # an unsynced cache is not "no children"
     started = time.perf_counter()
     async with state.locks[key], state.slots:
         try:
@@ -277,6 +233,7 @@ async def _reconcile(
             metrics.RECONCILES.labels(trigger, "invalid").inc()
             await _report_invalid(state, body, exc)
             return None
+        indices = state.caches.indices()
         observed = Observed.from_indices(
             rs.namespace, rs.name, credentials_name(rs), indices, (api_keys_name(rs),)
         )
@@ -305,7 +262,7 @@ def _backoff_delay(memo: kopf.Memo, body: kopf.Body) -> float:
 async def on_change(body: kopf.Body, memo: kopf.Memo, reason: str, **kwargs: Any) -> None:
     if body.metadata.get("deletionTimestamp"):
         return
-    outcome = await _reconcile(str(reason), body, memo, kwargs)
+    outcome = await _reconcile(str(reason), body, memo)
     if outcome is not None and outcome.retry_after:
         # Missing Secrets and API errors: kopf retries this handler with our backoff.
         raise kopf.TemporaryError(
@@ -351,9 +308,9 @@ async def resync(
             if time.monotonic() < state.not_before.get(key, 0.0):
                 continue
             try:
-                await _reconcile("resync", body, memo, kwargs)
+                await _reconcile("resync", body, memo)
             except (KubeError, kopf.TemporaryError) as exc:
-                metrics.ERRORS.labels("api").inc()
+                metrics.ERRORS.labels(*key, "ApiError").inc()
                 log.warning("%s/%s: resync failed, retrying: %s", *key, exc)
                 state.not_before[key] = time.monotonic() + 5.0
     finally:
@@ -368,6 +325,15 @@ def _forget(state: State, key: Key) -> None:
     state.failures.pop(key, None)
     state.not_before.pop(key, None)
     state.locks.pop(key, None)
+    for metric in (metrics.BACKOFF, metrics.ERRORS):
+        _remove_system(metric, key)
+
+
+def _remove_system(metric: Any, key: Key) -> None:
+    """Drop a deleted system's series (labels namespace, ragsystem, ...)."""
+    for labels in list(metric._metrics):  # prometheus_client keeps label tuples here
+        if labels[:2] == key:
+            metric.remove(*labels)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

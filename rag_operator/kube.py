@@ -13,6 +13,7 @@ import asyncio
 import json
 import ssl
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -117,6 +118,8 @@ class Kube:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # Watches are long-lived: a session of their own, outside the request slots.
+        self._watch_session: aiohttp.ClientSession | None = None
         # Bounds requests in flight; the timeout starts once a request holds a slot, so a
         # burst of applies queues instead of timing out in the connection pool.
         self._slots: asyncio.Semaphore | None = None
@@ -143,9 +146,10 @@ class Kube:
         return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
+        self._session = self._watch_session = None
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -215,6 +219,14 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
+    async def replace(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """PUT the whole object; its metadata.resourceVersion makes the write conditional
+        (a 409 KubeError when someone else wrote it first)."""
+        check_declared(manifest["apiVersion"], manifest["kind"], "update")
+        return await self.request(
+            "PUT", object_path(manifest), body=manifest, params={"fieldManager": self.field_manager}
+        )
+
     async def merge_patch(
         self, manifest: dict[str, Any], patch: dict[str, Any], *, subresource: str = ""
     ) -> dict[str, Any]:
@@ -266,6 +278,66 @@ class Kube:
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
+    async def list_page(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str,
+        limit: int,
+        cont: str = "",
+    ) -> dict[str, Any]:
+        """One page of a list (the whole List object: items, metadata.continue and
+        metadata.resourceVersion), filtered by the API server with `label_selector`."""
+        check_declared(api_version, kind, "list")
+        params = {"labelSelector": label_selector, "limit": str(limit)}
+        if cont:
+            params["continue"] = cont
+        return await self.request("GET", resource_path(api_version, kind, namespace), params=params)
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str,
+        resource_version: str,
+        timeout_s: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request from `resource_version` (bookmarks included),
+        until the API server ends it after `timeout_s`. An ERROR event raises KubeError with
+        its code (410 when the version is too old: list again)."""
+        check_declared(api_version, kind, "watch")
+        params = {
+            "watch": "1",
+            "labelSelector": label_selector,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_s),
+        }
+        url = self._cfg.host.rstrip("/") + resource_path(api_version, kind, namespace)
+        url += "?" + urlencode(params)
+        if self._watch_session is None or self._watch_session.closed:
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl())
+            self._watch_session = aiohttp.ClientSession(connector=connector)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_s + 30)
+        try:
+            async with self._watch_session.get(
+                url, headers=self._headers(None), timeout=timeout
+            ) as resp:
+                if resp.status >= 400:
+                    raise KubeError(resp.status, resp.reason or "", await resp.text())
+                async for event in _lines(resp.content):
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        code = int(status.get("code") or 500)
+                        raise KubeError(code, status.get("reason", ""), status.get("message", ""))
+                    yield event
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise KubeError(0, type(exc).__name__, str(exc)) from exc
+
     async def delete(
         self,
         api_version: str,
@@ -313,3 +385,14 @@ class Kube:
         """Which optional kinds (`children.OPTIONAL`) the cluster serves right now."""
         served = [k.kind for k in OPTIONAL if await self.has_api(k.api_version, k.plural, ttl_s=0)]
         return Capabilities.of(served)
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[dict[str, Any]]:
+    """JSON objects of a newline-delimited stream (objects of any size)."""
+    buffer = b""
+    async for chunk in stream.iter_any():
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)

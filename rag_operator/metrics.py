@@ -14,8 +14,16 @@ RECONCILES = Counter(
 )
 ERRORS = Counter(
     "ragops_operator_reconcile_errors_total",
-    "Reconcile passes that hit an API error or an invalid object.",
-    ["reason"],
+    "Reconcile passes that found a problem, by system and reason (ApiError, InvalidSpec, "
+    "SecretNotFound, SecretKeyNotFound, GatewayAPINotInstalled, ...).",
+    ["namespace", "ragsystem", "reason"],
+    registry=REGISTRY,
+)
+BACKOFF = Gauge(
+    "ragops_operator_reconcile_backoff_seconds",
+    "Seconds a failing system waits before its next pass (0 when it is not backing off); "
+    "each system backs off on its own.",
+    ["namespace", "ragsystem"],
     registry=REGISTRY,
 )
 DURATION = Histogram(
@@ -35,6 +43,29 @@ SYSTEMS = Gauge(
     "ragops_operator_ragsystems",
     "RagSystems the operator holds, by phase.",
     ["phase"],
+    registry=REGISTRY,
+)
+WATCH_OBJECTS = Gauge(
+    "ragops_operator_watch_cache_objects",
+    "Objects held in the operator's watch caches (only its own, label-selected), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+WATCH_LISTS = Counter(
+    "ragops_operator_watch_lists_total",
+    "Full lists of a kind (at start, and again after the watch's version expired).",
+    ["kind"],
+    registry=REGISTRY,
+)
+WATCH_ERRORS = Counter(
+    "ragops_operator_watch_errors_total",
+    "List or watch requests that failed (retried with backoff), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "ragops_operator_leader",
+    "1 while this replica holds the leader Lease and reconciles (0 while it stands by).",
     registry=REGISTRY,
 )
 

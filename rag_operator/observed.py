@@ -1,6 +1,6 @@
 """Observed state: what the watch caches hold about one RagSystem.
 
-The kopf indices (`rag_operator.handlers`) keep trimmed, JSON-packed children per
+The watch caches (`rag_operator.watches`) keep trimmed, JSON-packed children per
 (namespace, instance), the readiness of their pods and the key names of the generated
 credentials Secret. `Observed.from_indices` turns them into one `Observed` per pass.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag_operator.children import WATCHED_CHILDREN, index_id
+from rag_operator.children import CACHED_CHILDREN, index_id
 from rag_operator.models.naming import COMPONENT_LABEL
 
 Key = tuple[str, str]  # (kind, name)
@@ -94,7 +94,7 @@ class Observed:
         """The children, pods and generated Secrets' key names of RagSystem namespace/name."""
         key = (namespace, name)
         children: list[Mapping[str, Any]] = []
-        for info in WATCHED_CHILDREN:
+        for info in CACHED_CHILDREN:
             store = indices.get(index_id(info)) or {}
             if key in store:
                 children.extend(json.loads(packed) for packed in store[key])

@@ -59,6 +59,7 @@ class Outcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     retry_after: float | None = None
     error: str = ""
+    reasons: list[str] = field(default_factory=list)  # of the problems this pass found
 
 
 class AppliedCache:
@@ -361,12 +362,14 @@ async def reconcile(
     created = not observed.children and not rs.status.conditions
     retry: float | None = None
     error = ""
+    reasons: list[str] = []
     try:
         await converge(p)
     except KubeError as exc:
         error = str(exc)
         log.warning("reconcile of %s/%s hit an API error: %s", rs.namespace, rs.name, exc)
         p.problems.append(Problem("ApplyFailed", f"API error: {exc.message[:500]}"))
+        reasons = ["ApiError"]
         retry = retry_for(exc)
     if p.problems and retry is None:
         retry = 5.0
@@ -381,6 +384,7 @@ async def reconcile(
         events=events_for(rs.status, status, created and bool(p.applied)),
         retry_after=retry,
         error=error,
+        reasons=sorted({*reasons, *(q.reason for q in p.problems if q.reason != "ApplyFailed")}),
     )
 
 

@@ -55,6 +55,29 @@ class OperatorConfig(BaseSettings):
     neo4j_image: str = Field(
         "neo4j:5.26-community", min_length=1, description="Default image of managed Neo4j."
     )
+    leader_election: bool = Field(
+        False,
+        description="Run only while holding a coordination.k8s.io Lease (for two or more "
+        "replicas); the others stand by and take over when the holder goes.",
+    )
+    leader_election_namespace: str = Field(
+        "",
+        description="Namespace of the Lease (empty: the service account's namespace in a "
+        "pod, else default).",
+    )
+    leader_election_id: str = Field(
+        "ragops-operator", min_length=1, description="Name of the leader election Lease."
+    )
+    leader_election_identity: str = Field(
+        "", description="This replica's name in the Lease (empty: host name and a random suffix)."
+    )
+    lease_duration_seconds: float = Field(
+        8.0,
+        ge=3.0,
+        le=120.0,
+        description="A standby takes over after seeing the Lease unrenewed this long; the "
+        "holder renews every quarter of it and stops at three quarters without renewal.",
+    )
     verbose: bool = Field(False, description="Log at debug level.")
     # Policy: what a RagSystem may ask for (see docs/security.md). Whoever may edit a
     # RagSystem chooses the images its pods run and the Secrets they read.

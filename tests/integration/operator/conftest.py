@@ -118,6 +118,7 @@ class Operator:
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.starts = 0
+        self.extra_args: list[str] = []
 
     @property
     def log_path(self) -> Path:
@@ -140,6 +141,7 @@ class Operator:
             str(RESYNC_S),
             "--ready-timeout",
             str(READY_TIMEOUT_S),
+            *self.extra_args,
         ]
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

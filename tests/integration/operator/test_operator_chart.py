@@ -41,7 +41,13 @@ def test_crd_is_optional_and_kept_on_uninstall(cluster: Cluster) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["replicaCount=3", "image.pullPolicy=Sometimes", "operator.metricsPort=0", "unknownValue=1"],
+    [
+        "replicaCount=3,leaderElection.enabled=false",
+        "replicaCount=9",
+        "image.pullPolicy=Sometimes",
+        "operator.metricsPort=0",
+        "unknownValue=1",
+    ],
 )
 def test_values_schema_rejects_bad_values(cluster: Cluster, bad: str) -> None:
     proc = cluster.helm("template", "r", str(CHART), KUBE_VERSION, "--set", bad, check=False)

@@ -7,7 +7,9 @@ Aspects covered:
 - the HTTPRoute, the ServiceMonitor and the PrometheusRule are deleted when the spec stops
   asking for them;
 - hostnames and parentRefs removed from the spec are removed from the HTTPRoute;
-- a hand-deleted HTTPRoute is put back.
+- a hand-deleted HTTPRoute is put back;
+- each optional kind is watched on its own: with only the ServiceMonitor CRD installed after
+  the operator started (no PrometheusRule CRD), the ServiceMonitor is created and pruned.
 
 The first test removes the two CRDs if an earlier test installed them, and installs them
 again; every other test finds them installed.
@@ -142,3 +144,36 @@ def test_deleted_route_is_put_back(
         timeout=15,
         what="HTTPRoute put back",
     )
+
+
+SERVICE_MONITORS = "servicemonitors.monitoring.coreos.com"
+
+
+def test_service_monitor_alone_installed_later_is_watched_and_pruned(
+    cluster: Cluster, operator: Operator, kube: Kube, ns: str
+) -> None:
+    thirdparty.uninstall(cluster, *BUNDLES)
+    try:
+        _apply(cluster, ns, "solo", {"monitoring": {"enabled": True}})
+        wait_phase(kube, ns, "solo", "Ready", timeout=60)
+        (doc,) = [
+            d
+            for d in thirdparty.crd_documents("monitoring")
+            if d["metadata"]["name"] == SERVICE_MONITORS
+        ]
+        cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(doc))
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{SERVICE_MONITORS}")
+        wait_for(
+            lambda: kube.get("ServiceMonitor", ns, "solo-api") is not None,
+            timeout=60,
+            what="ServiceMonitor created once its CRD alone exists",
+        )
+        _patch(cluster, ns, "solo", {"monitoring": {"enabled": False}})
+        wait_for(
+            lambda: kube.get("ServiceMonitor", ns, "solo-api") is None,
+            timeout=60,
+            what="ServiceMonitor pruned when monitoring is switched off",
+        )
+        wait_phase(kube, ns, "solo", "Ready")
+    finally:
+        thirdparty.install(cluster, *BUNDLES)

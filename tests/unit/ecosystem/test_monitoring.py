@@ -40,9 +40,7 @@ PENDING: dict[str, set[str]] = {
     "ragops_operator_backup_last_failure_timestamp_seconds": {"namespace", "ragsystem"},
 }
 # Existing metrics whose per-system labels the alerts need but the program does not set yet.
-PENDING_LABELS: dict[str, set[str]] = {
-    "ragops_operator_reconcile_errors_total": {"namespace", "ragsystem"},
-}
+PENDING_LABELS: dict[str, set[str]] = {}
 SUFFIXES = {
     "counter": ("_total",),
     "histogram": ("_bucket", "_count", "_sum"),

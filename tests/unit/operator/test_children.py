@@ -3,8 +3,9 @@
 Aspects covered:
 - every kind `desired_children` can emit (every spec variant, with and without the optional
   CRDs) has a row, as a child; every row's API path is what the client uses;
-- every watched child kind has a kopf index, and every prunable kind is watched (so a
-  leftover is seen and deleted: HTTPRoute and ServiceMonitor included);
+- every child kind has a watch cache of the operator's own (label-selected by the API
+  server), and every prunable kind is cached (so a leftover is seen and deleted: HTTPRoute,
+  ServiceMonitor and PrometheusRule included); kopf itself watches no child, pod or Secret;
 - the client refuses a verb the table does not declare;
 - the chart's RBAC, rendered by the real `helm template`, grants every verb the table
   declares and every watch and patch kopf's registered handlers need, and nothing the
@@ -26,13 +27,13 @@ from hack.cluster import bin_dir
 from rag_operator import handlers, rbac
 from rag_operator.children import (
     BY_KIND,
+    CACHED,
+    CACHED_CHILDREN,
     CHILDREN,
     KINDS,
     PRUNABLE,
-    WATCHED_CHILDREN,
     Capabilities,
     Read,
-    index_id,
 )
 from rag_operator.kube import RESOURCES, UndeclaredAccessError, check_declared, resource_path
 from tests.unit.operator.helpers import ALL_CRDS, NO_CRDS, VARIANTS, children, make_rs
@@ -74,22 +75,24 @@ def test_client_paths_derive_from_the_table() -> None:
     assert path == "/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes/r"
 
 
-def _registered_indices() -> set[str]:
+def test_every_child_kind_has_a_watch_cache_of_its_own() -> None:
+    assert set(CACHED_CHILDREN) == set(CHILDREN)
+    assert {k.kind for k in CACHED} == {k.kind for k in CHILDREN} | {"Pod", "Secret"}
+
+
+def test_kopf_watches_no_cached_kind() -> None:
+    assert handlers is not None  # importing it registers kopf's handlers
     registry = kopf.get_default_registry()
-    return {str(h.id) for h in registry._indexing.get_all_handlers()}
+    assert not registry._indexing.get_all_handlers()
+    cached = {k.plural for k in CACHED}
+    for handler in registry._watching.get_all_handlers():
+        assert handler.selector is None or handler.selector.plural not in cached
 
 
-def test_every_watched_child_kind_has_a_watch_cache() -> None:
-    assert handlers is not None  # importing it registers the indices
-    ids = _registered_indices()
-    for info in WATCHED_CHILDREN:
-        assert index_id(info) in ids, info.kind
-
-
-def test_every_prunable_kind_is_watched() -> None:
+def test_every_prunable_kind_is_cached() -> None:
     for kind in PRUNABLE:
-        assert BY_KIND[kind].read is Read.WATCHED, kind
-    assert {"HTTPRoute", "ServiceMonitor"} <= PRUNABLE
+        assert BY_KIND[kind].read is Read.CACHED, kind
+    assert {"HTTPRoute", "ServiceMonitor", "PrometheusRule"} <= PRUNABLE
 
 
 def test_optional_kinds_are_served_only_when_discovered() -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import ast
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +34,7 @@ from rag_operator.models import (
     RetrievalStrategy,
 )
 from rag_operator.models.spec import WorkerSpec
+from rag_operator.watches import Caches
 from rag_runtime.settings import Settings
 
 PACKAGE = Path(__file__).resolve().parents[3] / "rag_operator"
@@ -113,29 +116,58 @@ def test_handlers_take_the_configuration_from_the_memo() -> None:
 
 
 class _Discovering:
+    """Serves discovery and empty lists; watches that deliver nothing."""
+
     def __init__(self, caps: Capabilities) -> None:
         self.caps = caps
 
     async def discover(self) -> Capabilities:
         return self.caps
 
+    async def list_page(self, *_: Any, **__: Any) -> dict[str, Any]:
+        return {"items": [], "metadata": {"resourceVersion": "1"}}
+
+    async def watch(self, *_: Any, **__: Any) -> AsyncIterator[dict[str, Any]]:
+        await asyncio.Event().wait()
+        yield {}
+
+
+def _discover_once(caps: Capabilities, state_setup: Any) -> handlers.State:
+    async def run() -> handlers.State:
+        state = handlers.State(kube=_Discovering(caps), cfg=OperatorConfig())  # type: ignore[arg-type]
+        state.caches = Caches(state.kube, (), state.on_change)
+        state_setup(state)
+        await handlers._discover(state)
+        await state.caches.stop()
+        return state
+
+    return asyncio.run(run())
+
 
 def test_a_crd_installed_later_wakes_every_system() -> None:
-    state = handlers.State(kube=_Discovering(ALL_OPTIONAL), cfg=OperatorConfig())  # type: ignore[arg-type]
     wakeup = asyncio.Event()
-    state.wakeups[("ns", "rag")] = wakeup
-    state.not_before[("ns", "rag")] = float("inf")  # backing off after GatewayAPINotInstalled
-    asyncio.run(handlers._discover(state))
+
+    def setup(state: handlers.State) -> None:
+        state.wakeups[("ns", "rag")] = wakeup
+        state.not_before[("ns", "rag")] = float("inf")  # backing off: GatewayAPINotInstalled
+
+    state = _discover_once(ALL_OPTIONAL, setup)
     assert state.caps == ALL_OPTIONAL
     assert wakeup.is_set()
     assert state.not_before == {}
 
 
+def test_each_optional_kind_is_served_on_its_own() -> None:
+    only_monitor = Capabilities.of(["ServiceMonitor"])
+    state = _discover_once(only_monitor, lambda _s: None)
+    assert state.caps == only_monitor
+    assert state.caps.serves("ServiceMonitor")
+    assert not state.caps.serves("PrometheusRule")
+
+
 def test_unchanged_discovery_wakes_nobody() -> None:
-    state = handlers.State(kube=_Discovering(Capabilities()), cfg=OperatorConfig())  # type: ignore[arg-type]
     wakeup = asyncio.Event()
-    state.wakeups[("ns", "rag")] = wakeup
-    asyncio.run(handlers._discover(state))
+    _discover_once(Capabilities(), lambda s: s.wakeups.__setitem__(("ns", "rag"), wakeup))
     assert not wakeup.is_set()
 
 
@@ -180,3 +212,11 @@ def test_enums_have_the_runtimes_values(ours: type, field: str) -> None:
     theirs = Settings.model_fields[field].annotation
     assert isinstance(theirs, type)
     assert {e.value for e in ours} == {e.value for e in theirs}  # type: ignore[attr-defined]
+
+
+def test_readme_lists_every_flag_and_setting() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    for name in OperatorConfig.model_fields:
+        assert f"RAGOPS_{name.upper()}" in readme, name
+    for flag in [*main.FLAGS, "--leader-election", "--namespace", "--verbose"]:
+        assert f"`{flag}" in readme or f"/{flag}" in readme, flag
