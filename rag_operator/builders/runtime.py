@@ -86,6 +86,8 @@ def runtime_settings(rs: RagSystem) -> dict[str, str]:
         "RAG_TOP_K": str(spec.retrieval.top_k),
         "RAG_SIMILARITY_THRESHOLD": repr(float(spec.retrieval.similarity_threshold)),
         "RAG_WORKER_CONCURRENCY": str(spec.worker.concurrency),
+        # The migration Job moves the schema; the API pods never migrate at start.
+        "RAG_MIGRATE_ON_START": "false",
     }
     if spec.embedding.model_path:
         data["RAG_EMBEDDING_MODEL_PATH"] = spec.embedding.model_path
