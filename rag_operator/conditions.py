@@ -32,12 +32,14 @@ from rag_operator.models import (
     ComponentStatus,
     Condition,
     ConditionStatus,
+    MigrationPhase,
     OperatorConfig,
     Phase,
     RagSystem,
     RagSystemStatus,
 )
 from rag_operator.observed import Key, Observed, PodInfo
+from rag_operator.release.migration import MigrationPlan, deployed_version
 
 COMPONENT_CONDITIONS = {
     "api": "ApiReady",
@@ -328,6 +330,53 @@ def summary_conditions(
     ]
 
 
+def migration_condition(rs: RagSystem, plan: MigrationPlan, clock: Clock) -> Condition:
+    """MigrationSucceeded: whether the desired version's schema migration succeeded."""
+    m = plan.status
+    reasons = {
+        MigrationPhase.PENDING: "Pending",
+        MigrationPhase.RUNNING: "Running",
+        MigrationPhase.SUCCEEDED: "Succeeded",
+        MigrationPhase.FAILED: "MigrationFailed",
+    }
+    text = {
+        MigrationPhase.PENDING: f"migration to {m.version} not started: {m.message or 'pending'}",
+        MigrationPhase.RUNNING: f"migrating the schema to {m.version} (Job {m.job})",
+        MigrationPhase.SUCCEEDED: f"the schema is migrated to {m.version} (Job {m.job})",
+        MigrationPhase.FAILED: migration_failure(plan),
+    }[m.phase]
+    return set_condition(
+        rs.status.conditions,
+        "MigrationSucceeded",
+        m.phase is MigrationPhase.SUCCEEDED,
+        reasons[m.phase],
+        text,
+        rs.metadata.generation,
+        clock.now,
+    )
+
+
+def migration_failure(plan: MigrationPlan) -> str:
+    m = plan.status
+    serving = plan.stable_version or "none"
+    return f"migration to {m.version} failed (Job {m.job}); {serving} keeps serving: {m.message}"
+
+
+def versions(rs: RagSystem, observed: Observed, tally: Tally, ready: bool) -> tuple[str, str]:
+    """(status.version, status.lastGoodVersion).
+
+    The version is what the API and worker Deployments run once both are rolled out (the
+    previous one while a rollout is under way); the last good one is the version at the last
+    pass where the whole system was Ready.
+    """
+    rolled_out = all(tally.views[c].ready for c in ("api", "worker") if c in tally.views)
+    version = rs.status.version
+    if rolled_out:
+        version = deployed_version(rs, observed) or ""
+    last_good = version if ready and version else rs.status.last_good_version
+    return version, last_good
+
+
 def phase_of(rs: RagSystem, degraded: bool, ready: bool, started: bool) -> Phase:
     if rs.metadata.deletion_timestamp:
         return Phase.DELETING
@@ -346,29 +395,44 @@ def compute_status(
     applied: set[Key],
     now: str,
     config_hash: str,
+    migration: MigrationPlan | None = None,
 ) -> RagSystemStatus:
     """The status the system should show, from the observed children and known problems."""
     clock = Clock(now)
     tally = component_views(rs, cfg, observed, applied, clock)
+    release: list[Condition] = []
+    if migration is not None:
+        release.append(migration_condition(rs, migration, clock))
+        if migration.failed:
+            problem = Problem("MigrationFailed", migration_failure(migration), "migrate")
+            problems = [problem, *problems]
     problems = [*problems, *tally.problems()]
     not_ready = tally.not_ready
+    if migration is not None and not migration.failed and not migration.succeeded:
+        not_ready = ["migration", *not_ready]
     ready, progressing, degraded, config = summary_conditions(rs, problems, not_ready, clock)
     started = bool(observed.children or applied)
+    all_ready = not problems and not not_ready
+    version, last_good = versions(rs, observed, tally, all_ready)
     return RagSystemStatus(
         observed_generation=rs.metadata.generation,
-        phase=phase_of(rs, bool(problems), not problems and not not_ready, started),
+        phase=phase_of(rs, bool(problems), all_ready, started),
         conditions=[
             ready,
             progressing,
             degraded,
             *(view.condition for view in tally.views.values()),
             config,
+            *release,
         ],
         components=Components(**{name: view.status for name, view in tally.views.items()}),
         ready_summary=tally.ready_summary(),
         stores=",".join(tally.stores),
         endpoint=api_endpoint(rs),
-        version=rs.spec.version,
+        version=version,
+        desired_version=rs.spec.version,
+        last_good_version=last_good,
+        migration=migration.status if migration is not None else rs.status.migration,
         config_hash=config_hash,
     )
 
@@ -408,6 +472,21 @@ def invalid_status(body: Mapping[str, Any], error: ValidationError) -> RagSystem
     return RagSystemStatus(observed_generation=gen, phase=Phase.DEGRADED, conditions=conditions)
 
 
+def migration_events(old: RagSystemStatus, new: RagSystemStatus) -> list[tuple[str, str, str]]:
+    """An Event when a migration attempt starts, succeeds or fails."""
+    m, before = new.migration, old.migration
+    if m is None or (before is not None and (before.job, before.phase) == (m.job, m.phase)):
+        return []
+    if m.phase is MigrationPhase.RUNNING:
+        return [("Normal", "MigrationStarted", f"migrating to {m.version}: Job {m.job}")]
+    if m.phase is MigrationPhase.SUCCEEDED:
+        return [("Normal", "MigrationSucceeded", f"schema migrated to {m.version} (Job {m.job})")]
+    if m.phase is MigrationPhase.FAILED:
+        text = f"migration to {m.version} failed (Job {m.job}): {m.message}"
+        return [("Warning", "MigrationFailed", text[:1024])]
+    return []
+
+
 def events_for(
     old: RagSystemStatus, new: RagSystemStatus, created: bool
 ) -> list[tuple[str, str, str]]:
@@ -418,6 +497,7 @@ def events_for(
     degraded = next((c for c in new.conditions if c.type == "Degraded"), None)
     if new.phase == Phase.DEGRADED and old.phase != Phase.DEGRADED and degraded is not None:
         out.append(("Warning", degraded.reason, degraded.message))
+    out.extend(migration_events(old, new))
     if new.phase == Phase.READY and old.phase != Phase.READY:
         if old.phase == Phase.DEGRADED:
             out.append(("Normal", "Recovered", "recovered: all components are ready"))

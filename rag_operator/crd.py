@@ -184,10 +184,30 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {
         "name": "Version",
         "type": "string",
+        "jsonPath": ".status.version",
+        "description": "Runtime version every ready pod runs.",
+    },
+    {
+        "name": "Desired",
+        "type": "string",
         "jsonPath": ".spec.version",
         "description": "Runtime version asked for.",
     },
+    {
+        "name": "Migration",
+        "type": "string",
+        "jsonPath": ".status.migration.phase",
+        "description": "Schema migration of the desired version: Pending, Running, Succeeded "
+        "or Failed.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "LastGood",
+        "type": "string",
+        "jsonPath": ".status.lastGoodVersion",
+        "priority": 1,
+        "description": "The last version at which the whole system was Ready.",
+    },
     {
         "name": "Endpoint",
         "type": "string",

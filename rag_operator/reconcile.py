@@ -19,6 +19,7 @@ from typing import Any
 
 from rag_operator import drift
 from rag_operator.builders import (
+    Release,
     RuntimeConfig,
     build_credentials_secret,
     desired_children,
@@ -33,6 +34,7 @@ from rag_operator.kube import Kube, KubeError
 from rag_operator.models import OperatorConfig, RagSystem, RagSystemStatus
 from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from rag_operator.observed import Key, Observed
+from rag_operator.release.migration import MigrationPlan, plan_migration
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Pass:
     observed: Observed
     cache: AppliedCache
     runtime: RuntimeConfig
+    migration: MigrationPlan
     problems: list[Problem] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     applied_keys: set[Key] = field(default_factory=set)
@@ -146,6 +149,8 @@ def plan(p: Pass, desired: list[dict[str, Any]]) -> list[Apply]:
     for manifest in desired:
         key = (manifest["kind"], manifest["metadata"]["name"])
         current = p.observed.children.get(key)
+        if key[0] == "Job" and current is not None:
+            continue  # a Job is created once, then only read (its template is immutable)
         digest = drift.applied_hash(manifest)
         to_apply = drift.stamp(drift.keep_immutable(manifest, current), digest)
         if drift.in_sync(to_apply, current, digest):
@@ -225,12 +230,30 @@ async def converge(p: Pass) -> None:
     p.problems += await check_secrets(p.rs, p.kube, p.runtime.secret_refs)
     p.problems += missing_kinds(p.rs, p.caps)
     await ensure_credentials(p)
-    desired = desired_children(p.rs, p.cfg, p.caps, p.runtime)
+    desired = desired_children(p.rs, p.cfg, p.caps, p.runtime, release_of(p.migration))
     await apply_all(p, plan(p, desired))
     for manifest in desired:
         if manifest["kind"] == "StatefulSet":
             await grow_claims(p, manifest)
     await prune(p, desired)
+
+
+def postgres_ready(rs: RagSystem, observed: Observed) -> bool:
+    """Whether a migration Job can reach Postgres: external, or the managed pod is ready."""
+    if store_mode(rs, "postgres") != "managed":
+        return True
+    sts = observed.children.get(("StatefulSet", f"{rs.name}-postgres")) or {}
+    return int((sts.get("status") or {}).get("readyReplicas") or 0) >= 1
+
+
+def release_of(migration: MigrationPlan) -> Release:
+    """What the builders need from the release step."""
+    status = migration.status
+    return Release(
+        stable_version=migration.stable_version,
+        migration_job=status.job if migration.job else "",
+        migration_version=status.version,
+    )
 
 
 def retry_for(exc: KubeError) -> float:
@@ -257,6 +280,7 @@ async def reconcile(
         observed=observed,
         cache=applied_cache or AppliedCache(),
         runtime=runtime_config(rs),
+        migration=plan_migration(rs, observed, postgres_ready(rs, observed), now_rfc3339()),
     )
     created = not observed.children and not rs.status.conditions
     retry: float | None = None
@@ -271,7 +295,14 @@ async def reconcile(
     if p.problems and retry is None:
         retry = 5.0
     status = compute_status(
-        rs, cfg, observed, p.problems, p.applied_keys, now_rfc3339(), p.runtime.config_hash
+        rs,
+        cfg,
+        observed,
+        p.problems,
+        p.applied_keys,
+        now_rfc3339(),
+        p.runtime.config_hash,
+        migration=p.migration,
     )
     return Outcome(
         status=status,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rag_operator.builders.common import STORES, store_mode
@@ -10,6 +11,7 @@ from rag_operator.builders.deployment import build_api_deployment, build_worker_
 from rag_operator.builders.hpa import build_api_hpa
 from rag_operator.builders.httproute import build_api_httproute
 from rag_operator.builders.ingress import build_api_ingress
+from rag_operator.builders.job import build_migration_job
 from rag_operator.builders.networkpolicy import (
     build_api_network_policy,
     build_stores_network_policy,
@@ -27,6 +29,7 @@ from rag_operator.models import OperatorConfig, RagSystem
 
 __all__ = [
     "Capabilities",
+    "Release",
     "RuntimeConfig",
     "build_credentials_secret",
     "desired_children",
@@ -34,27 +37,43 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class Release:
+    """What the release step decided for this pass (`rag_operator.release`)."""
+
+    stable_version: str | None  # version of the API and worker Deployments; None = none yet
+    migration_job: str = ""  # name of the migration Job to keep (created when missing)
+    migration_version: str = ""  # the version that Job migrates to
+
+
 def desired_children(
     rs: RagSystem,
     cfg: OperatorConfig,
     caps: Capabilities,
     runtime: RuntimeConfig | None = None,
+    release: Release | None = None,
 ) -> list[dict[str, Any]]:
     """Every child the system should have (except the generated Secret), in apply order.
 
     `caps` says which optional kinds the cluster serves; `runtime` is the pass's derived
-    runtime configuration (derived here when not given).
+    runtime configuration (derived here when not given); `release` says which version the
+    Deployments run and which migration Job exists (default: spec.version, no Job).
     """
     spec = rs.spec
     runtime = runtime or runtime_config(rs)
+    release = release or Release(stable_version=spec.version)
     out: list[dict[str, Any]] = [build_configmap(rs, runtime)]
     for store in STORES:
         if store_mode(rs, store) == "managed":
             out.append(build_store_service(rs, store))
             out.append(build_store_statefulset(rs, cfg, store))
     out.append(build_api_service(rs, cfg))
-    out.append(build_api_deployment(rs, cfg, runtime))
-    out.append(build_worker_deployment(rs, cfg, runtime))
+    if release.migration_job:
+        job, version = release.migration_job, release.migration_version
+        out.append(build_migration_job(rs, cfg, runtime, job, version))
+    if release.stable_version is not None:
+        out.append(build_api_deployment(rs, cfg, runtime, release.stable_version))
+        out.append(build_worker_deployment(rs, cfg, runtime, release.stable_version))
     if spec.api.autoscaling.enabled:
         out.append(build_api_hpa(rs, cfg))
     if spec.api.pod_disruption_budget.enabled:

@@ -32,6 +32,8 @@ from rag_operator.models.status import (
     ComponentStatus,
     Condition,
     ConditionStatus,
+    MigrationPhase,
+    MigrationStatus,
     Phase,
     RagSystemStatus,
 )
@@ -55,6 +57,8 @@ __all__ = [
     "ExternalStore",
     "GenerationProvider",
     "ManagedStore",
+    "MigrationPhase",
+    "MigrationStatus",
     "Neo4jSpec",
     "ObjectMeta",
     "OperatorConfig",

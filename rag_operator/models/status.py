@@ -56,6 +56,38 @@ class Components(ApiModel):
     neo4j: ComponentStatus | None = Field(None, alias="neo4j", description="Neo4j.")
 
 
+class MigrationPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class MigrationStatus(ApiModel):
+    """The schema migration of the desired version: one Job per attempt."""
+
+    version: str = Field("", description="The runtime version whose migration this is.")
+    image: str = Field("", description="The image the migration Job runs.")
+    job: str = Field("", description="Name of the migration Job of this attempt.")
+    phase: MigrationPhase = Field(
+        MigrationPhase.PENDING, description="Pending, Running, Succeeded or Failed."
+    )
+    attempt_generation: int = Field(
+        0,
+        ge=0,
+        description="The spec generation this attempt started at (a failed attempt is "
+        "retried when the spec changes).",
+    )
+    retry_token: str = Field(
+        "", description="The ragops.io/retry-migration annotation this attempt started with."
+    )
+    message: str = Field(
+        "", max_length=32768, description="What the Job said: its last log lines on failure."
+    )
+    started_at: str = Field("", description="When the attempt's Job was created (RFC 3339).")
+    completed_at: str = Field("", description="When the Job succeeded or failed (RFC 3339).")
+
+
 class RagSystemStatus(ApiModel):
     """Observed state of the RagSystem; written only by the operator."""
 
@@ -79,5 +111,16 @@ class RagSystemStatus(ApiModel):
         "", description="Readiness of the stores, e.g. postgres=1/1,redis=1/1,neo4j=off."
     )
     endpoint: str = Field("", description="In-cluster URL of the API.")
-    version: str = Field("", description="Runtime version the running pods were built from.")
+    version: str = Field(
+        "",
+        description="Runtime version every ready API and worker pod runs (empty while none "
+        "does, or while pods of two versions serve).",
+    )
+    desired_version: str = Field("", description="spec.version: the version asked for.")
+    last_good_version: str = Field(
+        "", description="The last version at which the whole system was Ready."
+    )
+    migration: MigrationStatus | None = Field(
+        None, description="The schema migration of the desired version."
+    )
     config_hash: str = Field("", description="Hash of the runtime configuration last applied.")

@@ -17,6 +17,10 @@
 - apiGroups: [apps]
   resources: [statefulsets]
   verbs: [list, watch, create, patch, delete]
+# jobs: children: watched, server-side applied, pruned
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, watch, create, patch, delete]
 # horizontalpodautoscalers: children: watched, server-side applied, pruned
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]

@@ -22,6 +22,11 @@ def ready(child: dict[str, Any]) -> dict[str, Any]:
             "updatedReplicas": n,
             "availableReplicas": n,
         }
+    if child["kind"] == "Job":
+        out["status"] = {
+            "succeeded": 1,
+            "conditions": [{"type": "Complete", "status": "True"}],
+        }
     return out
 
 
@@ -67,3 +72,28 @@ class FakeKube:
         check_declared(api_version, kind, "delete")
         self.deleted.append((kind, name))
         return True
+
+
+def converged(
+    rs: Any,
+    caps: Any,
+    secrets: dict[str, dict[str, Any]] | None = None,
+    run: Any = None,
+) -> Any:
+    """The watch caches once passes applied everything and everything became ready: the
+    stores first, then the migration Job (after Postgres), then the Deployments (after it)."""
+    import asyncio
+
+    from rag_operator.models import OperatorConfig
+    from rag_operator.observed import Observed
+    from rag_operator.reconcile import reconcile
+
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for _ in range(4):
+        kube = FakeKube(secrets=secrets)
+        observed = Observed.from_items(list(seen.values()), [], frozenset({"database-url"}))
+        asyncio.run(reconcile(rs, OperatorConfig(), kube, observed, caps))  # type: ignore[arg-type]
+        if not kube.applied:
+            break
+        seen.update({(m["kind"], m["metadata"]["name"]): ready(m) for m in kube.applied})
+    return Observed.from_items(list(seen.values()), [], frozenset({"database-url"}))

@@ -35,7 +35,14 @@ from rag_operator.children import (
     index_id,
 )
 from rag_operator.kube import RESOURCES, UndeclaredAccessError, check_declared, resource_path
-from tests.unit.operator.helpers import ALL_CRDS, NO_CRDS, VARIANTS, children, make_rs
+from tests.unit.operator.helpers import (
+    ALL_CRDS,
+    MIGRATING,
+    NO_CRDS,
+    VARIANTS,
+    children,
+    make_rs,
+)
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "ragops"
 EXTRA_SPECS: list[dict[str, Any]] = [
@@ -51,7 +58,9 @@ def _emitted() -> set[tuple[str, str]]:
     specs = [*VARIANTS.values(), *EXTRA_SPECS]
     for spec in specs:
         for caps in (NO_CRDS, ALL_CRDS):
-            out |= {(c["apiVersion"], c["kind"]) for c in children(make_rs(spec), caps)}
+            for release in (None, MIGRATING):
+                emitted = children(make_rs(spec), caps, release)
+                out |= {(c["apiVersion"], c["kind"]) for c in emitted}
     return out
 
 

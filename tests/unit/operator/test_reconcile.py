@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
+from rag_operator.builders import Release
 from rag_operator.children import Capabilities
 from rag_operator.kube import KubeError
 from rag_operator.models import Phase, RagSystem, RagSystemStatus
 from rag_operator.models.naming import APPLIED_HASH_ANNOTATION
-from rag_operator.observed import Observed
+from rag_operator.observed import Observed, PodInfo
 from rag_operator.reconcile import Outcome, reconcile
-from tests.unit.operator.fakes import FakeKube, ready
+from tests.unit.operator.fakes import FakeKube, converged, ready
 from tests.unit.operator.helpers import ALL_CRDS, CFG, NO_CRDS, children, make_rs
 
 
@@ -32,10 +33,10 @@ def _run(
 
 
 def _applied_state(rs: RagSystem, caps: Capabilities = NO_CRDS) -> Observed:
-    """The watch caches after a first pass applied everything and the pods became ready."""
-    kube = FakeKube()
-    _run(rs, kube, caps=caps)
-    return Observed.from_items([ready(m) for m in kube.applied], [], frozenset({"database-url"}))
+    """The watch caches once passes applied everything and the pods (and the migration Job
+    after Postgres) became ready: the stores first, then the Job, then the Deployments."""
+    observed: Observed = converged(rs, caps)
+    return observed
 
 
 def _cond(status: RagSystemStatus, type_: str) -> Any:
@@ -46,7 +47,8 @@ def test_first_pass_applies_every_child_and_creates_credentials_once() -> None:
     rs = make_rs()
     kube = FakeKube()
     outcome = _run(rs, kube)
-    assert len(kube.applied) == len(children(rs))
+    # No Deployment before the migration Job succeeded, no Job before Postgres is ready.
+    assert len(kube.applied) == len(children(rs, release=Release(stable_version=None)))
     assert all(APPLIED_HASH_ANNOTATION in m["metadata"]["annotations"] for m in kube.applied)
     assert [c["metadata"]["name"] for c in kube.created] == ["demo-credentials"]
     assert outcome.status.phase == Phase.PROGRESSING
@@ -151,3 +153,93 @@ def test_api_error_becomes_a_retry_not_a_crash(status: int, retry: float) -> Non
     outcome = _run(make_rs(), kube)
     assert outcome.retry_after == retry
     assert _cond(outcome.status, "Degraded").reason == "ApplyFailed"
+
+
+def _image(observed: Observed, name: str) -> str:
+    dep = observed.children[("Deployment", name)]
+    return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def test_upgrade_with_a_failed_migration_keeps_the_old_version_and_says_why() -> None:
+    v1 = make_rs()
+    observed = _applied_state(v1)
+    good = _run(v1, FakeKube(), observed).status
+    assert (good.version, good.last_good_version, good.phase) == ("0.1.0", "0.1.0", Phase.READY)
+    v2 = make_rs({"version": "0.2.0"}, generation=2, status=good.wire())
+    kube = FakeKube()
+    started = _run(v2, kube, observed)
+    jobs = [m for m in kube.applied if m["kind"] == "Job"]
+    assert [j["spec"]["template"]["spec"]["containers"][0]["image"] for j in jobs] == [
+        "ghcr.io/ragops/rag-runtime:0.2.0"
+    ]
+    assert not any(m["kind"] == "Deployment" for m in kube.applied)
+    assert _cond(started.status, "MigrationSucceeded").reason == "Running"
+    assert started.status.phase == Phase.PROGRESSING
+    assert any(e[1] == "MigrationStarted" for e in started.events)
+    job = ready(jobs[0])
+    job["status"] = {
+        "failed": 3,
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+        ],
+    }
+    pod = PodInfo(
+        "p",
+        "migrate",
+        False,
+        job=jobs[0]["metadata"]["name"],
+        terminated_message="boom: column exists",
+        finished_at="2026-01-01T00:00:00Z",
+    )
+    observed.children[("Job", jobs[0]["metadata"]["name"])] = job
+    observed.pods.append(pod)
+    v2 = make_rs({"version": "0.2.0"}, generation=2, status=started.status.wire())
+    kube = FakeKube()
+    failed = _run(v2, kube, observed)
+    assert not any(m["kind"] == "Deployment" for m in kube.applied)
+    assert _image(observed, "demo-api").endswith(":0.1.0")
+    status = failed.status
+    assert (status.version, status.desired_version, status.last_good_version) == (
+        "0.1.0",
+        "0.2.0",
+        "0.1.0",
+    )
+    degraded = _cond(status, "Degraded")
+    assert degraded.reason == "MigrationFailed"
+    assert "boom: column exists" in degraded.message
+    assert "0.1.0 keeps serving" in degraded.message
+    assert _cond(status, "MigrationSucceeded").status.value == "False"
+    assert _cond(status, "ApiReady").status.value == "True"
+    assert _cond(status, "ConfigReady").status.value == "True"
+    assert any(e[0] == "Warning" and e[1] == "MigrationFailed" for e in failed.events)
+
+
+def test_successful_migration_moves_the_deployments() -> None:
+    v1 = make_rs()
+    observed = _applied_state(v1)
+    good = _run(v1, FakeKube(), observed).status
+    v2 = make_rs({"version": "0.2.0"}, generation=2, status=good.wire())
+    kube = FakeKube()
+    started = _run(v2, kube, observed)
+    job = next(m for m in kube.applied if m["kind"] == "Job")
+    observed.children[("Job", job["metadata"]["name"])] = ready(job)
+    v2 = make_rs({"version": "0.2.0"}, generation=2, status=started.status.wire())
+    kube = FakeKube()
+    done = _run(v2, kube, observed)
+    images = {
+        m["metadata"]["name"]: m["spec"]["template"]["spec"]["containers"][0]["image"]
+        for m in kube.applied
+        if m["kind"] == "Deployment"
+    }
+    assert images == {
+        "demo-api": "ghcr.io/ragops/rag-runtime:0.2.0",
+        "demo-worker": "ghcr.io/ragops/rag-runtime:0.2.0",
+    }
+    assert _cond(done.status, "MigrationSucceeded").reason == "Succeeded"
+    assert done.status.version == "0.1.0"  # until the new pods are rolled out
+    assert any(e[1] == "MigrationSucceeded" for e in done.events)
