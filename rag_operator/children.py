@@ -92,6 +92,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Deployment", "apps/v1", "deployments", Read.WATCHED, True, True, why=_APPLY_WHY),
     KindInfo("StatefulSet", "apps/v1", "statefulsets", Read.WATCHED, True, True, why=_APPLY_WHY),
     KindInfo("Job", "batch/v1", "jobs", Read.WATCHED, True, True, why=_APPLY_WHY),
+    KindInfo("CronJob", "batch/v1", "cronjobs", Read.WATCHED, True, True, why=_APPLY_WHY),
     KindInfo(
         "HorizontalPodAutoscaler",
         "autoscaling/v2",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rag_operator.builders.backup import build_backup_cronjob
 from rag_operator.builders.common import STORES, store_mode
 from rag_operator.builders.configmap import build_configmap
 from rag_operator.builders.deployment import build_api_deployment, build_worker_deployment
@@ -74,6 +75,9 @@ def desired_children(
     if release.stable_version is not None:
         out.append(build_api_deployment(rs, cfg, runtime, release.stable_version))
         out.append(build_worker_deployment(rs, cfg, runtime, release.stable_version))
+    if spec.backup is not None:
+        # Backups run the version that serves (its schema); the desired one before that.
+        out.append(build_backup_cronjob(rs, cfg, runtime, release.stable_version or spec.version))
     if spec.api.autoscaling.enabled:
         out.append(build_api_hpa(rs, cfg))
     if spec.api.pod_disruption_budget.enabled:

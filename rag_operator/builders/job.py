@@ -30,6 +30,47 @@ MIGRATION_DEADLINE_S = 900
 MIGRATION_BACKOFF_LIMIT = 2
 
 
+def runtime_container(
+    rs: RagSystem, runtime: RuntimeConfig, name: str, version: str, args: list[str]
+) -> dict[str, Any]:
+    """A container running `rag-runtime ARGS` of `version` with the system's settings."""
+    return {
+        "name": name,
+        "image": runtime_image(rs, version),
+        "imagePullPolicy": rs.spec.image.pull_policy.value,
+        "command": ["rag-runtime"],
+        "args": args,
+        "envFrom": [{"configMapRef": {"name": config_name(rs)}}],
+        "env": runtime.env(),
+        "resources": rs.spec.api.resources.wire(),
+        "securityContext": container_security_context(read_only_root=True),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def runtime_pod(
+    rs: RagSystem,
+    containers: list[dict[str, Any]],
+    init: list[dict[str, Any]] | None = None,
+    volumes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The spec of a one-off pod: never restarted, no API token, restricted security."""
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(RUNTIME_UID),
+        "containers": containers,
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *(volumes or [])],
+    }
+    if init:
+        pod["initContainers"] = init
+    pull = image_pull_secrets(rs)
+    if pull:
+        pod["imagePullSecrets"] = pull
+    return pod
+
+
 def runtime_job(
     rs: RagSystem,
     runtime: RuntimeConfig,
@@ -42,29 +83,7 @@ def runtime_job(
     deadline_s: int,
 ) -> dict[str, Any]:
     """A Job running `rag-runtime ARGS` of `version` with the system's runtime settings."""
-    container: dict[str, Any] = {
-        "name": component,
-        "image": runtime_image(rs, version),
-        "imagePullPolicy": rs.spec.image.pull_policy.value,
-        "command": ["rag-runtime"],
-        "args": args,
-        "envFrom": [{"configMapRef": {"name": config_name(rs)}}],
-        "env": runtime.env(),
-        "resources": rs.spec.api.resources.wire(),
-        "securityContext": container_security_context(read_only_root=True),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }
-    pod: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "securityContext": pod_security_context(RUNTIME_UID),
-        "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
-    }
-    pull = image_pull_secrets(rs)
-    if pull:
-        pod["imagePullSecrets"] = pull
+    pod = runtime_pod(rs, [runtime_container(rs, runtime, component, version, args)])
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

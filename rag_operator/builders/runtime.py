@@ -179,6 +179,11 @@ def secret_references(rs: RagSystem) -> list[SecretReference]:
     if spec.api.api_keys_secret_ref is not None:
         ref = spec.api.api_keys_secret_ref
         refs.append(SecretReference("spec.api.apiKeysSecretRef", ref.name, ref.key))
+    s3 = spec.backup.destination.s3 if spec.backup is not None else None
+    if s3 is not None:
+        path = "spec.backup.destination.s3.credentialsSecretRef"
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            refs.append(SecretReference(path, s3.credentials_secret_ref.name, key))
     for i, pull in enumerate(spec.image.pull_secrets):
         refs.append(SecretReference(f"spec.image.pullSecrets[{i}]", pull.name, None))
     return refs

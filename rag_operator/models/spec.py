@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
+from rag_operator.models.backup import BackupSpec
 from rag_operator.models.common import (
     ApiModel,
     ResourceRequirements,
@@ -563,6 +564,9 @@ class RagSystemSpec(ApiModel):
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Metrics.")
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="NetworkPolicies (on by default)."
+    )
+    backup: BackupSpec | None = Field(
+        None, description="Scheduled backups (a CronJob) and the backup before an upgrade."
     )
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,

@@ -21,6 +21,10 @@
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch, create, patch, delete]
+# cronjobs: children: watched, server-side applied, pruned
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [list, watch, create, patch, delete]
 # horizontalpodautoscalers: children: watched, server-side applied, pruned
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]

@@ -50,6 +50,13 @@ EXTRA_SPECS: list[dict[str, Any]] = [
     {"neo4j": {"enabled": True, "managed": {}}},
     {"api": {"exposure": {"httpRoute": {"parentRefs": [{"name": "gw"}]}}}},
     {"networkPolicy": {"enabled": False}, "api": {"podDisruptionBudget": {"enabled": False}}},
+    {
+        "backup": {
+            "schedule": "@daily",
+            "retention": {"keepLast": 3},
+            "destination": {"volume": {"claimName": "backups"}},
+        }
+    },
 ]
 
 
