@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from rag_operator.models import API_VERSION, KIND, PLURAL
+from rag_operator.models.ragbackup import BACKUP_API_VERSION, BACKUP_KIND, BACKUP_PLURAL
 
 
 class Read(StrEnum):
@@ -191,9 +192,18 @@ KINDS: tuple[KindInfo, ...] = (
         API_VERSION,
         PLURAL,
         Read.WATCHED,
-        extra_verbs=frozenset({"patch"}),
+        extra_verbs=frozenset({"get", "patch"}),
         subresources=(("status", frozenset({"patch"})),),
         why="the RagSystem API: kopf's annotations and finalizer, the status subresource",
+    ),
+    KindInfo(
+        BACKUP_KIND,
+        BACKUP_API_VERSION,
+        BACKUP_PLURAL,
+        Read.WATCHED,
+        extra_verbs=frozenset({"patch"}),
+        subresources=(("status", frozenset({"patch"})),),
+        why="on-demand backups: kopf's annotations, the status subresource",
     ),
     KindInfo(
         "Namespace",

@@ -28,6 +28,7 @@ from rag_operator.builders.common import STORES, api_endpoint, child_name, store
 from rag_operator.models import (
     API_VERSION,
     KIND,
+    BackupStatus,
     Components,
     ComponentStatus,
     Condition,
@@ -38,8 +39,14 @@ from rag_operator.models import (
     RagSystem,
     RagSystemStatus,
 )
+from rag_operator.models.naming import COMPONENT_LABEL
 from rag_operator.observed import Key, Observed, PodInfo
-from rag_operator.release.migration import MigrationPlan, deployed_version
+from rag_operator.release.migration import (
+    MigrationPlan,
+    deployed_version,
+    job_state,
+    termination_message,
+)
 
 COMPONENT_CONDITIONS = {
     "api": "ApiReady",
@@ -377,6 +384,67 @@ def versions(rs: RagSystem, observed: Observed, tally: Tally, ready: bool) -> tu
     return version, last_good
 
 
+def backup_status(rs: RagSystem, observed: Observed) -> BackupStatus | None:
+    """Last success and failure among the system's finished backup Jobs (and what the
+    status said before: Jobs past the history limit are gone)."""
+    prev = rs.status.backup or BackupStatus()
+    success, failure, last_job, message = (
+        prev.last_successful_time,
+        prev.last_failure_time,
+        prev.last_job,
+        prev.message,
+    )
+    for (kind, name), job in observed.children.items():
+        labels = (job.get("metadata") or {}).get("labels") or {}
+        if kind != "Job" or labels.get(COMPONENT_LABEL) != "backup":
+            continue
+        state = job_state(job, observed.pods)
+        if state is None or not state.completed_at:
+            continue
+        if state.phase is MigrationPhase.SUCCEEDED and state.completed_at > success:
+            success = state.completed_at
+            if success >= failure:
+                last_job, message = name, ""
+        elif state.phase is MigrationPhase.FAILED and state.completed_at > failure:
+            failure = state.completed_at
+            if failure > success:
+                last_job = name
+                message = termination_message(observed.pods, name) or state.message
+    if not (success or failure) and rs.spec.backup is None:
+        return None
+    return BackupStatus(
+        last_successful_time=success,
+        last_failure_time=failure,
+        last_job=last_job,
+        message=message[-2048:],
+    )
+
+
+def backup_condition(rs: RagSystem, backup: BackupStatus, clock: Clock) -> Condition:
+    """BackupSucceeded: whether the last backup that finished succeeded."""
+    failed = (
+        bool(backup.last_failure_time) and backup.last_failure_time > backup.last_successful_time
+    )
+    if failed:
+        reason = "BackupFailed"
+        text = (
+            f"backup Job {backup.last_job} failed at {backup.last_failure_time}: {backup.message}"
+        )
+    elif backup.last_successful_time:
+        reason, text = "Succeeded", f"last good backup completed at {backup.last_successful_time}"
+    else:
+        reason, text = "NoBackupYet", "no backup has finished yet"
+    return set_condition(
+        rs.status.conditions,
+        "BackupSucceeded",
+        not failed and bool(backup.last_successful_time),
+        reason,
+        text,
+        rs.metadata.generation,
+        clock.now,
+    )
+
+
 def phase_of(rs: RagSystem, degraded: bool, ready: bool, started: bool) -> Phase:
     if rs.metadata.deletion_timestamp:
         return Phase.DELETING
@@ -414,6 +482,9 @@ def compute_status(
     started = bool(observed.children or applied)
     all_ready = not problems and not not_ready
     version, last_good = versions(rs, observed, tally, all_ready)
+    backup = backup_status(rs, observed)
+    if backup is not None:
+        release.append(backup_condition(rs, backup, clock))
     return RagSystemStatus(
         observed_generation=rs.metadata.generation,
         phase=phase_of(rs, bool(problems), all_ready, started),
@@ -433,6 +504,7 @@ def compute_status(
         desired_version=rs.spec.version,
         last_good_version=last_good,
         migration=migration.status if migration is not None else rs.status.migration,
+        backup=backup,
         config_hash=config_hash,
     )
 
@@ -487,6 +559,17 @@ def migration_events(old: RagSystemStatus, new: RagSystemStatus) -> list[tuple[s
     return []
 
 
+def backup_events(old: RagSystemStatus, new: RagSystemStatus) -> list[tuple[str, str, str]]:
+    """An Event when a backup Job fails (scheduled or on demand)."""
+    before, after = old.backup or BackupStatus(), new.backup
+    if after is None or after.last_failure_time <= before.last_failure_time:
+        return []
+    if after.last_failure_time <= after.last_successful_time:
+        return []
+    text = f"backup Job {after.last_job} failed: {after.message}"
+    return [("Warning", "BackupFailed", text[:1024])]
+
+
 def events_for(
     old: RagSystemStatus, new: RagSystemStatus, created: bool
 ) -> list[tuple[str, str, str]]:
@@ -498,6 +581,7 @@ def events_for(
     if new.phase == Phase.DEGRADED and old.phase != Phase.DEGRADED and degraded is not None:
         out.append(("Warning", degraded.reason, degraded.message))
     out.extend(migration_events(old, new))
+    out.extend(backup_events(old, new))
     if new.phase == Phase.READY and old.phase != Phase.READY:
         if old.phase == Phase.DEGRADED:
             out.append(("Normal", "Recovered", "recovered: all components are ready"))

@@ -113,3 +113,31 @@ def build_backup_cronjob(
         "metadata": metadata(rs, child_name(rs, "backup"), "backup"),
         "spec": spec,
     }
+
+
+def build_backup_job(
+    rs: RagSystem,
+    runtime: RuntimeConfig,
+    owner: dict[str, Any],
+    name: str,
+    backup_name: str,
+    version: str,
+    dest: BackupDestination,
+) -> dict[str, Any]:
+    """The Job of one on-demand backup (`backup create --name`), owned by its RagBackup."""
+    url = backup_location(rs, dest)
+    args = ["backup", "create", "--to", url, "--name", backup_name]
+    create = backup_container(rs, runtime, dest, "backup", version, args)
+    pod = runtime_pod(rs, [create], volumes=destination_volumes(dest))
+    meta = metadata(rs, name, "backup")
+    meta["ownerReferences"] = [owner]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": BACKUP_DEADLINE_S,
+            "template": {"metadata": {"labels": labels(rs, "backup")}, "spec": pod},
+        },
+    }

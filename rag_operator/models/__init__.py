@@ -28,6 +28,7 @@ from rag_operator.models.spec import (
     RetrievalStrategy,
 )
 from rag_operator.models.status import (
+    BackupStatus,
     Components,
     ComponentStatus,
     Condition,
@@ -48,6 +49,7 @@ __all__ = [
     "SINGULAR",
     "VERSION",
     "ApiSpec",
+    "BackupStatus",
     "ComponentStatus",
     "Components",
     "Condition",

@@ -88,6 +88,17 @@ class MigrationStatus(ApiModel):
     completed_at: str = Field("", description="When the Job succeeded or failed (RFC 3339).")
 
 
+class BackupStatus(ApiModel):
+    """The system's backups, as its backup Jobs (scheduled and on demand) reported them."""
+
+    last_successful_time: str = Field(
+        "", description="When the last backup that succeeded completed (RFC 3339)."
+    )
+    last_failure_time: str = Field("", description="When the last backup failed (RFC 3339).")
+    last_job: str = Field("", description="The backup Job that finished last.")
+    message: str = Field("", max_length=32768, description="What the last failed backup said.")
+
+
 class RagSystemStatus(ApiModel):
     """Observed state of the RagSystem; written only by the operator."""
 
@@ -122,5 +133,8 @@ class RagSystemStatus(ApiModel):
     )
     migration: MigrationStatus | None = Field(
         None, description="The schema migration of the desired version."
+    )
+    backup: BackupStatus | None = Field(
+        None, description="Last good and last failed backup (spec.backup and RagBackups)."
     )
     config_hash: str = Field("", description="Hash of the runtime configuration last applied.")

@@ -72,10 +72,18 @@
 # ragsystems: the RagSystem API: kopf's annotations and finalizer, the status subresource
 - apiGroups: [ragops.io]
   resources: [ragsystems]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 # ragsystems/status
 - apiGroups: [ragops.io]
   resources: [ragsystems/status]
+  verbs: [patch]
+# ragbackups: on-demand backups: kopf's annotations, the status subresource
+- apiGroups: [ragops.io]
+  resources: [ragbackups]
+  verbs: [list, watch, patch]
+# ragbackups/status
+- apiGroups: [ragops.io]
+  resources: [ragbackups/status]
   verbs: [patch]
 {{- end }}
 
