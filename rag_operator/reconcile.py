@@ -253,6 +253,8 @@ def release_of(migration: MigrationPlan) -> Release:
         stable_version=migration.stable_version,
         migration_job=status.job if migration.job else "",
         migration_version=status.version,
+        backup_job=migration.backup[0] if migration.backup else "",
+        backup_version=migration.backup[1] if migration.backup else "",
     )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rag_operator.builders.backup import build_backup_cronjob
-from rag_operator.builders.common import STORES, store_mode
+from rag_operator.builders.backup import build_backup_cronjob, build_backup_job
+from rag_operator.builders.common import STORES, owner_reference, store_mode
 from rag_operator.builders.configmap import build_configmap
 from rag_operator.builders.deployment import build_api_deployment, build_worker_deployment
 from rag_operator.builders.hpa import build_api_hpa
@@ -45,6 +45,8 @@ class Release:
     stable_version: str | None  # version of the API and worker Deployments; None = none yet
     migration_job: str = ""  # name of the migration Job to keep (created when missing)
     migration_version: str = ""  # the version that Job migrates to
+    backup_job: str = ""  # name of the pre-upgrade backup Job to keep (created when missing)
+    backup_version: str = ""  # the (serving) version that takes it
 
 
 def desired_children(
@@ -69,6 +71,10 @@ def desired_children(
             out.append(build_store_service(rs, store))
             out.append(build_store_statefulset(rs, cfg, store))
     out.append(build_api_service(rs, cfg))
+    if release.backup_job and spec.backup is not None:
+        job, version, dest = release.backup_job, release.backup_version, spec.backup.destination
+        owner = owner_reference(rs)
+        out.append(build_backup_job(rs, runtime, owner, job, job, version, dest))
     if release.migration_job:
         job, version = release.migration_job, release.migration_version
         out.append(build_migration_job(rs, cfg, runtime, job, version))

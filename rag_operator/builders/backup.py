@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rag_operator.builders.common import child_name, labels, metadata
-from rag_operator.builders.job import runtime_container, runtime_pod
+from rag_operator.builders.job import VERSION_ANNOTATION, runtime_container, runtime_pod
 from rag_operator.builders.runtime import RuntimeConfig
 from rag_operator.models import OperatorConfig, RagSystem
 from rag_operator.models.backup import BackupDestination, BackupSpec
@@ -129,7 +129,7 @@ def build_backup_job(
     args = ["backup", "create", "--to", url, "--name", backup_name]
     create = backup_container(rs, runtime, dest, "backup", version, args)
     pod = runtime_pod(rs, [create], volumes=destination_volumes(dest))
-    meta = metadata(rs, name, "backup")
+    meta = metadata(rs, name, "backup", {VERSION_ANNOTATION: version})
     meta["ownerReferences"] = [owner]
     return {
         "apiVersion": "batch/v1",

@@ -84,6 +84,9 @@ class MigrationStatus(ApiModel):
     message: str = Field(
         "", max_length=32768, description="What the Job said: its last log lines on failure."
     )
+    backup_job: str = Field(
+        "", description="The backup Job taken before this migration (spec.backup.beforeUpgrade)."
+    )
     started_at: str = Field("", description="When the attempt's Job was created (RFC 3339).")
     completed_at: str = Field("", description="When the Job succeeded or failed (RFC 3339).")
 

@@ -19,10 +19,13 @@ from typing import Any
 
 from rag_operator.builders.common import child_name, runtime_image, stable_hash
 from rag_operator.models import MigrationPhase, MigrationStatus, RagSystem
-from rag_operator.models.naming import RETRY_MIGRATION_ANNOTATION
+from rag_operator.models.naming import ANNOTATION_PREFIX, RETRY_MIGRATION_ANNOTATION
 from rag_operator.observed import Observed, PodInfo
 
-MESSAGE_LIMIT = 2048  # the tail of the failed pod's log kept in status and Events
+MESSAGE_LIMIT = 2048
+VERSION_ANNOTATION = (
+    f"{ANNOTATION_PREFIX}/version"  # the tail of the failed pod's log kept in status and Events
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class MigrationPlan:
     status: MigrationStatus
     stable_version: str | None  # what the API and worker Deployments run; None = not yet
     job: bool  # whether the attempt's Job should exist (created when missing)
+    backup: tuple[str, str] | None = None  # (Job, version) of the pre-upgrade backup to run
 
     @property
     def failed(self) -> bool:
@@ -133,6 +137,47 @@ def stable_version(rs: RagSystem, observed: Observed, migration: MigrationStatus
     return deployed_version(rs, observed)
 
 
+def backup_first(rs: RagSystem, observed: Observed) -> str | None:
+    """The serving version to back up before migrating away from it, if backups are
+    configured with beforeUpgrade (an upgrade, not a first install)."""
+    backup = rs.spec.backup
+    deployed = deployed_version(rs, observed)
+    if backup is None or not backup.before_upgrade or deployed in (None, rs.spec.version):
+        return None
+    return deployed
+
+
+def _pending(
+    rs: RagSystem, observed: Observed, attempt: MigrationStatus, message: str
+) -> MigrationPlan:
+    status = attempt.model_copy(update={"phase": MigrationPhase.PENDING, "message": message})
+    return MigrationPlan(status, stable_version(rs, observed, status), job=False)
+
+
+def _before_migration(
+    rs: RagSystem, observed: Observed, attempt: MigrationStatus, postgres_ready: bool
+) -> MigrationPlan | None:
+    """Wait for Postgres and the pre-upgrade backup; None when the Job may start."""
+    if not postgres_ready:
+        return _pending(rs, observed, attempt, "waiting for Postgres")
+    old = backup_first(rs, observed)
+    if old is None:
+        return None
+    name = f"{attempt.job}-bk"
+    attempt = attempt.model_copy(update={"backup_job": name})
+    state = job_state(observed.children.get(("Job", name)), observed.pods)
+    if state is None or state.phase is MigrationPhase.RUNNING:
+        plan = _pending(rs, observed, attempt, f"backing up {old} first (Job {name})")
+        return MigrationPlan(plan.status, plan.stable_version, job=False, backup=(name, old))
+    if state.phase is MigrationPhase.FAILED:
+        text = f"the backup before the upgrade failed (Job {name}), nothing migrated: "
+        status = attempt.model_copy(
+            update={"phase": MigrationPhase.FAILED, "message": text + state.message}
+        )
+        return MigrationPlan(status, stable_version(rs, observed, status), job=False)
+    return None
+
+
 def plan_migration(
     rs: RagSystem, observed: Observed, postgres_ready: bool, now: str
 ) -> MigrationPlan:
@@ -143,11 +188,11 @@ def plan_migration(
         if attempt.phase in (MigrationPhase.SUCCEEDED, MigrationPhase.FAILED):
             # Finished and then deleted: the record stays, the Job is not made again.
             return MigrationPlan(attempt, stable_version(rs, observed, attempt), job=False)
-        if not postgres_ready:
-            status = attempt.model_copy(
-                update={"phase": MigrationPhase.PENDING, "message": "waiting for Postgres"}
-            )
-            return MigrationPlan(status, stable_version(rs, observed, status), job=False)
+        waiting = _before_migration(rs, observed, attempt, postgres_ready)
+        if waiting is not None:
+            return waiting
+        if backup_first(rs, observed) is not None:
+            attempt = attempt.model_copy(update={"backup_job": f"{attempt.job}-bk"})
         status = attempt.model_copy(
             update={
                 "phase": MigrationPhase.RUNNING,
@@ -155,10 +200,24 @@ def plan_migration(
                 "started_at": attempt.started_at or now,
             }
         )
-        return MigrationPlan(status, stable_version(rs, observed, status), job=True)
+        plan = MigrationPlan(status, stable_version(rs, observed, status), job=True)
+        return _keep_backup(plan, observed)
     update: dict[str, Any] = {"phase": state.phase, "message": state.message}
     update["started_at"] = attempt.started_at or now
     if state.phase is not MigrationPhase.RUNNING:
         update["completed_at"] = attempt.completed_at or state.completed_at or now
+    if state.phase is MigrationPhase.SUCCEEDED and not state.message:
+        update["message"] = f"schema migrated for {attempt.version}"
     status = attempt.model_copy(update=update)
-    return MigrationPlan(status, stable_version(rs, observed, status), job=True)
+    plan = MigrationPlan(status, stable_version(rs, observed, status), job=True)
+    return _keep_backup(plan, observed)
+
+
+def _keep_backup(plan: MigrationPlan, observed: Observed) -> MigrationPlan:
+    """Keep the attempt's pre-upgrade backup Job while it exists (a record, not pruned)."""
+    name = plan.status.backup_job
+    job = observed.children.get(("Job", name)) if name else None
+    if job is None:
+        return plan
+    version = ((job.get("metadata") or {}).get("annotations") or {}).get(VERSION_ANNOTATION, "")
+    return MigrationPlan(plan.status, plan.stable_version, plan.job, (name, str(version)))

@@ -243,3 +243,23 @@ def test_successful_migration_moves_the_deployments() -> None:
     assert _cond(done.status, "MigrationSucceeded").reason == "Succeeded"
     assert done.status.version == "0.1.0"  # until the new pods are rolled out
     assert any(e[1] == "MigrationSucceeded" for e in done.events)
+
+
+def test_pre_upgrade_backup_job_is_built_of_the_serving_version() -> None:
+    backup = {
+        "schedule": "@daily",
+        "retention": {"keepLast": 3},
+        "destination": {"volume": {"claimName": "bk"}},
+    }
+    v1 = make_rs({"backup": backup})
+    observed = _applied_state(v1)
+    good = _run(v1, FakeKube(), observed).status
+    v2 = make_rs({"version": "0.2.0", "backup": backup}, generation=2, status=good.wire())
+    kube = FakeKube()
+    outcome = _run(v2, kube, observed)
+    jobs = [m for m in kube.applied if m["kind"] == "Job"]
+    assert len(jobs) == 1
+    container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith(":0.1.0")
+    assert container["args"][:2] == ["backup", "create"]
+    assert _cond(outcome.status, "MigrationSucceeded").reason == "Pending"

@@ -255,3 +255,62 @@ def test_pod_index_keeps_the_job_and_its_termination_message() -> None:
     assert info.job == "demo-migrate-x"
     assert info.terminated_message == "database unavailable"
     assert info.finished_at == "2026-01-01T00:00:05Z"
+
+
+BACKUP = {
+    "schedule": "@daily",
+    "retention": {"keepLast": 3},
+    "destination": {"volume": {"claimName": "bk"}},
+}
+
+
+def _upgrade_with_backups(before_upgrade: bool = True) -> Any:
+    spec = {"version": "0.2.0", "backup": {**BACKUP, "beforeUpgrade": before_upgrade}}
+    return make_rs(spec)
+
+
+def test_upgrade_backs_up_the_serving_version_before_the_migration() -> None:
+    rs = _upgrade_with_backups()
+    observed = Observed.from_items([_deployment("demo-api", "0.1.0")])
+    plan = plan_migration(rs, observed, True, NOW)
+    assert plan.job is False
+    assert plan.status.phase is MigrationPhase.PENDING
+    assert plan.backup == (f"{plan.status.job}-bk", "0.1.0")
+    assert "backing up 0.1.0 first" in plan.status.message
+    # The backup succeeded: now the migration Job, and the backup Job is kept as a record.
+    backup = _job(f"{plan.status.job}-bk", "Complete")
+    backup["metadata"]["annotations"] = {"ragops.io/version": "0.1.0"}
+    observed = Observed.from_items([_deployment("demo-api", "0.1.0"), backup])
+    plan = plan_migration(rs, observed, True, NOW)
+    assert plan.job is True
+    assert plan.status.phase is MigrationPhase.RUNNING
+    assert plan.status.backup_job == f"{plan.status.job}-bk"
+    assert plan.backup == (f"{plan.status.job}-bk", "0.1.0")
+
+
+def test_failed_pre_upgrade_backup_migrates_nothing() -> None:
+    rs = _upgrade_with_backups()
+    name = current_attempt(rs).job
+    observed = Observed.from_items(
+        [_deployment("demo-api", "0.1.0"), _job(f"{name}-bk", "Failed", "no space")]
+    )
+    plan = plan_migration(rs, observed, True, NOW)
+    assert plan.failed
+    assert plan.job is False
+    assert plan.stable_version == "0.1.0"
+    assert "backup before the upgrade failed" in plan.status.message
+
+
+@pytest.mark.parametrize(
+    ("spec", "deployed"),
+    [
+        ({"version": "0.2.0", "backup": {**BACKUP, "beforeUpgrade": False}}, "0.1.0"),
+        ({"version": "0.2.0"}, "0.1.0"),  # no backups configured
+        ({"version": "0.2.0", "backup": BACKUP}, None),  # first install: nothing to back up
+    ],
+)
+def test_no_pre_upgrade_backup(spec: dict[str, Any], deployed: str | None) -> None:
+    children = [_deployment("demo-api", deployed)] if deployed else []
+    plan = plan_migration(make_rs(spec), Observed.from_items(children), True, NOW)
+    assert plan.backup is None
+    assert plan.job is True
