@@ -176,6 +176,8 @@ def plan_backup(
             "job": name,
             "backup_name": rb.name,
             "location": f"{location}/{rb.name}",
+            "url": location,
+            "destination": dest,
             "started_at": prev.started_at or now,
             "runtime_version": prev.runtime_version or version,
         }

@@ -201,9 +201,9 @@ KINDS: tuple[KindInfo, ...] = (
         BACKUP_API_VERSION,
         BACKUP_PLURAL,
         Read.WATCHED,
-        extra_verbs=frozenset({"patch"}),
+        extra_verbs=frozenset({"get", "patch"}),
         subresources=(("status", frozenset({"patch"})),),
-        why="on-demand backups: kopf's annotations, the status subresource",
+        why="on-demand backups: kopf's annotations, the status subresource; read by restores",
     ),
     KindInfo(
         "Namespace",

@@ -38,6 +38,7 @@ from rag_operator.models import (
     Phase,
     RagSystem,
     RagSystemStatus,
+    RestoreStatus,
 )
 from rag_operator.models.naming import COMPONENT_LABEL
 from rag_operator.observed import Key, Observed, PodInfo
@@ -464,6 +465,7 @@ def compute_status(
     now: str,
     config_hash: str,
     migration: MigrationPlan | None = None,
+    restore: RestoreStatus | None = None,
 ) -> RagSystemStatus:
     """The status the system should show, from the observed children and known problems."""
     clock = Clock(now)
@@ -504,6 +506,7 @@ def compute_status(
         desired_version=rs.spec.version,
         last_good_version=last_good,
         migration=migration.status if migration is not None else rs.status.migration,
+        restore=restore if restore is not None else rs.status.restore,
         backup=backup,
         config_hash=config_hash,
     )

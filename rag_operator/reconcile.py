@@ -33,8 +33,10 @@ from rag_operator.conditions import Problem, compute_status, events_for, now_rfc
 from rag_operator.kube import Kube, KubeError
 from rag_operator.models import OperatorConfig, RagSystem, RagSystemStatus
 from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from rag_operator.models.ragbackup import BACKUP_API_VERSION, BACKUP_KIND, RagBackup
 from rag_operator.observed import Key, Observed
 from rag_operator.release.migration import MigrationPlan, plan_migration
+from rag_operator.release.restore import RestorePlan, plan_restore
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class Pass:
     cache: AppliedCache
     runtime: RuntimeConfig
     migration: MigrationPlan
+    restore: RestorePlan
     problems: list[Problem] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     applied_keys: set[Key] = field(default_factory=set)
@@ -230,7 +233,7 @@ async def converge(p: Pass) -> None:
     p.problems += await check_secrets(p.rs, p.kube, p.runtime.secret_refs)
     p.problems += missing_kinds(p.rs, p.caps)
     await ensure_credentials(p)
-    desired = desired_children(p.rs, p.cfg, p.caps, p.runtime, release_of(p.migration))
+    desired = desired_children(p.rs, p.cfg, p.caps, p.runtime, release_of(p.migration, p.restore))
     await apply_all(p, plan(p, desired))
     for manifest in desired:
         if manifest["kind"] == "StatefulSet":
@@ -246,10 +249,22 @@ def postgres_ready(rs: RagSystem, observed: Observed) -> bool:
     return int((sts.get("status") or {}).get("readyReplicas") or 0) >= 1
 
 
-def release_of(migration: MigrationPlan) -> Release:
+async def bootstrap_backup(rs: RagSystem, kube: Kube) -> RagBackup | None:
+    """The RagBackup spec.bootstrap.backup names, while a restore still needs it."""
+    boot = rs.spec.bootstrap
+    done = rs.status.restore is not None and rs.status.restore.phase.value == "Succeeded"
+    if boot is None or boot.backup.name is None or done:
+        return None
+    body = await kube.get(BACKUP_API_VERSION, BACKUP_KIND, rs.namespace, boot.backup.name)
+    return RagBackup.from_body(body) if body is not None else None
+
+
+def release_of(migration: MigrationPlan, restore: RestorePlan | None = None) -> Release:
     """What the builders need from the release step."""
     status = migration.status
+    source = restore.job if restore is not None else None
     return Release(
+        restore_source=(source.url, source.name, source.destination) if source else None,
         stable_version=migration.stable_version,
         migration_job=status.job if migration.job else "",
         migration_version=status.version,
@@ -274,6 +289,12 @@ async def reconcile(
     applied_cache: AppliedCache | None = None,
 ) -> Outcome:
     """One level-based pass: apply drift, prune leftovers, compute status."""
+    db_ready, now = postgres_ready(rs, observed), now_rfc3339()
+    try:
+        restore = plan_restore(rs, observed, await bootstrap_backup(rs, kube), db_ready, now)
+    except KubeError as exc:
+        text = f"spec.bootstrap.backup: API error: {exc.message[:200]}"
+        restore = RestorePlan(rs.status.restore, problem=text, done=False)
     p = Pass(
         rs=rs,
         cfg=cfg,
@@ -282,8 +303,11 @@ async def reconcile(
         observed=observed,
         cache=applied_cache or AppliedCache(),
         runtime=runtime_config(rs),
-        migration=plan_migration(rs, observed, postgres_ready(rs, observed), now_rfc3339()),
+        migration=plan_migration(rs, observed, db_ready, now, restore.hold),
+        restore=restore,
     )
+    if restore.problem:
+        p.problems.append(Problem("RestoreFailed", restore.problem, "restore"))
     created = not observed.children and not rs.status.conditions
     retry: float | None = None
     error = ""
@@ -305,6 +329,7 @@ async def reconcile(
         now_rfc3339(),
         p.runtime.config_hash,
         migration=p.migration,
+        restore=p.restore.status,
     )
     return Outcome(
         status=status,

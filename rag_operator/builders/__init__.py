@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rag_operator.builders.backup import build_backup_cronjob, build_backup_job
-from rag_operator.builders.common import STORES, owner_reference, store_mode
+from rag_operator.builders.backup import (
+    build_backup_cronjob,
+    build_backup_job,
+    build_restore_job,
+)
+from rag_operator.builders.common import STORES, child_name, owner_reference, store_mode
 from rag_operator.builders.configmap import build_configmap
 from rag_operator.builders.deployment import build_api_deployment, build_worker_deployment
 from rag_operator.builders.hpa import build_api_hpa
@@ -27,6 +31,7 @@ from rag_operator.builders.servicemonitor import build_service_monitor
 from rag_operator.builders.statefulset import build_store_statefulset
 from rag_operator.children import Capabilities
 from rag_operator.models import OperatorConfig, RagSystem
+from rag_operator.models.backup import BackupDestination
 
 __all__ = [
     "Capabilities",
@@ -47,6 +52,8 @@ class Release:
     migration_version: str = ""  # the version that Job migrates to
     backup_job: str = ""  # name of the pre-upgrade backup Job to keep (created when missing)
     backup_version: str = ""  # the (serving) version that takes it
+    # (url, backup name, destination) of the restore Job to keep (created when missing).
+    restore_source: tuple[str, str, BackupDestination] | None = None
 
 
 def desired_children(
@@ -71,6 +78,10 @@ def desired_children(
             out.append(build_store_service(rs, store))
             out.append(build_store_statefulset(rs, cfg, store))
     out.append(build_api_service(rs, cfg))
+    if release.restore_source is not None:
+        url, name, dest = release.restore_source
+        job = child_name(rs, "restore")
+        out.append(build_restore_job(rs, runtime, job, spec.version, url, name, dest))
     if release.backup_job and spec.backup is not None:
         job, version, dest = release.backup_job, release.backup_version, spec.backup.destination
         owner = owner_reference(rs)

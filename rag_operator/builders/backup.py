@@ -141,3 +141,28 @@ def build_backup_job(
             "template": {"metadata": {"labels": labels(rs, "backup")}, "spec": pod},
         },
     }
+
+
+def build_restore_job(
+    rs: RagSystem,
+    runtime: RuntimeConfig,
+    name: str,
+    version: str,
+    url: str,
+    backup_name: str,
+    dest: BackupDestination,
+) -> dict[str, Any]:
+    """The Job that restores `backup_name` from `url` into the system's (empty) stores."""
+    args = ["restore", "--from", url, "--name", backup_name]
+    container = backup_container(rs, runtime, dest, "restore", version, args)
+    pod = runtime_pod(rs, [container], volumes=destination_volumes(dest))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(rs, name, "restore", {VERSION_ANNOTATION: version}),
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": BACKUP_DEADLINE_S,
+            "template": {"metadata": {"labels": labels(rs, "restore")}, "spec": pod},
+        },
+    }

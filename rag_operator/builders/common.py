@@ -19,7 +19,16 @@ from rag_operator.models.naming import (
 )
 
 Component = Literal[
-    "api", "worker", "postgres", "redis", "neo4j", "config", "network", "migrate", "backup"
+    "api",
+    "worker",
+    "postgres",
+    "redis",
+    "neo4j",
+    "config",
+    "network",
+    "migrate",
+    "backup",
+    "restore",
 ]
 Store = Literal["postgres", "redis", "neo4j"]
 STORES: tuple[Store, ...] = ("postgres", "redis", "neo4j")

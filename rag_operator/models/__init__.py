@@ -37,6 +37,7 @@ from rag_operator.models.status import (
     MigrationStatus,
     Phase,
     RagSystemStatus,
+    RestoreStatus,
 )
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "RagSystemStatus",
     "RedisSpec",
     "ResourceRequirements",
+    "RestoreStatus",
     "RetrievalStrategy",
     "SecretKeyRef",
 ]

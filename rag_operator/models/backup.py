@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from rag_operator.models.common import ApiModel, cel, validations
 
@@ -56,6 +56,12 @@ class RetentionSpec(ApiModel):
     max_age_days: int | None = Field(
         None, ge=1, le=36500, description="Remove backups older than this many days (>= 1)."
     )
+
+    @model_validator(mode="after")
+    def _some(self) -> RetentionSpec:
+        if self.keep_last is None and self.max_age_days is None:
+            raise ValueError("backup.retention: set keepLast, maxAgeDays or both")
+        return self
 
 
 class S3Destination(ApiModel):
@@ -116,6 +122,12 @@ class BackupDestination(ApiModel):
     s3: S3Destination | None = Field(None, description="S3-compatible object storage.")
     volume: VolumeDestination | None = Field(None, description="A PersistentVolumeClaim.")
 
+    @model_validator(mode="after")
+    def _one(self) -> BackupDestination:
+        if (self.s3 is None) == (self.volume is None):
+            raise ValueError("backup.destination: set exactly one of s3 and volume")
+        return self
+
 
 class BackupSpec(ApiModel):
     """Scheduled backups of the system's data (a CronJob) and the pre-upgrade backup."""
@@ -142,6 +154,101 @@ class BackupSpec(ApiModel):
     @classmethod
     def _cron(cls, value: str) -> str:
         return check_cron(value)
+
+
+class BackupLocation(ApiModel):
+    """A backup named by where it is (for a system whose RagBackup objects are gone)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!self.url.startsWith('s3://') || (has(self.endpoint) && "
+                "has(self.credentialsSecretRef))",
+                "bootstrap.backup.location: an s3:// url needs endpoint and credentialsSecretRef",
+            ),
+            cel(
+                "!self.url.startsWith('file://') || has(self.claimName)",
+                "bootstrap.backup.location: a file:// url needs claimName",
+            ),
+        )
+    )
+
+    url: str = Field(
+        ...,
+        max_length=2048,
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///backups(/.*)?)$",
+        description="Where the system's backups are: s3://BUCKET/PATH or file:///backups/PATH "
+        "(the claim is mounted at /backups).",
+    )
+    backup_name: str = Field(
+        ..., min_length=1, max_length=253, description="Name of the backup at that location."
+    )
+    endpoint: str | None = Field(
+        None, max_length=2048, pattern=r"^https?://", description="S3 API URL (s3:// urls)."
+    )
+    region: str | None = Field(None, max_length=64, description="S3 region (AWS_REGION).")
+    credentials_secret_ref: CredentialsRef | None = Field(
+        None, description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (s3:// urls)."
+    )
+    claim_name: str | None = Field(
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="PersistentVolumeClaim holding the backups (file:// urls).",
+    )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> BackupLocation:
+        s3 = self.url.startswith("s3://")
+        if s3 and (self.endpoint is None or self.credentials_secret_ref is None):
+            raise ValueError(
+                "bootstrap.backup.location: an s3:// url needs endpoint and credentialsSecretRef"
+            )
+        if not s3 and self.claim_name is None:
+            raise ValueError("bootstrap.backup.location: a file:// url needs claimName")
+        return self
+
+
+class BootstrapBackup(ApiModel):
+    """The backup a new system starts from: a RagBackup by name, or a location."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.name) != has(self.location)",
+                "bootstrap.backup: set exactly one of name and location",
+            )
+        )
+    )
+
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="A completed RagBackup in this namespace.",
+    )
+    location: BackupLocation | None = Field(None, description="A backup by its location.")
+
+    @model_validator(mode="after")
+    def _one(self) -> BootstrapBackup:
+        if (self.name is None) == (self.location is None):
+            raise ValueError("bootstrap.backup: set exactly one of name and location")
+        return self
+
+
+class BootstrapSpec(ApiModel):
+    """How a new system gets its first data; unset = empty."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("self == oldSelf", "bootstrap is immutable: it applies to a new system only")
+        )
+    )
+
+    backup: BootstrapBackup = Field(
+        ..., description="Restore this backup (rag-runtime restore) before the API starts."
+    )
 
 
 S3Destination.model_rebuild()

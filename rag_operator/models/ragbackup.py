@@ -54,6 +54,10 @@ class RagBackupStatus(ApiModel):
     job: str = Field("", description="The Job that runs the backup.")
     backup_name: str = Field("", description="Name of the backup at its location.")
     location: str = Field("", description="URL of the backup (s3://... or file://...).")
+    url: str = Field("", description="The location of the system's backups it was written to.")
+    destination: BackupDestination | None = Field(
+        None, description="The destination it was written to (endpoint, credentials, volume)."
+    )
     started_at: str = Field("", description="When the backup Job started (RFC 3339).")
     completed_at: str = Field("", description="When it completed or failed (RFC 3339).")
     size: str = Field("", description="Size of the backup, e.g. 1.4 GiB.")

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from rag_operator.models.backup import BackupSpec
+from rag_operator.models.backup import BackupSpec, BootstrapSpec
 from rag_operator.models.common import (
     ApiModel,
     ResourceRequirements,
@@ -567,6 +567,9 @@ class RagSystemSpec(ApiModel):
     )
     backup: BackupSpec | None = Field(
         None, description="Scheduled backups (a CronJob) and the backup before an upgrade."
+    )
+    bootstrap: BootstrapSpec | None = Field(
+        None, description="Start from a backup: restored before the API and worker start."
     )
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,

@@ -102,6 +102,18 @@ class BackupStatus(ApiModel):
     message: str = Field("", max_length=32768, description="What the last failed backup said.")
 
 
+class RestoreStatus(ApiModel):
+    """The restore of spec.bootstrap.backup (once, before the API and worker start)."""
+
+    phase: MigrationPhase = Field(
+        MigrationPhase.PENDING, description="Pending, Running, Succeeded or Failed."
+    )
+    job: str = Field("", description="The restore Job.")
+    source: str = Field("", description="The backup restored: URL and name.")
+    message: str = Field("", max_length=32768, description="What the restore said.")
+    completed_at: str = Field("", description="When it finished (RFC 3339).")
+
+
 class RagSystemStatus(ApiModel):
     """Observed state of the RagSystem; written only by the operator."""
 
@@ -137,6 +149,7 @@ class RagSystemStatus(ApiModel):
     migration: MigrationStatus | None = Field(
         None, description="The schema migration of the desired version."
     )
+    restore: RestoreStatus | None = Field(None, description="The restore of spec.bootstrap.backup.")
     backup: BackupStatus | None = Field(
         None, description="Last good and last failed backup (spec.backup and RagBackups)."
     )

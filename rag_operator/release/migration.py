@@ -155,11 +155,13 @@ def _pending(
 
 
 def _before_migration(
-    rs: RagSystem, observed: Observed, attempt: MigrationStatus, postgres_ready: bool
+    rs: RagSystem, observed: Observed, attempt: MigrationStatus, postgres_ready: bool, hold: str
 ) -> MigrationPlan | None:
-    """Wait for Postgres and the pre-upgrade backup; None when the Job may start."""
+    """Wait for Postgres, a restore and the pre-upgrade backup; None when the Job may start."""
     if not postgres_ready:
         return _pending(rs, observed, attempt, "waiting for Postgres")
+    if hold:
+        return _pending(rs, observed, attempt, hold)
     old = backup_first(rs, observed)
     if old is None:
         return None
@@ -179,16 +181,18 @@ def _before_migration(
 
 
 def plan_migration(
-    rs: RagSystem, observed: Observed, postgres_ready: bool, now: str
+    rs: RagSystem, observed: Observed, postgres_ready: bool, now: str, hold: str = ""
 ) -> MigrationPlan:
-    """The migration step of one pass: the attempt, its phase and the stable version."""
+    """The migration step of one pass: the attempt, its phase and the stable version.
+
+    `hold` says why the migration must wait besides Postgres (a restore under way)."""
     attempt = current_attempt(rs)
     state = job_state(observed.children.get(("Job", attempt.job)), observed.pods)
     if state is None:
         if attempt.phase in (MigrationPhase.SUCCEEDED, MigrationPhase.FAILED):
             # Finished and then deleted: the record stays, the Job is not made again.
             return MigrationPlan(attempt, stable_version(rs, observed, attempt), job=False)
-        waiting = _before_migration(rs, observed, attempt, postgres_ready)
+        waiting = _before_migration(rs, observed, attempt, postgres_ready, hold)
         if waiting is not None:
             return waiting
         if backup_first(rs, observed) is not None:

@@ -77,10 +77,10 @@
 - apiGroups: [ragops.io]
   resources: [ragsystems/status]
   verbs: [patch]
-# ragbackups: on-demand backups: kopf's annotations, the status subresource
+# ragbackups: on-demand backups: kopf's annotations, the status subresource; read by restores
 - apiGroups: [ragops.io]
   resources: [ragbackups]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 # ragbackups/status
 - apiGroups: [ragops.io]
   resources: [ragbackups/status]

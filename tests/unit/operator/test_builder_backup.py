@@ -58,6 +58,9 @@ def test_cron_schedules_are_accepted(schedule: str) -> None:
         (_with(schedule="0 25 * * *"), "schedule"),
         (_with(retention={"keepLast": 0}), "keep_last"),
         (_with(retention={"maxAgeDays": 0}), "max_age_days"),
+        (_with(retention={}), "retention"),
+        (_with(destination={}), "destination"),
+        (_with(destination={"s3": S3, "volume": {"claimName": "x"}}), "destination"),
         (
             _with(destination={"s3": {k: v for k, v in S3.items() if k != "credentialsSecretRef"}}),
             "credentials_secret_ref",
