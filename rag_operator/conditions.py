@@ -265,13 +265,32 @@ class Tally:
         return f"{sum(v.ready for v in run)}/{len(run)}"
 
 
+def held_view(rs: RagSystem, component: str, desired: int, why: str, clock: Clock) -> ComponentView:
+    """A workload the release holds back (no Deployment before the first migration): not
+    ready, but no timeout counts against it."""
+    type_, gen = COMPONENT_CONDITIONS[component], rs.metadata.generation
+    cond = set_condition(
+        rs.status.conditions, type_, False, "WaitingForMigration", why, gen, clock.now
+    )
+    return ComponentView(cond, ComponentStatus(ready=0, desired=desired), ready=False)
+
+
 def component_views(
-    rs: RagSystem, cfg: OperatorConfig, observed: Observed, applied: set[Key], clock: Clock
+    rs: RagSystem,
+    cfg: OperatorConfig,
+    observed: Observed,
+    applied: set[Key],
+    clock: Clock,
+    held: str = "",
 ) -> Tally:
-    """A view per component: api, worker, then the stores."""
+    """A view per component: api, worker, then the stores. `held` says why the API and
+    worker Deployments do not exist yet ("" = they should)."""
     tally = Tally()
     workloads = (("api", api_replicas(rs, observed)), ("worker", rs.spec.worker.replicas))
     for component, desired in workloads:
+        if held and ("Deployment", child_name(rs, component)) not in observed.children:
+            tally.views[component] = held_view(rs, component, desired, held, clock)
+            continue
         tally.views[component] = workload_view(
             rs, cfg, observed, applied, component, "Deployment", desired, clock
         )
@@ -469,7 +488,10 @@ def compute_status(
 ) -> RagSystemStatus:
     """The status the system should show, from the observed children and known problems."""
     clock = Clock(now)
-    tally = component_views(rs, cfg, observed, applied, clock)
+    held = ""
+    if migration is not None and migration.stable_version is None:
+        held = f"waiting for the migration to {migration.status.version}"
+    tally = component_views(rs, cfg, observed, applied, clock, held)
     release: list[Condition] = []
     if migration is not None:
         release.append(migration_condition(rs, migration, clock))

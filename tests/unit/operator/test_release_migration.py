@@ -314,3 +314,21 @@ def test_no_pre_upgrade_backup(spec: dict[str, Any], deployed: str | None) -> No
     plan = plan_migration(make_rs(spec), Observed.from_items(children), True, NOW)
     assert plan.backup is None
     assert plan.job is True
+
+
+def test_workloads_held_by_the_first_migration_never_time_out() -> None:
+    from rag_operator.conditions import compute_status
+    from tests.unit.operator.helpers import CFG
+
+    long_ago = "2020-01-01T00:00:00Z"
+    old = [
+        {"type": t, "status": "False", "reason": "x", "message": "", "lastTransitionTime": long_ago}
+        for t in ("ApiReady", "WorkerReady")
+    ]
+    rs = make_rs(status={"conditions": old})
+    plan = plan_migration(rs, Observed(), False, NOW)
+    status = compute_status(rs, CFG, Observed(), [], set(), NOW, "h", migration=plan)
+    conds = {c.type: c for c in status.conditions}
+    assert conds["ApiReady"].reason == "WaitingForMigration"
+    assert conds["Degraded"].status.value == "False"
+    assert status.phase.value in ("Pending", "Progressing")
