@@ -449,6 +449,7 @@ async def backup_pass(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     plan = plan_backup(rb, rs, job, observed.pods, now_rfc3339())
     if plan.job is not None:
         await state.kube.apply(plan.job)
+        log.info("%s/%s: applied Job/%s", rb.namespace, rb.name, plan.job["metadata"]["name"])
     if plan.status.wire() != rb.status.wire():
         target = {
             "apiVersion": BACKUP_API_VERSION,

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from rag_operator.models.backup import BackupDestination
 from rag_operator.models.common import ApiModel
 
 
@@ -110,6 +111,11 @@ class RestoreStatus(ApiModel):
     )
     job: str = Field("", description="The restore Job.")
     source: str = Field("", description="The backup restored: URL and name.")
+    url: str = Field("", description="Location of the backups the restore reads.")
+    backup_name: str = Field("", description="Name of the backup restored.")
+    destination: BackupDestination | None = Field(
+        None, description="How the restore reaches the location (endpoint, Secret, volume)."
+    )
     message: str = Field("", max_length=32768, description="What the restore said.")
     completed_at: str = Field("", description="When it finished (RFC 3339).")
 

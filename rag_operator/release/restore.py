@@ -88,7 +88,10 @@ def plan_restore(
     if rs.spec.bootstrap is None:
         return RestorePlan(None)
     if prev is not None and prev.phase is MigrationPhase.SUCCEEDED:
-        return RestorePlan(prev)
+        kept = None
+        if ("Job", prev.job) in observed.children and prev.destination is not None:
+            kept = RestoreSource(prev.url, prev.backup_name, prev.destination)  # the record
+        return RestorePlan(prev, job=kept)
     if prev is not None and prev.phase is MigrationPhase.FAILED:
         return RestorePlan(prev, problem=f"restore failed: {prev.message}", done=False)
     name = restore_job_name(rs)
@@ -97,20 +100,28 @@ def plan_restore(
         status = RestoreStatus(phase=MigrationPhase.PENDING, job=name, message=source)
         return RestorePlan(status, problem=source, done=False)
     where = f"{source.url} {source.name}"
+    base = RestoreStatus(
+        job=name,
+        source=where,
+        url=source.url,
+        backup_name=source.name,
+        destination=source.destination,
+    )
     state = job_state(observed.children.get(("Job", name)), observed.pods)
     if state is None and not postgres_ready:
-        status = RestoreStatus(job=name, source=where, message="waiting for Postgres")
-        return RestorePlan(status, done=False)
+        return RestorePlan(base.model_copy(update={"message": "waiting for Postgres"}), done=False)
     if state is None or state.phase is MigrationPhase.RUNNING:
-        status = RestoreStatus(
-            phase=MigrationPhase.RUNNING, job=name, source=where, message=f"restoring {where}"
-        )
-        return RestorePlan(status, job=source, done=False)
-    update = {"job": name, "source": where, "completed_at": state.completed_at or now}
+        update = {"phase": MigrationPhase.RUNNING, "message": f"restoring {where}"}
+        return RestorePlan(base.model_copy(update=update), job=source, done=False)
+    ended = {"completed_at": state.completed_at or now}
     if state.phase is MigrationPhase.FAILED:
-        status = RestoreStatus(phase=MigrationPhase.FAILED, message=state.message, **update)
+        status = base.model_copy(
+            update={"phase": MigrationPhase.FAILED, "message": state.message, **ended}
+        )
         return RestorePlan(
             status, job=source, problem=f"restore failed: {state.message}", done=False
         )
-    status = RestoreStatus(phase=MigrationPhase.SUCCEEDED, message=f"restored {where}", **update)
+    status = base.model_copy(
+        update={"phase": MigrationPhase.SUCCEEDED, "message": f"restored {where}", **ended}
+    )
     return RestorePlan(status, job=source)

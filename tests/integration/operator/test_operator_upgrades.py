@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -51,6 +52,13 @@ def _jobs(kube: Kube, ns: str, component: str) -> list[Any]:
     return list(batch.list_namespaced_job(ns, label_selector=selector).items)
 
 
+def _when(value: Any) -> datetime:
+    """A timestamp as the client returns it (datetime or ISO text), as a datetime."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
 def _image(kube: Kube, ns: str, name: str) -> str:
     dep = kube.get("Deployment", ns, name)
     assert dep is not None
@@ -67,9 +75,8 @@ def test_deployments_follow_the_migration_job(
     assert job.status.succeeded == 1
     api = kube.get("Deployment", ns, "up-api")
     assert api is not None
-    created = api["metadata"]["creationTimestamp"]
-    created_s = created if isinstance(created, str) else created.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert job.status.completion_time.strftime("%Y-%m-%dT%H:%M:%SZ") <= created_s
+    created = _when(api["metadata"]["creationTimestamp"])
+    assert job.status.completion_time <= created
     status = rag["status"]
     assert (status["version"], status["desiredVersion"], status["lastGoodVersion"]) == (
         "0.1.0",
@@ -145,6 +152,13 @@ def test_bad_backup_spec_is_refused_naming_the_field(
 def test_ragbackup_completes_and_a_new_system_restores_from_it(
     cluster: Cluster, operator: Operator, kube: Kube, ns: str
 ) -> None:
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "backups"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    _apply(cluster, ns, claim)
     _apply(cluster, ns, rag_manifest("src", {"api": {"replicas": 1}, "backup": BACKUP}))
     wait_phase(kube, ns, "src", "Ready", timeout=90)
     backup = {
@@ -158,7 +172,12 @@ def test_ragbackup_completes_and_a_new_system_restores_from_it(
     def phase() -> str:
         return str(((kube.get("RagBackup", ns, "first") or {}).get("status") or {}).get("phase"))
 
-    wait_for(lambda: phase() == "Completed", timeout=90, what="RagBackup Completed")
+    try:
+        wait_for(lambda: phase() == "Completed", timeout=90, what="RagBackup Completed")
+    except BaseException:
+        print("RagBackup:", json.dumps(kube.get("RagBackup", ns, "first"), default=str))
+        print("jobs:", [(j.metadata.name, j.status.to_dict()) for j in _jobs(kube, ns, "backup")])
+        raise
     rb = kube.get("RagBackup", ns, "first")
     assert rb is not None
     conds = {c["type"]: c["status"] for c in rb["status"]["conditions"]}
