@@ -595,6 +595,16 @@ def backup_events(old: RagSystemStatus, new: RagSystemStatus) -> list[tuple[str,
     return [("Warning", "BackupFailed", text[:1024])]
 
 
+def was_degraded(old: RagSystemStatus) -> bool:
+    """Whether the system was Degraded since it last stopped being Ready (it may have gone
+    Degraded -> Progressing -> Ready, e.g. through a migration Job)."""
+    conds = {c.type: c for c in old.conditions}
+    ready, degraded = conds.get("Ready"), conds.get("Degraded")
+    if ready is None or degraded is None or degraded.status is not ConditionStatus.FALSE:
+        return False
+    return parse_time(degraded.last_transition_time) > parse_time(ready.last_transition_time)
+
+
 def events_for(
     old: RagSystemStatus, new: RagSystemStatus, created: bool
 ) -> list[tuple[str, str, str]]:
@@ -608,7 +618,7 @@ def events_for(
     out.extend(migration_events(old, new))
     out.extend(backup_events(old, new))
     if new.phase == Phase.READY and old.phase != Phase.READY:
-        if old.phase == Phase.DEGRADED:
+        if old.phase == Phase.DEGRADED or was_degraded(old):
             out.append(("Normal", "Recovered", "recovered: all components are ready"))
         else:
             out.append(("Normal", "Ready", "all components are ready"))

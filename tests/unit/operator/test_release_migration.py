@@ -332,3 +332,35 @@ def test_workloads_held_by_the_first_migration_never_time_out() -> None:
     assert conds["ApiReady"].reason == "WaitingForMigration"
     assert conds["Degraded"].status.value == "False"
     assert status.phase.value in ("Pending", "Progressing")
+
+
+def test_ready_after_degraded_then_migrating_is_recovered() -> None:
+    from rag_operator.conditions import events_for
+    from rag_operator.models import RagSystemStatus
+
+    def cond(type_: str, status: str, at: str) -> dict[str, Any]:
+        return {"type": type_, "status": status, "reason": "x", "lastTransitionTime": at}
+
+    migrating = RagSystemStatus.model_validate(
+        {
+            "phase": "Progressing",
+            "conditions": [
+                cond("Ready", "False", "2026-01-01T00:00:00Z"),
+                cond("Degraded", "False", "2026-01-01T00:01:00Z"),  # was True until then
+            ],
+        }
+    )
+    ready = RagSystemStatus.model_validate({"phase": "Ready"})
+    assert ("Normal", "Recovered", "recovered: all components are ready") in events_for(
+        migrating, ready, False
+    )
+    fresh = RagSystemStatus.model_validate(
+        {
+            "phase": "Progressing",
+            "conditions": [
+                cond("Ready", "False", "2026-01-01T00:00:00Z"),
+                cond("Degraded", "False", "2026-01-01T00:00:00Z"),
+            ],
+        }
+    )
+    assert ("Normal", "Ready", "all components are ready") in events_for(fresh, ready, False)
