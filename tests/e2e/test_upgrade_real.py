@@ -152,6 +152,7 @@ class Queries(threading.Thread):
                 self.failures.append(repr(exc))
 
 
+@pytest.mark.timeout(1500)  # three versions on real pods, each waited for with its own deadline
 def test_failed_migration_keeps_the_old_version_serving_and_a_fix_completes(
     platform: Cluster, system: str
 ) -> None:
