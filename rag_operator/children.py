@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from rag_operator.models import API_VERSION, KIND, PLURAL
+from rag_operator.models.ragbackup import BACKUP_API_VERSION, BACKUP_KIND, BACKUP_PLURAL
 
 
 class Read(StrEnum):
@@ -94,6 +95,8 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Service", "v1", "services", Read.CACHED, True, True, why=_APPLY_WHY),
     KindInfo("Deployment", "apps/v1", "deployments", Read.CACHED, True, True, why=_APPLY_WHY),
     KindInfo("StatefulSet", "apps/v1", "statefulsets", Read.CACHED, True, True, why=_APPLY_WHY),
+    KindInfo("Job", "batch/v1", "jobs", Read.CACHED, True, True, why=_APPLY_WHY),
+    KindInfo("CronJob", "batch/v1", "cronjobs", Read.CACHED, True, True, why=_APPLY_WHY),
     KindInfo(
         "HorizontalPodAutoscaler",
         "autoscaling/v2",
@@ -200,9 +203,18 @@ KINDS: tuple[KindInfo, ...] = (
         API_VERSION,
         PLURAL,
         Read.WATCHED,
-        extra_verbs=frozenset({"patch"}),
+        extra_verbs=frozenset({"get", "patch"}),
         subresources=(("status", frozenset({"patch"})),),
         why="the RagSystem API: kopf's annotations and finalizer, the status subresource",
+    ),
+    KindInfo(
+        BACKUP_KIND,
+        BACKUP_API_VERSION,
+        BACKUP_PLURAL,
+        Read.WATCHED,
+        extra_verbs=frozenset({"get", "patch"}),
+        subresources=(("status", frozenset({"patch"})),),
+        why="on-demand backups: kopf's annotations, the status subresource; read by restores",
     ),
     KindInfo(
         "Namespace",

@@ -37,16 +37,26 @@ from rag_operator.builders.common import (
 from rag_operator.models import (
     API_VERSION,
     KIND,
+    BackupStatus,
     Components,
     ComponentStatus,
     Condition,
     ConditionStatus,
+    MigrationPhase,
     OperatorConfig,
     Phase,
     RagSystem,
     RagSystemStatus,
+    RestoreStatus,
 )
+from rag_operator.models.naming import COMPONENT_LABEL
 from rag_operator.observed import Key, Observed, PodInfo
+from rag_operator.release.migration import (
+    MigrationPlan,
+    deployed_version,
+    job_state,
+    termination_message,
+)
 
 COMPONENT_CONDITIONS = {
     "api": "ApiReady",
@@ -264,13 +274,32 @@ class Tally:
         return f"{sum(v.ready for v in run)}/{len(run)}"
 
 
+def held_view(rs: RagSystem, component: str, desired: int, why: str, clock: Clock) -> ComponentView:
+    """A workload the release holds back (no Deployment before the first migration): not
+    ready, but no timeout counts against it."""
+    type_, gen = COMPONENT_CONDITIONS[component], rs.metadata.generation
+    cond = set_condition(
+        rs.status.conditions, type_, False, "WaitingForMigration", why, gen, clock.now
+    )
+    return ComponentView(cond, ComponentStatus(ready=0, desired=desired), ready=False)
+
+
 def component_views(
-    rs: RagSystem, cfg: OperatorConfig, observed: Observed, applied: set[Key], clock: Clock
+    rs: RagSystem,
+    cfg: OperatorConfig,
+    observed: Observed,
+    applied: set[Key],
+    clock: Clock,
+    held: str = "",
 ) -> Tally:
-    """A view per component: api, worker, then the stores."""
+    """A view per component: api, worker, then the stores. `held` says why the API and
+    worker Deployments do not exist yet ("" = they should)."""
     tally = Tally()
     workloads = (("api", api_replicas(rs, observed)), ("worker", rs.spec.worker.replicas))
     for component, desired in workloads:
+        if held and ("Deployment", child_name(rs, component)) not in observed.children:
+            tally.views[component] = held_view(rs, component, desired, held, clock)
+            continue
         tally.views[component] = workload_view(
             rs, cfg, observed, applied, component, "Deployment", desired, clock
         )
@@ -366,6 +395,114 @@ def auth_condition(rs: RagSystem, clock: Clock) -> Condition:
     )
 
 
+def migration_condition(rs: RagSystem, plan: MigrationPlan, clock: Clock) -> Condition:
+    """MigrationSucceeded: whether the desired version's schema migration succeeded."""
+    m = plan.status
+    reasons = {
+        MigrationPhase.PENDING: "Pending",
+        MigrationPhase.RUNNING: "Running",
+        MigrationPhase.SUCCEEDED: "Succeeded",
+        MigrationPhase.FAILED: "MigrationFailed",
+    }
+    text = {
+        MigrationPhase.PENDING: f"migration to {m.version} not started: {m.message or 'pending'}",
+        MigrationPhase.RUNNING: f"migrating the schema to {m.version} (Job {m.job})",
+        MigrationPhase.SUCCEEDED: f"the schema is migrated to {m.version} (Job {m.job})",
+        MigrationPhase.FAILED: migration_failure(plan),
+    }[m.phase]
+    return set_condition(
+        rs.status.conditions,
+        "MigrationSucceeded",
+        m.phase is MigrationPhase.SUCCEEDED,
+        reasons[m.phase],
+        text,
+        rs.metadata.generation,
+        clock.now,
+    )
+
+
+def migration_failure(plan: MigrationPlan) -> str:
+    m = plan.status
+    serving = plan.stable_version or "none"
+    return f"migration to {m.version} failed (Job {m.job}); {serving} keeps serving: {m.message}"
+
+
+def versions(rs: RagSystem, observed: Observed, tally: Tally, ready: bool) -> tuple[str, str]:
+    """(status.version, status.lastGoodVersion).
+
+    The version is what the API and worker Deployments run once both are rolled out (the
+    previous one while a rollout is under way); the last good one is the version at the last
+    pass where the whole system was Ready.
+    """
+    rolled_out = all(tally.views[c].ready for c in ("api", "worker") if c in tally.views)
+    version = rs.status.version
+    if rolled_out:
+        version = deployed_version(rs, observed) or ""
+    last_good = version if ready and version else rs.status.last_good_version
+    return version, last_good
+
+
+def backup_status(rs: RagSystem, observed: Observed) -> BackupStatus | None:
+    """Last success and failure among the system's finished backup Jobs (and what the
+    status said before: Jobs past the history limit are gone)."""
+    prev = rs.status.backup or BackupStatus()
+    success, failure, last_job, message = (
+        prev.last_successful_time,
+        prev.last_failure_time,
+        prev.last_job,
+        prev.message,
+    )
+    for (kind, name), job in observed.children.items():
+        labels = (job.get("metadata") or {}).get("labels") or {}
+        if kind != "Job" or labels.get(COMPONENT_LABEL) != "backup":
+            continue
+        state = job_state(job, observed.pods)
+        if state is None or not state.completed_at:
+            continue
+        if state.phase is MigrationPhase.SUCCEEDED and state.completed_at > success:
+            success = state.completed_at
+            if success >= failure:
+                last_job, message = name, ""
+        elif state.phase is MigrationPhase.FAILED and state.completed_at > failure:
+            failure = state.completed_at
+            if failure > success:
+                last_job = name
+                message = termination_message(observed.pods, name) or state.message
+    if not (success or failure) and rs.spec.backup is None:
+        return None
+    return BackupStatus(
+        last_successful_time=success,
+        last_failure_time=failure,
+        last_job=last_job,
+        message=message[-2048:],
+    )
+
+
+def backup_condition(rs: RagSystem, backup: BackupStatus, clock: Clock) -> Condition:
+    """BackupSucceeded: whether the last backup that finished succeeded."""
+    failed = (
+        bool(backup.last_failure_time) and backup.last_failure_time > backup.last_successful_time
+    )
+    if failed:
+        reason = "BackupFailed"
+        text = (
+            f"backup Job {backup.last_job} failed at {backup.last_failure_time}: {backup.message}"
+        )
+    elif backup.last_successful_time:
+        reason, text = "Succeeded", f"last good backup completed at {backup.last_successful_time}"
+    else:
+        reason, text = "NoBackupYet", "no backup has finished yet"
+    return set_condition(
+        rs.status.conditions,
+        "BackupSucceeded",
+        not failed and bool(backup.last_successful_time),
+        reason,
+        text,
+        rs.metadata.generation,
+        clock.now,
+    )
+
+
 def phase_of(rs: RagSystem, degraded: bool, ready: bool, started: bool) -> Phase:
     if rs.metadata.deletion_timestamp:
         return Phase.DELETING
@@ -384,17 +521,35 @@ def compute_status(
     applied: set[Key],
     now: str,
     config_hash: str,
+    migration: MigrationPlan | None = None,
+    restore: RestoreStatus | None = None,
 ) -> RagSystemStatus:
     """The status the system should show, from the observed children and known problems."""
     clock = Clock(now)
-    tally = component_views(rs, cfg, observed, applied, clock)
+    held = ""
+    if migration is not None and migration.stable_version is None:
+        held = f"waiting for the migration to {migration.status.version}"
+    tally = component_views(rs, cfg, observed, applied, clock, held)
+    release: list[Condition] = []
+    if migration is not None:
+        release.append(migration_condition(rs, migration, clock))
+        if migration.failed:
+            problem = Problem("MigrationFailed", migration_failure(migration), "migrate")
+            problems = [problem, *problems]
     problems = [*problems, *tally.problems()]
     not_ready = tally.not_ready
+    if migration is not None and not migration.failed and not migration.succeeded:
+        not_ready = ["migration", *not_ready]
     ready, progressing, degraded, config = summary_conditions(rs, problems, not_ready, clock)
     started = bool(observed.children or applied)
+    all_ready = not problems and not not_ready
+    version, last_good = versions(rs, observed, tally, all_ready)
+    backup = backup_status(rs, observed)
+    if backup is not None:
+        release.append(backup_condition(rs, backup, clock))
     return RagSystemStatus(
         observed_generation=rs.metadata.generation,
-        phase=phase_of(rs, bool(problems), not problems and not not_ready, started),
+        phase=phase_of(rs, bool(problems), all_ready, started),
         conditions=[
             ready,
             progressing,
@@ -402,12 +557,18 @@ def compute_status(
             *(view.condition for view in tally.views.values()),
             auth_condition(rs, clock),
             config,
+            *release,
         ],
         components=Components(**{name: view.status for name, view in tally.views.items()}),
         ready_summary=tally.ready_summary(),
         stores=",".join(tally.stores),
         endpoint=api_endpoint(rs),
-        version=rs.spec.version,
+        version=version,
+        desired_version=rs.spec.version,
+        last_good_version=last_good,
+        migration=migration.status if migration is not None else rs.status.migration,
+        restore=restore if restore is not None else rs.status.restore,
+        backup=backup,
         config_hash=config_hash,
     )
 
@@ -447,6 +608,42 @@ def invalid_status(body: Mapping[str, Any], error: ValidationError) -> RagSystem
     return RagSystemStatus(observed_generation=gen, phase=Phase.DEGRADED, conditions=conditions)
 
 
+def migration_events(old: RagSystemStatus, new: RagSystemStatus) -> list[tuple[str, str, str]]:
+    """An Event when a migration attempt starts, succeeds or fails."""
+    m, before = new.migration, old.migration
+    if m is None or (before is not None and (before.job, before.phase) == (m.job, m.phase)):
+        return []
+    if m.phase is MigrationPhase.RUNNING:
+        return [("Normal", "MigrationStarted", f"migrating to {m.version}: Job {m.job}")]
+    if m.phase is MigrationPhase.SUCCEEDED:
+        return [("Normal", "MigrationSucceeded", f"schema migrated to {m.version} (Job {m.job})")]
+    if m.phase is MigrationPhase.FAILED:
+        text = f"migration to {m.version} failed (Job {m.job}): {m.message}"
+        return [("Warning", "MigrationFailed", text[:1024])]
+    return []
+
+
+def backup_events(old: RagSystemStatus, new: RagSystemStatus) -> list[tuple[str, str, str]]:
+    """An Event when a backup Job fails (scheduled or on demand)."""
+    before, after = old.backup or BackupStatus(), new.backup
+    if after is None or after.last_failure_time <= before.last_failure_time:
+        return []
+    if after.last_failure_time <= after.last_successful_time:
+        return []
+    text = f"backup Job {after.last_job} failed: {after.message}"
+    return [("Warning", "BackupFailed", text[:1024])]
+
+
+def was_degraded(old: RagSystemStatus) -> bool:
+    """Whether the system was Degraded since it last stopped being Ready (it may have gone
+    Degraded -> Progressing -> Ready, e.g. through a migration Job)."""
+    conds = {c.type: c for c in old.conditions}
+    ready, degraded = conds.get("Ready"), conds.get("Degraded")
+    if ready is None or degraded is None or degraded.status is not ConditionStatus.FALSE:
+        return False
+    return parse_time(degraded.last_transition_time) > parse_time(ready.last_transition_time)
+
+
 def events_for(
     old: RagSystemStatus, new: RagSystemStatus, created: bool
 ) -> list[tuple[str, str, str]]:
@@ -463,8 +660,10 @@ def events_for(
     degraded = next((c for c in new.conditions if c.type == "Degraded"), None)
     if new.phase == Phase.DEGRADED and old.phase != Phase.DEGRADED and degraded is not None:
         out.append(("Warning", degraded.reason, degraded.message))
+    out.extend(migration_events(old, new))
+    out.extend(backup_events(old, new))
     if new.phase == Phase.READY and old.phase != Phase.READY:
-        if old.phase == Phase.DEGRADED:
+        if old.phase == Phase.DEGRADED or was_degraded(old):
             out.append(("Normal", "Recovered", "recovered: all components are ready"))
         else:
             out.append(("Normal", "Ready", "all components are ready"))

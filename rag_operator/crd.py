@@ -31,9 +31,18 @@ from rag_operator.models import (
     RagSystemSpec,
     RagSystemStatus,
 )
+from rag_operator.models.ragbackup import (
+    BACKUP_KIND,
+    BACKUP_PLURAL,
+    BACKUP_SHORT_NAMES,
+    BACKUP_SINGULAR,
+    RagBackupSpec,
+    RagBackupStatus,
+)
 from rag_operator.models.spec import NAME_RULE
 
 FILENAME = f"{GROUP}_{PLURAL}.yaml"
+BACKUP_FILENAME = f"{GROUP}_{BACKUP_PLURAL}.yaml"
 _DROP = {"title", "$defs", "discriminator"}
 
 
@@ -137,7 +146,7 @@ def _enums_to_strings(schema: dict[str, Any]) -> None:
             _enums_to_strings(schema[key])
 
 
-def model_schema(model: type[RagSystemSpec] | type[RagSystemStatus]) -> dict[str, Any]:
+def model_schema(model: type[Any]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of one model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
@@ -147,8 +156,8 @@ def model_schema(model: type[RagSystemSpec] | type[RagSystemStatus]) -> dict[str
     return copy.deepcopy(schema)
 
 
-def _status_schema() -> dict[str, Any]:
-    schema = model_schema(RagSystemStatus)
+def _status_schema(model: type[Any] = RagSystemStatus) -> dict[str, Any]:
+    schema = model_schema(model)
 
     def strip(node: dict[str, Any]) -> None:
         # Status is written whole by the operator: no API-server defaults there.
@@ -184,10 +193,37 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {
         "name": "Version",
         "type": "string",
+        "jsonPath": ".status.version",
+        "description": "Runtime version every ready pod runs.",
+    },
+    {
+        "name": "Desired",
+        "type": "string",
         "jsonPath": ".spec.version",
         "description": "Runtime version asked for.",
     },
+    {
+        "name": "Migration",
+        "type": "string",
+        "jsonPath": ".status.migration.phase",
+        "description": "Schema migration of the desired version: Pending, Running, Succeeded "
+        "or Failed.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "LastGood",
+        "type": "string",
+        "jsonPath": ".status.lastGoodVersion",
+        "priority": 1,
+        "description": "The last version at which the whole system was Ready.",
+    },
+    {
+        "name": "LastBackup",
+        "type": "date",
+        "jsonPath": ".status.backup.lastSuccessfulTime",
+        "priority": 1,
+        "description": "Age of the last good backup.",
+    },
     {
         "name": "Endpoint",
         "type": "string",
@@ -267,11 +303,111 @@ def build_crd() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    """The CRD as YAML text, as written to crds/."""
+BACKUP_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {
+        "name": "System",
+        "type": "string",
+        "jsonPath": ".spec.systemRef.name",
+        "description": "The RagSystem backed up.",
+    },
+    {
+        "name": "Phase",
+        "type": "string",
+        "jsonPath": ".status.phase",
+        "description": "Pending, Running, Completed or Failed.",
+    },
+    {"name": "Size", "type": "string", "jsonPath": ".status.size", "description": "Backup size."},
+    {
+        "name": "Started",
+        "type": "date",
+        "jsonPath": ".status.startedAt",
+        "description": "When the backup started.",
+    },
+    {
+        "name": "Completed",
+        "type": "date",
+        "jsonPath": ".status.completedAt",
+        "description": "When it completed or failed.",
+    },
+    {
+        "name": "Location",
+        "type": "string",
+        "jsonPath": ".status.location",
+        "priority": 1,
+        "description": "URL of the backup.",
+    },
+]
+
+
+def build_backup_crd() -> dict[str, Any]:
+    """The RagBackup CustomResourceDefinition."""
+    spec = model_schema(RagBackupSpec)
+    spec["description"] = "What to back up (a RagSystem) and where."
+    status = _status_schema(RagBackupStatus)
+    status["description"] = "What the operator observed; written only by the operator."
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{BACKUP_PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "ragops"},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": BACKUP_KIND,
+                "listKind": f"{BACKUP_KIND}List",
+                "plural": BACKUP_PLURAL,
+                "singular": BACKUP_SINGULAR,
+                "shortNames": list(BACKUP_SHORT_NAMES),
+                "categories": ["ragops"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": BACKUP_PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "One backup of a RagSystem's data, on demand; "
+                            "restore a new RagSystem from it with spec.bootstrap.backup.",
+                            "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": "self.spec == oldSelf.spec",
+                                    "message": "spec is immutable: a RagBackup is one backup",
+                                    "fieldPath": ".spec",
+                                }
+                            ],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "API version."},
+                                "kind": {"type": "string", "description": "Kind: RagBackup."},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render(crd: dict[str, Any] | None = None) -> str:
+    """A CRD (default: RagSystem) as YAML text, as written to crds/."""
     header = "# Generated by `make crds` (python -m rag_operator.crd) from rag_operator/models.\n"
     header += "# Do not edit by hand.\n"
-    return header + yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, width=100)
+    return header + yaml.dump(crd or build_crd(), Dumper=_Dumper, sort_keys=False, width=100)
+
+
+def generated() -> dict[str, dict[str, Any]]:
+    """Every CRD the operator serves, by file name."""
+    return {FILENAME: build_crd(), BACKUP_FILENAME: build_backup_crd()}
 
 
 CHART_TEMPLATE = (
@@ -279,9 +415,10 @@ CHART_TEMPLATE = (
 )
 
 
-def render_chart_template() -> str:
-    """The CRD as the Helm chart ships it: behind crds.create, kept on uninstall."""
-    crd = build_crd()
+def render_chart_template(crd: dict[str, Any] | None = None) -> str:
+    """A CRD (default: RagSystem) as the Helm chart ships it: behind crds.create, kept on
+    uninstall."""
+    crd = crd or build_crd()
     crd["metadata"]["annotations"] = {"helm.sh/resource-policy": "keep"}
     body = yaml.dump(crd, Dumper=_Dumper, sort_keys=False, width=100)
     body = body.replace(
@@ -302,24 +439,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, metavar="DIR", help="write the CRD into DIR")
     parser.add_argument("--check", type=Path, metavar="DIR", help="fail when DIR is stale")
     args = parser.parse_args(argv)
-    text = render()
+    crds = generated()
     if args.check:
-        path = args.check / FILENAME
-        if not path.exists() or path.read_text() != text:
-            print(f"{path} is stale: run `make crds`", file=sys.stderr)
-            return 1
+        for name, crd in crds.items():
+            path = args.check / name
+            if not path.exists() or path.read_text() != render(crd):
+                print(f"{path} is stale: run `make crds`", file=sys.stderr)
+                return 1
         return 0
     if args.write:
         args.write.mkdir(parents=True, exist_ok=True)
-        (args.write / FILENAME).write_text(text)
-        print(f"wrote {args.write / FILENAME}")
+        for name, crd in crds.items():
+            (args.write / name).write_text(render(crd))
+            print(f"wrote {args.write / name}")
         if CHART_TEMPLATE.parent.is_dir():
-            CHART_TEMPLATE.write_text(render_chart_template())
-            print(f"wrote {CHART_TEMPLATE}")
+            for name, crd in crds.items():
+                (CHART_TEMPLATE.parent / name).write_text(render_chart_template(crd))
+                print(f"wrote {CHART_TEMPLATE.parent / name}")
             rbac.HELPERS.write_text(rbac.render_helpers())
             print(f"wrote {rbac.HELPERS}")
         return 0
-    sys.stdout.write(text)
+    sys.stdout.write(render())
     return 0
 
 

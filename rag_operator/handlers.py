@@ -30,15 +30,38 @@ import kopf
 from pydantic import ValidationError
 
 from rag_operator import metrics
+from rag_operator.backup import job_key, plan_backup
 from rag_operator.builders.common import api_keys_name, credentials_name
 from rag_operator.children import Capabilities
-from rag_operator.conditions import invalid_status, rag_object, status_body
+from rag_operator.conditions import (
+    invalid_status,
+    now_rfc3339,
+    parse_time,
+    rag_object,
+    status_body,
+)
 from rag_operator.kube import Kube, KubeError, load_configuration
-from rag_operator.models import GROUP, PLURAL, VERSION, OperatorConfig, Phase, RagSystem
+from rag_operator.models import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    OperatorConfig,
+    Phase,
+    RagSystem,
+)
 from rag_operator.models.naming import (
     ANNOTATION_PREFIX,
     FIELD_MANAGER,
     FINALIZER,
+)
+from rag_operator.models.ragbackup import (
+    BACKUP_API_VERSION,
+    BACKUP_KIND,
+    BACKUP_PLURAL,
+    BackupPhase,
+    RagBackup,
 )
 from rag_operator.observed import Observed
 from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
@@ -205,6 +228,12 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
     if outcome.applied or outcome.deleted:
         applied, deleted = ", ".join(outcome.applied) or "-", ", ".join(outcome.deleted) or "-"
         log.info("%s/%s: applied %s, deleted %s", *key, applied, deleted)
+    backup = outcome.status.backup
+    if backup is not None and backup.last_successful_time:
+        ts = parse_time(backup.last_successful_time)
+        metrics.BACKUP_LAST_SUCCESS.labels(*key).set(ts)
+    if backup is not None and backup.last_failure_time:
+        metrics.BACKUP_LAST_FAILURE.labels(*key).set(parse_time(backup.last_failure_time))
     metrics.RECONCILES.labels(trigger, "retry" if outcome.retry_after else "ok").inc()
     metrics.DURATION.labels(trigger).observe(time.perf_counter() - started)
     if outcome.retry_after:
@@ -359,3 +388,46 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         if removed:
             log.info("%s/%s: deleted %s", *key, ", ".join(removed))
     _forget(state, key)
+
+
+# ---------------------------------------------------------------------------- RagBackup
+
+BACKUP_POLL_S = 3.0
+
+
+@kopf.on.resume(GROUP, VERSION, BACKUP_PLURAL)
+@kopf.on.create(GROUP, VERSION, BACKUP_PLURAL)
+@kopf.timer(GROUP, VERSION, BACKUP_PLURAL, interval=BACKUP_POLL_S, initial_delay=BACKUP_POLL_S)
+async def backup_pass(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Run the RagBackup's Job once and record its result; finished backups cost nothing."""
+    phase = (body.get("status") or {}).get("phase")
+    if phase in (BackupPhase.COMPLETED.value, BackupPhase.FAILED.value):
+        return
+    state = _state(memo)
+    try:
+        rb = RagBackup.from_body(dict(body))
+    except ValidationError as exc:
+        log.warning("%s/%s: invalid RagBackup: %s", *_key(body), exc)
+        return
+    system = rb.spec.system_ref.name
+    rs_body = await state.kube.get(API_VERSION, KIND, rb.namespace, system)
+    rs = RagSystem.from_body(rs_body) if rs_body is not None else None
+    assert state.caches is not None
+    await state.caches.wait_core()
+    observed = Observed.from_indices(rb.namespace, system, "", state.caches.indices())
+    job = observed.children.get(job_key(rb, rs)) if rs is not None else None
+    plan = plan_backup(rb, rs, job, observed.pods, now_rfc3339())
+    if plan.job is not None:
+        await state.kube.apply(plan.job)
+        log.info("%s/%s: applied Job/%s", rb.namespace, rb.name, plan.job["metadata"]["name"])
+    if plan.status.wire() != rb.status.wire():
+        target = {
+            "apiVersion": BACKUP_API_VERSION,
+            "kind": BACKUP_KIND,
+            "metadata": {"name": rb.name, "namespace": rb.namespace},
+            "status": plan.status.wire(),
+        }
+        await state.kube.apply(target, subresource="status")
+    for type_, reason, message in plan.events:
+        kopf.event(body, type=type_, reason=reason, message=message)
+    state.wake((rb.namespace, system))

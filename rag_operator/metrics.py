@@ -69,6 +69,19 @@ LEADER = Gauge(
     registry=REGISTRY,
 )
 
+BACKUP_LAST_SUCCESS = Gauge(
+    "ragops_operator_backup_last_success_timestamp_seconds",
+    "When the last good backup of a RagSystem completed (Unix time).",
+    ["namespace", "ragsystem"],
+    registry=REGISTRY,
+)
+BACKUP_LAST_FAILURE = Gauge(
+    "ragops_operator_backup_last_failure_timestamp_seconds",
+    "When the last backup of a RagSystem failed (Unix time).",
+    ["namespace", "ragsystem"],
+    registry=REGISTRY,
+)
+
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Serve /metrics on a background thread."""

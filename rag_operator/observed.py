@@ -36,7 +36,15 @@ _KEPT_STATUS = (
     "updatedReplicas",
     "availableReplicas",
     "conditions",
+    # Jobs
+    "active",
+    "succeeded",
+    "failed",
+    "startTime",
+    "completionTime",
 )
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+TERMINATION_MESSAGE_LIMIT = 4096
 # Container waiting reasons that mean a pod will not start without a change.
 STUCK_WAITING = frozenset(
     {
@@ -57,6 +65,21 @@ class PodInfo:
     unschedulable: str = ""
     waiting: str = ""
     unschedulable_since: str = ""
+    job: str = ""  # the Job that made the pod, if any
+    terminated_message: str = ""  # what its container said when it ended (Jobs' pods)
+    finished_at: str = ""
+
+
+def _terminated(status: Mapping[str, Any]) -> tuple[str, str]:
+    """(message, finishedAt) of the container that ended last, if any."""
+    found: tuple[str, str] = ("", "")
+    for cs in status.get("containerStatuses") or []:
+        for state in (cs.get("state") or {}, cs.get("lastState") or {}):
+            term = state.get("terminated") or {}
+            message, at = str(term.get("message") or ""), str(term.get("finishedAt") or "")
+            if message and at >= found[1]:
+                found = (message[-TERMINATION_MESSAGE_LIMIT:], at)
+    return found
 
 
 @dataclass
@@ -147,6 +170,9 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
         reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason", "")
         if reason in STUCK_WAITING:
             waiting = reason
+    labels = meta.get("labels") or {}
+    job = next((labels[k] for k in JOB_NAME_LABELS if k in labels), "")
+    message, finished = _terminated(status) if job else ("", "")
     return PodInfo(
         name=meta.get("name", ""),
         component=(meta.get("labels") or {}).get(COMPONENT_LABEL, ""),
@@ -154,4 +180,7 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
         unschedulable=unschedulable,
         waiting=waiting,
         unschedulable_since=since,
+        job=job,
+        terminated_message=message,
+        finished_at=finished,
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 from rag_operator import drift, policy
 from rag_operator.builders import (
+    Release,
     RuntimeConfig,
     build_credentials_secret,
     desired_children,
@@ -44,7 +45,10 @@ from rag_operator.conditions import Problem, compute_status, events_for, now_rfc
 from rag_operator.kube import Kube, KubeError
 from rag_operator.models import OperatorConfig, RagSystem, RagSystemStatus
 from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from rag_operator.models.ragbackup import BACKUP_API_VERSION, BACKUP_KIND, RagBackup
 from rag_operator.observed import Key, Observed
+from rag_operator.release.migration import MigrationPlan, plan_migration
+from rag_operator.release.restore import RestorePlan, plan_restore
 
 log = logging.getLogger(__name__)
 REFUSED = frozenset({policy.IMAGE_NOT_ALLOWED, policy.SECRET_NOT_ALLOWED})
@@ -96,6 +100,8 @@ class Pass:
     observed: Observed
     cache: AppliedCache
     runtime: RuntimeConfig
+    migration: MigrationPlan
+    restore: RestorePlan
     problems: list[Problem] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     applied_keys: set[Key] = field(default_factory=set)
@@ -243,6 +249,8 @@ def plan(p: Pass, desired: list[dict[str, Any]]) -> list[Apply]:
     for manifest in desired:
         key = (manifest["kind"], manifest["metadata"]["name"])
         current = p.observed.children.get(key)
+        if key[0] == "Job" and current is not None:
+            continue  # a Job is created once, then only read (its template is immutable)
         digest = drift.applied_hash(manifest)
         to_apply = drift.stamp(drift.keep_immutable(manifest, current), digest)
         if drift.in_sync(to_apply, current, digest):
@@ -326,7 +334,7 @@ async def converge(p: Pass) -> None:
         return  # refused by the operator's policy: nothing is applied (or pruned)
     await ensure_credentials(p)
     await ensure_api_keys(p)
-    desired = desired_children(p.rs, p.cfg, p.caps, p.runtime)
+    desired = desired_children(p.rs, p.cfg, p.caps, p.runtime, release_of(p.migration, p.restore))
     await apply_all(p, plan(p, desired))
     for manifest in desired:
         if manifest["kind"] == "StatefulSet":
@@ -334,11 +342,54 @@ async def converge(p: Pass) -> None:
     await prune(p, desired)
 
 
+def postgres_ready(rs: RagSystem, observed: Observed) -> bool:
+    """Whether a migration Job can reach Postgres: external, or the managed pod is ready."""
+    if store_mode(rs, "postgres") != "managed":
+        return True
+    sts = observed.children.get(("StatefulSet", f"{rs.name}-postgres")) or {}
+    return int((sts.get("status") or {}).get("readyReplicas") or 0) >= 1
+
+
+async def bootstrap_backup(rs: RagSystem, kube: Kube) -> RagBackup | None:
+    """The RagBackup spec.bootstrap.backup names, while a restore still needs it."""
+    boot = rs.spec.bootstrap
+    done = rs.status.restore is not None and rs.status.restore.phase.value == "Succeeded"
+    if boot is None or boot.backup.name is None or done:
+        return None
+    body = await kube.get(BACKUP_API_VERSION, BACKUP_KIND, rs.namespace, boot.backup.name)
+    return RagBackup.from_body(body) if body is not None else None
+
+
+def release_of(migration: MigrationPlan, restore: RestorePlan | None = None) -> Release:
+    """What the builders need from the release step."""
+    status = migration.status
+    source = restore.job if restore is not None else None
+    return Release(
+        restore_source=(source.url, source.name, source.destination) if source else None,
+        stable_version=migration.stable_version,
+        migration_job=status.job if migration.job else "",
+        migration_version=status.version,
+        backup_job=migration.backup[0] if migration.backup else "",
+        backup_version=migration.backup[1] if migration.backup else "",
+    )
+
+
 def retry_for(exc: KubeError) -> float:
     """Seconds until the next try after an API error."""
     if exc.status == 403 and "being terminated" in exc.message:
         return 60.0  # the namespace is going away, and the RagSystem with it
     return 2.0 if exc.transient or exc.status == 409 else 30.0
+
+
+async def restore_plan(
+    rs: RagSystem, kube: Kube, observed: Observed, db_ready: bool, now: str
+) -> RestorePlan:
+    """The restore bootstrap's plan; an API error reading the backup is a problem, not a crash."""
+    try:
+        return plan_restore(rs, observed, await bootstrap_backup(rs, kube), db_ready, now)
+    except KubeError as exc:
+        text = f"spec.bootstrap.backup: API error: {exc.message[:200]}"
+        return RestorePlan(rs.status.restore, problem=text, done=False)
 
 
 async def reconcile(
@@ -350,6 +401,8 @@ async def reconcile(
     applied_cache: AppliedCache | None = None,
 ) -> Outcome:
     """One level-based pass: apply drift, prune leftovers, compute status."""
+    db_ready, now = postgres_ready(rs, observed), now_rfc3339()
+    restore = await restore_plan(rs, kube, observed, db_ready, now)
     p = Pass(
         rs=rs,
         cfg=cfg,
@@ -358,7 +411,11 @@ async def reconcile(
         observed=observed,
         cache=applied_cache or AppliedCache(),
         runtime=runtime_config(rs),
+        migration=plan_migration(rs, observed, db_ready, now, restore.hold),
+        restore=restore,
     )
+    if restore.problem:
+        p.problems.append(Problem("RestoreFailed", restore.problem, "restore"))
     created = not observed.children and not rs.status.conditions
     retry: float | None = None
     error = ""
@@ -374,7 +431,15 @@ async def reconcile(
     if p.problems and retry is None:
         retry = 5.0
     status = compute_status(
-        rs, cfg, observed, p.problems, p.applied_keys, now_rfc3339(), p.runtime.config_hash
+        rs,
+        cfg,
+        observed,
+        p.problems,
+        p.applied_keys,
+        now_rfc3339(),
+        p.runtime.config_hash,
+        migration=p.migration,
+        restore=p.restore.status,
     )
     return Outcome(
         status=status,

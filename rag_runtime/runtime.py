@@ -31,6 +31,15 @@ MAX_POOL = 12  # Postgres connections per process at most
 Role = Literal["api", "worker", "cli"]
 
 
+def migrates_at_start(settings: Settings, role: Role) -> bool:
+    """Whether a process of `role` applies migrations before it serves.
+
+    The API and the local CLI do unless `RAG_MIGRATE_ON_START=false` (operator-managed pods,
+    whose schema a migration Job moves); the worker never does.
+    """
+    return settings.migrate_on_start and role != "worker"
+
+
 def resolve_database_url(settings: Settings) -> tuple[str, Any]:
     """The database URL, starting the embedded Postgres (returned as a handle) if none is set."""
     if settings.database_url:
@@ -65,7 +74,7 @@ class Runtime:
     async def start(cls, settings: Settings, *, role: Role = "api") -> Runtime:
         url, embedded = await asyncio.to_thread(resolve_database_url, settings)
         schema_current = False
-        if settings.auto_migrate and role != "worker":
+        if migrates_at_start(settings, role):
             try:
                 status = await asyncio.to_thread(migrate.upgrade, url)
                 schema_current = status.servable

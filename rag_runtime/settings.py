@@ -113,7 +113,11 @@ class Settings(BaseSettings):
         "None = the bundled all-MiniLM-L6-v2.",
     )
     cache_ttl_seconds: int = Field(600, ge=0, description="Lifetime of cached results (0 = off).")
-    auto_migrate: bool = Field(True, description="Apply schema migrations when the API starts.")
+    migrate_on_start: bool = Field(
+        True,
+        description="Apply schema migrations when `rag-runtime serve` starts; the operator "
+        "turns it off and runs `rag-runtime migrate` as a Job instead. The worker never migrates.",
+    )
 
     # Worker
     worker_concurrency: int = Field(

@@ -18,7 +18,18 @@ from rag_operator.models.naming import (
     PART_OF_LABEL,
 )
 
-Component = Literal["api", "worker", "postgres", "redis", "neo4j", "config", "network"]
+Component = Literal[
+    "api",
+    "worker",
+    "postgres",
+    "redis",
+    "neo4j",
+    "config",
+    "network",
+    "migrate",
+    "backup",
+    "restore",
+]
 Store = Literal["postgres", "redis", "neo4j"]
 STORES: tuple[Store, ...] = ("postgres", "redis", "neo4j")
 
@@ -134,8 +145,9 @@ def image_pull_secrets(rs: RagSystem) -> list[dict[str, str]]:
     return [{"name": ref.name} for ref in rs.spec.image.pull_secrets]
 
 
-def runtime_image(rs: RagSystem) -> str:
-    return f"{rs.spec.image.repository}:{rs.spec.version}"
+def runtime_image(rs: RagSystem, version: str | None = None) -> str:
+    """The runtime image of `version` (default: spec.version)."""
+    return f"{rs.spec.image.repository}:{version or rs.spec.version}"
 
 
 def store_mode(rs: RagSystem, store: Store) -> Literal["managed", "external", "disabled"]:

@@ -60,10 +60,11 @@ def _container(
     name: str,
     args: list[str],
     resources: ResourceRequirements,
+    version: str | None = None,
 ) -> dict[str, Any]:
     return {
         "name": name,
-        "image": runtime_image(rs),
+        "image": runtime_image(rs, version),
         "imagePullPolicy": rs.spec.image.pull_policy.value,
         # The image's ENTRYPOINT is `rag-runtime`: name it as the command so that args are
         # the subcommand only (args alone would run `rag-runtime rag-runtime serve`).
@@ -90,10 +91,11 @@ def _probe(path: str, port: str, period: int, failures: int) -> dict[str, Any]:
 
 
 def build_api_deployment(
-    rs: RagSystem, cfg: OperatorConfig, runtime: RuntimeConfig
+    rs: RagSystem, cfg: OperatorConfig, runtime: RuntimeConfig, version: str | None = None
 ) -> dict[str, Any]:
+    """The API pods, running `version` (default spec.version)."""
     api = rs.spec.api
-    container = _container(rs, runtime, "api", ["rag-runtime", "serve"], api.resources)
+    container = _container(rs, runtime, "api", ["rag-runtime", "serve"], api.resources, version)
     container["ports"] = [{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}]
     container["startupProbe"] = _probe(HEALTH_PATH, "http", 5, 60)
     container["livenessProbe"] = _probe(HEALTH_PATH, "http", 10, 3)
@@ -119,10 +121,12 @@ def build_api_deployment(
 
 
 def build_worker_deployment(
-    rs: RagSystem, cfg: OperatorConfig, runtime: RuntimeConfig
+    rs: RagSystem, cfg: OperatorConfig, runtime: RuntimeConfig, version: str | None = None
 ) -> dict[str, Any]:
+    """The worker pods, running `version` (default spec.version)."""
     worker = rs.spec.worker
-    container = _container(rs, runtime, "worker", ["rag-runtime", "worker"], worker.resources)
+    args = ["rag-runtime", "worker"]
+    container = _container(rs, runtime, "worker", args, worker.resources, version)
     port = rs.spec.monitoring.metrics_port
     container["ports"] = [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
     container["env"] = [{"name": "RAG_METRICS_PORT", "value": str(port)}, *container["env"]]

@@ -96,6 +96,8 @@ def runtime_settings(rs: RagSystem) -> dict[str, str]:
         "RAG_MAX_DOCUMENT_BYTES": str(spec.ingestion.max_document_bytes),
         "RAG_CHUNK_OVERLAP_TOKENS": str(spec.ingestion.chunk_overlap_tokens),
         "RAG_WORKER_CONCURRENCY": str(spec.worker.concurrency),
+        # The migration Job moves the schema; the API pods never migrate at start.
+        "RAG_MIGRATE_ON_START": "false",
     }
     if spec.ingestion.chunk_tokens is not None:
         data["RAG_CHUNK_TOKENS"] = str(spec.ingestion.chunk_tokens)
@@ -191,6 +193,11 @@ def secret_references(rs: RagSystem) -> list[SecretReference]:
     if spec.api.api_keys_secret_ref is not None:
         ref = spec.api.api_keys_secret_ref
         refs.append(SecretReference("spec.api.apiKeysSecretRef", ref.name, ref.key))
+    s3 = spec.backup.destination.s3 if spec.backup is not None else None
+    if s3 is not None:
+        path = "spec.backup.destination.s3.credentialsSecretRef"
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            refs.append(SecretReference(path, s3.credentials_secret_ref.name, key))
     for i, pull in enumerate(spec.image.pull_secrets):
         refs.append(SecretReference(f"spec.image.pullSecrets[{i}]", pull.name, None))
     return refs

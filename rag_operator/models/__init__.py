@@ -28,12 +28,16 @@ from rag_operator.models.spec import (
     RetrievalStrategy,
 )
 from rag_operator.models.status import (
+    BackupStatus,
     Components,
     ComponentStatus,
     Condition,
     ConditionStatus,
+    MigrationPhase,
+    MigrationStatus,
     Phase,
     RagSystemStatus,
+    RestoreStatus,
 )
 
 __all__ = [
@@ -46,6 +50,7 @@ __all__ = [
     "SINGULAR",
     "VERSION",
     "ApiSpec",
+    "BackupStatus",
     "ComponentStatus",
     "Components",
     "Condition",
@@ -55,6 +60,8 @@ __all__ = [
     "ExternalStore",
     "GenerationProvider",
     "ManagedStore",
+    "MigrationPhase",
+    "MigrationStatus",
     "Neo4jSpec",
     "ObjectMeta",
     "OperatorConfig",
@@ -65,6 +72,7 @@ __all__ = [
     "RagSystemStatus",
     "RedisSpec",
     "ResourceRequirements",
+    "RestoreStatus",
     "RetrievalStrategy",
     "SecretKeyRef",
 ]

@@ -23,6 +23,8 @@ ANNOTATION_PREFIX = "ragops.io"
 CONFIG_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/config-hash"
 APPLIED_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/applied-hash"
 FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
+# On a RagSystem: a new value asks for another attempt of a failed migration.
+RETRY_MIGRATION_ANNOTATION = f"{ANNOTATION_PREFIX}/retry-migration"
 
 # Label selector of everything the operator manages.
 MANAGED_SELECTOR = {MANAGED_BY_LABEL: MANAGED_BY}

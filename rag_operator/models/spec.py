@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
+from rag_operator.models.backup import BackupSpec, BootstrapSpec
 from rag_operator.models.common import (
     ApiModel,
     ResourceRequirements,
@@ -868,6 +869,12 @@ class RagSystemSpec(ApiModel):
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Metrics.")
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="NetworkPolicies (on by default)."
+    )
+    backup: BackupSpec | None = Field(
+        None, description="Scheduled backups (a CronJob) and the backup before an upgrade."
+    )
+    bootstrap: BootstrapSpec | None = Field(
+        None, description="Start from a backup: restored before the API and worker start."
     )
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,

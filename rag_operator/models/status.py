@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from rag_operator.models.backup import BackupDestination
 from rag_operator.models.common import ApiModel
 
 
@@ -56,6 +57,69 @@ class Components(ApiModel):
     neo4j: ComponentStatus | None = Field(None, alias="neo4j", description="Neo4j.")
 
 
+class MigrationPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class MigrationStatus(ApiModel):
+    """The schema migration of the desired version: one Job per attempt."""
+
+    version: str = Field("", description="The runtime version whose migration this is.")
+    image: str = Field("", description="The image the migration Job runs.")
+    job: str = Field("", description="Name of the migration Job of this attempt.")
+    phase: MigrationPhase = Field(
+        MigrationPhase.PENDING, description="Pending, Running, Succeeded or Failed."
+    )
+    attempt_generation: int = Field(
+        0,
+        ge=0,
+        description="The spec generation this attempt started at (a failed attempt is "
+        "retried when the spec changes).",
+    )
+    retry_token: str = Field(
+        "", description="The ragops.io/retry-migration annotation this attempt started with."
+    )
+    message: str = Field(
+        "", max_length=32768, description="What the Job said: its last log lines on failure."
+    )
+    backup_job: str = Field(
+        "", description="The backup Job taken before this migration (spec.backup.beforeUpgrade)."
+    )
+    started_at: str = Field("", description="When the attempt's Job was created (RFC 3339).")
+    completed_at: str = Field("", description="When the Job succeeded or failed (RFC 3339).")
+
+
+class BackupStatus(ApiModel):
+    """The system's backups, as its backup Jobs (scheduled and on demand) reported them."""
+
+    last_successful_time: str = Field(
+        "", description="When the last backup that succeeded completed (RFC 3339)."
+    )
+    last_failure_time: str = Field("", description="When the last backup failed (RFC 3339).")
+    last_job: str = Field("", description="The backup Job that finished last.")
+    message: str = Field("", max_length=32768, description="What the last failed backup said.")
+
+
+class RestoreStatus(ApiModel):
+    """The restore of spec.bootstrap.backup (once, before the API and worker start)."""
+
+    phase: MigrationPhase = Field(
+        MigrationPhase.PENDING, description="Pending, Running, Succeeded or Failed."
+    )
+    job: str = Field("", description="The restore Job.")
+    source: str = Field("", description="The backup restored: URL and name.")
+    url: str = Field("", description="Location of the backups the restore reads.")
+    backup_name: str = Field("", description="Name of the backup restored.")
+    destination: BackupDestination | None = Field(
+        None, description="How the restore reaches the location (endpoint, Secret, volume)."
+    )
+    message: str = Field("", max_length=32768, description="What the restore said.")
+    completed_at: str = Field("", description="When it finished (RFC 3339).")
+
+
 class RagSystemStatus(ApiModel):
     """Observed state of the RagSystem; written only by the operator."""
 
@@ -80,5 +144,20 @@ class RagSystemStatus(ApiModel):
         "", description="Readiness of the stores, e.g. postgres=1/1,redis=1/1,neo4j=off."
     )
     endpoint: str = Field("", description="In-cluster URL of the API.")
-    version: str = Field("", description="Runtime version the running pods were built from.")
+    version: str = Field(
+        "",
+        description="Runtime version every ready API and worker pod runs (empty while none "
+        "does, or while pods of two versions serve).",
+    )
+    desired_version: str = Field("", description="spec.version: the version asked for.")
+    last_good_version: str = Field(
+        "", description="The last version at which the whole system was Ready."
+    )
+    migration: MigrationStatus | None = Field(
+        None, description="The schema migration of the desired version."
+    )
+    restore: RestoreStatus | None = Field(None, description="The restore of spec.bootstrap.backup.")
+    backup: BackupStatus | None = Field(
+        None, description="Last good and last failed backup (spec.backup and RagBackups)."
+    )
     config_hash: str = Field("", description="Hash of the runtime configuration last applied.")

@@ -17,6 +17,14 @@
 - apiGroups: [apps]
   resources: [statefulsets]
   verbs: [list, watch, create, patch, delete]
+# jobs: children: cached (label-selected watch), server-side applied, pruned
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, watch, create, patch, delete]
+# cronjobs: children: cached (label-selected watch), server-side applied, pruned
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [list, watch, create, patch, delete]
 # horizontalpodautoscalers: children: cached (label-selected watch), server-side applied, pruned
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
@@ -68,10 +76,18 @@
 # ragsystems: the RagSystem API: kopf's annotations and finalizer, the status subresource
 - apiGroups: [ragops.io]
   resources: [ragsystems]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 # ragsystems/status
 - apiGroups: [ragops.io]
   resources: [ragsystems/status]
+  verbs: [patch]
+# ragbackups: on-demand backups: kopf's annotations, the status subresource; read by restores
+- apiGroups: [ragops.io]
+  resources: [ragbackups]
+  verbs: [get, list, watch, patch]
+# ragbackups/status
+- apiGroups: [ragops.io]
+  resources: [ragbackups/status]
   verbs: [patch]
 {{- end }}
 

@@ -25,6 +25,7 @@ from tests.fixtures.cluster import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_FILE = REPO / "crds" / "ragops.io_ragsystems.yaml"
+CRD_DIR = REPO / "crds"  # RagSystem and RagBackup
 RESYNC_S = 2.0
 READY_TIMEOUT_S = 15.0
 DISCOVERY_S = 2.0
@@ -34,6 +35,7 @@ CUSTOM_KINDS = {
     "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
     "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
     "PrometheusRule": ("monitoring.coreos.com", "v1", "prometheusrules"),
+    "RagBackup": ("ragops.io", "v1alpha1", "ragbackups"),
 }
 
 
@@ -67,6 +69,8 @@ class Kube:
             "NetworkPolicy": self.net.read_namespaced_network_policy,
             "Ingress": self.net.read_namespaced_ingress,
             "HorizontalPodAutoscaler": self.hpa.read_namespaced_horizontal_pod_autoscaler,
+            "Job": k8s.BatchV1Api(self.api).read_namespaced_job,
+            "CronJob": k8s.BatchV1Api(self.api).read_namespaced_cron_job,
         }[kind]
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -181,10 +185,11 @@ class Operator:
 
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> Path:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/ragsystems.ragops.io", "--timeout=60s"
-    )
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
+    for name in ("ragsystems", "ragbackups"):
+        cluster.kubectl(
+            "wait", "--for=condition=Established", f"crd/{name}.ragops.io", "--timeout=60s"
+        )
     return CRD_FILE
 
 

@@ -30,9 +30,10 @@ def test_chart_lints(cluster: Cluster) -> None:
 def test_crd_is_optional_and_kept_on_uninstall(cluster: Cluster) -> None:
     rendered = cluster.helm("template", "r", str(CHART), KUBE_VERSION).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
-    crd = next(d for d in docs if d["kind"] == "CustomResourceDefinition")
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert crd["metadata"]["name"] == "ragsystems.ragops.io"
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    for crd in crds:
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert {c["metadata"]["name"] for c in crds} == {"ragsystems.ragops.io", "ragbackups.ragops.io"}
     without = cluster.helm(
         "template", "r", str(CHART), KUBE_VERSION, "--set", "crds.create=false"
     ).stdout

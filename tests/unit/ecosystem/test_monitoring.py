@@ -35,9 +35,6 @@ PENDING: dict[str, set[str]] = {
     "ragops_operator_rollout_phase": {"namespace", "ragsystem", "phase"},
     "ragops_operator_rollout_analysis_runs_total": {"namespace", "ragsystem", "metric", "result"},
     "ragops_operator_rollout_analysis_value": {"namespace", "ragsystem", "metric"},
-    # operator, backups: unix time of the last successful and the last failed backup
-    "ragops_operator_backup_last_success_timestamp_seconds": {"namespace", "ragsystem"},
-    "ragops_operator_backup_last_failure_timestamp_seconds": {"namespace", "ragsystem"},
 }
 # Existing metrics whose per-system labels the alerts need but the program does not set yet.
 PENDING_LABELS: dict[str, set[str]] = {}

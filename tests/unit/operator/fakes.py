@@ -22,6 +22,11 @@ def ready(child: dict[str, Any]) -> dict[str, Any]:
             "updatedReplicas": n,
             "availableReplicas": n,
         }
+    if child["kind"] == "Job":
+        out["status"] = {
+            "succeeded": 1,
+            "conditions": [{"type": "Complete", "status": "True"}],
+        }
     return out
 
 
@@ -97,3 +102,30 @@ def created_secrets(kube: FakeKube) -> dict[str, frozenset[str]]:
         for m in kube.created
         if m["kind"] == "Secret"
     }
+
+
+def converged(
+    rs: Any,
+    caps: Any,
+    secrets: dict[str, dict[str, Any]] | None = None,
+    run: Any = None,
+) -> Any:
+    """The watch caches once passes applied everything and everything became ready: the
+    stores first, then the migration Job (after Postgres), then the Deployments (after it)."""
+    import asyncio
+
+    from rag_operator.models import OperatorConfig
+    from rag_operator.observed import Observed
+    from rag_operator.reconcile import reconcile
+
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    made: dict[str, frozenset[str]] = {}
+    for _ in range(4):
+        kube = FakeKube(secrets=secrets)
+        observed = Observed.from_items(list(seen.values()), [], frozenset({"database-url"}), made)
+        asyncio.run(reconcile(rs, OperatorConfig(), kube, observed, caps))  # type: ignore[arg-type]
+        made.update(created_secrets(kube))
+        if not kube.applied:
+            break
+        seen.update({(m["kind"], m["metadata"]["name"]): ready(m) for m in kube.applied})
+    return Observed.from_items(list(seen.values()), [], frozenset({"database-url"}), made)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from rag_operator.builders import desired_children, runtime_config
+from rag_operator.builders import Release, desired_children, runtime_config
 from rag_operator.children import ALL_OPTIONAL, Capabilities
 from rag_operator.models import OperatorConfig, RagSystem
 
@@ -15,9 +15,17 @@ NO_CRDS = Capabilities()
 ALL_CRDS = ALL_OPTIONAL
 
 
-def children(rs: RagSystem, caps: Capabilities = NO_CRDS) -> list[dict[str, Any]]:
+def children(
+    rs: RagSystem, caps: Capabilities = NO_CRDS, release: Release | None = None
+) -> list[dict[str, Any]]:
     """desired_children with the default configuration."""
-    return desired_children(rs, CFG, caps)
+    return desired_children(rs, CFG, caps, release=release)
+
+
+# A pass that runs the migration Job of spec.version while the Deployments run it too.
+MIGRATING = Release(
+    stable_version="0.1.0", migration_job="demo-migrate-0", migration_version="0.1.0"
+)
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def test_runtime_settings_model_accepts_the_values(
     settings = Settings()
     assert settings.port == API_PORT
     assert settings.host == "0.0.0.0"
+    assert settings.migrate_on_start is False  # the migration Job migrates, not the pods
 
 
 @pytest.mark.parametrize(

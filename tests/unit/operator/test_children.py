@@ -36,7 +36,14 @@ from rag_operator.children import (
     Read,
 )
 from rag_operator.kube import RESOURCES, UndeclaredAccessError, check_declared, resource_path
-from tests.unit.operator.helpers import ALL_CRDS, NO_CRDS, VARIANTS, children, make_rs
+from tests.unit.operator.helpers import (
+    ALL_CRDS,
+    MIGRATING,
+    NO_CRDS,
+    VARIANTS,
+    children,
+    make_rs,
+)
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "ragops"
 EXTRA_SPECS: list[dict[str, Any]] = [
@@ -44,6 +51,13 @@ EXTRA_SPECS: list[dict[str, Any]] = [
     {"neo4j": {"enabled": True, "managed": {}}},
     {"api": {"exposure": {"httpRoute": {"parentRefs": [{"name": "gw"}]}}}},
     {"networkPolicy": {"enabled": False}, "api": {"podDisruptionBudget": {"enabled": False}}},
+    {
+        "backup": {
+            "schedule": "@daily",
+            "retention": {"keepLast": 3},
+            "destination": {"volume": {"claimName": "backups"}},
+        }
+    },
 ]
 
 
@@ -52,7 +66,9 @@ def _emitted() -> set[tuple[str, str]]:
     specs = [*VARIANTS.values(), *EXTRA_SPECS]
     for spec in specs:
         for caps in (NO_CRDS, ALL_CRDS):
-            out |= {(c["apiVersion"], c["kind"]) for c in children(make_rs(spec), caps)}
+            for release in (None, MIGRATING):
+                emitted = children(make_rs(spec), caps, release)
+                out |= {(c["apiVersion"], c["kind"]) for c in emitted}
     return out
 
 

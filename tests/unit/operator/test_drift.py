@@ -23,7 +23,7 @@ from rag_operator.children import Capabilities
 from rag_operator.models.naming import APPLIED_HASH_ANNOTATION
 from rag_operator.observed import Observed
 from rag_operator.reconcile import reconcile
-from tests.unit.operator.fakes import FakeKube, created_secrets, ready
+from tests.unit.operator.fakes import FakeKube, converged, ready
 from tests.unit.operator.helpers import ALL_CRDS, CFG, children, make_rs
 
 SECRETS = {n: {"data": {"x": "eA=="}} for n in ("r1", "r2")}
@@ -102,12 +102,8 @@ def test_stamp_keeps_the_builders_annotations() -> None:
 
 
 def _observed_after_first_pass(rs: Any, caps: Capabilities) -> Observed:
-    """What the watch caches hold after a pass applied every child of `rs` (pods ready)."""
-    kube = FakeKube(secrets=SECRETS)
-    asyncio.run(reconcile(rs, CFG, kube, Observed(), caps))  # type: ignore[arg-type]
-    return Observed.from_items(
-        [ready(m) for m in kube.applied], [], frozenset({"database-url"}), created_secrets(kube)
-    )
+    """What the watch caches hold after passes applied every child of `rs` (pods ready)."""
+    return converged(rs, caps, SECRETS)
 
 
 def _route(*parents: str, hostnames: tuple[str, ...] = ()) -> dict[str, Any]:

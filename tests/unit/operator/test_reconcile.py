@@ -21,14 +21,15 @@ from typing import Any
 
 import pytest
 
+from rag_operator.builders import Release
 from rag_operator.builders.common import labels
 from rag_operator.children import Capabilities
 from rag_operator.kube import KubeError
 from rag_operator.models import Phase, RagSystem, RagSystemStatus
 from rag_operator.models.naming import APPLIED_HASH_ANNOTATION
-from rag_operator.observed import Observed
+from rag_operator.observed import Observed, PodInfo
 from rag_operator.reconcile import Outcome, finalize, reconcile
-from tests.unit.operator.fakes import FakeKube, created_secrets, ready
+from tests.unit.operator.fakes import FakeKube, converged, ready
 from tests.unit.operator.helpers import ALL_CRDS, CFG, NO_CRDS, children, make_rs
 
 
@@ -39,12 +40,10 @@ def _run(
 
 
 def _applied_state(rs: RagSystem, caps: Capabilities = NO_CRDS) -> Observed:
-    """The watch caches after a first pass applied everything and the pods became ready."""
-    kube = FakeKube()
-    _run(rs, kube, caps=caps)
-    return Observed.from_items(
-        [ready(m) for m in kube.applied], [], frozenset({"database-url"}), created_secrets(kube)
-    )
+    """The watch caches once passes applied everything and the pods (and the migration Job
+    after Postgres) became ready: the stores first, then the Job, then the Deployments."""
+    observed: Observed = converged(rs, caps)
+    return observed
 
 
 def _cond(status: RagSystemStatus, type_: str) -> Any:
@@ -55,7 +54,8 @@ def test_first_pass_applies_every_child_and_creates_credentials_once() -> None:
     rs = make_rs()
     kube = FakeKube()
     outcome = _run(rs, kube)
-    assert len(kube.applied) == len(children(rs))
+    # No Deployment before the migration Job succeeded, no Job before Postgres is ready.
+    assert len(kube.applied) == len(children(rs, release=Release(stable_version=None)))
     assert all(APPLIED_HASH_ANNOTATION in m["metadata"]["annotations"] for m in kube.applied)
     assert [c["metadata"]["name"] for c in kube.created] == ["demo-credentials", "demo-api-keys"]
     assert outcome.status.phase == Phase.PROGRESSING
@@ -76,10 +76,9 @@ def test_unchanged_ready_system_writes_nothing() -> None:
     assert not outcome.status_changed
 
 
-def _api_keys_env(kube: FakeKube) -> Any:
-    api = next(
-        m for m in kube.applied if m["kind"] == "Deployment" and "api" in m["metadata"]["name"]
-    )
+def _api_keys_env(rs: RagSystem, secrets: dict[str, dict[str, Any]] | None = None) -> Any:
+    """RAG_API_KEYS of the API Deployment once it exists (after the migration Job)."""
+    api = converged(rs, NO_CRDS, secrets).children[("Deployment", "demo-api")]
     env = api["spec"]["template"]["spec"]["containers"][0]["env"]
     return next((e for e in env if e["name"] == "RAG_API_KEYS"), None)
 
@@ -93,7 +92,7 @@ def test_api_requires_a_generated_admin_key_by_default() -> None:
     assert len(key) >= 40
     assert ":" not in key
     assert "," not in key
-    assert _api_keys_env(kube) == {
+    assert _api_keys_env(rs) == {
         "name": "RAG_API_KEYS",
         "valueFrom": {"secretKeyRef": {"name": "demo-api-keys", "key": "api-keys"}},
     }
@@ -116,7 +115,8 @@ def test_api_keys_from_the_spec_need_no_generated_key() -> None:
     kube = FakeKube(secrets={"mine": {"data": {"keys": "WyJrIl0="}}})
     outcome = _run(rs, kube)
     assert "demo-api-keys" not in [c["metadata"]["name"] for c in kube.created]
-    assert _api_keys_env(kube)["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "keys"}
+    env = _api_keys_env(rs, {"mine": {"data": {"keys": "WyJrIl0="}}})
+    assert env["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "keys"}
     assert _cond(outcome.status, "AnonymousAccess").reason == "ApiKeysFromSecret"
 
 
@@ -125,7 +125,7 @@ def test_anonymous_access_only_when_asked_shown_in_status_and_a_warning() -> Non
     kube = FakeKube()
     outcome = _run(rs, kube)
     assert "demo-api-keys" not in [c["metadata"]["name"] for c in kube.created]
-    assert _api_keys_env(kube) is None
+    assert _api_keys_env(rs) is None
     cond = _cond(outcome.status, "AnonymousAccess")
     assert (cond.status, cond.reason) == ("True", "AnonymousAccessEnabled")
     warnings = [e for e in outcome.events if e[:2] == ("Warning", "AnonymousAccess")]
@@ -309,3 +309,113 @@ def test_an_older_credentials_secret_gets_only_its_missing_keys() -> None:
     assert set(added) == {"postgres-superuser-password", "redis.conf"}
     assert added["redis.conf"].startswith("requirepass old-rd\n")
     assert kube.created == []
+
+
+def _image(observed: Observed, name: str) -> str:
+    dep = observed.children[("Deployment", name)]
+    return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def test_upgrade_with_a_failed_migration_keeps_the_old_version_and_says_why() -> None:
+    v1 = make_rs()
+    observed = _applied_state(v1)
+    good = _run(v1, FakeKube(), observed).status
+    assert (good.version, good.last_good_version, good.phase) == ("0.1.0", "0.1.0", Phase.READY)
+    v2 = make_rs({"version": "0.2.0"}, generation=2, status=good.wire())
+    kube = FakeKube()
+    started = _run(v2, kube, observed)
+    jobs = [m for m in kube.applied if m["kind"] == "Job"]
+    assert [j["spec"]["template"]["spec"]["containers"][0]["image"] for j in jobs] == [
+        "ghcr.io/ragops/rag-runtime:0.2.0"
+    ]
+    assert not any(m["kind"] == "Deployment" for m in kube.applied)
+    assert _cond(started.status, "MigrationSucceeded").reason == "Running"
+    assert started.status.phase == Phase.PROGRESSING
+    assert any(e[1] == "MigrationStarted" for e in started.events)
+    job = ready(jobs[0])
+    job["status"] = {
+        "failed": 3,
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+        ],
+    }
+    pod = PodInfo(
+        "p",
+        "migrate",
+        False,
+        job=jobs[0]["metadata"]["name"],
+        terminated_message="boom: column exists",
+        finished_at="2026-01-01T00:00:00Z",
+    )
+    observed.children[("Job", jobs[0]["metadata"]["name"])] = job
+    observed.pods.append(pod)
+    v2 = make_rs({"version": "0.2.0"}, generation=2, status=started.status.wire())
+    kube = FakeKube()
+    failed = _run(v2, kube, observed)
+    assert not any(m["kind"] == "Deployment" for m in kube.applied)
+    assert _image(observed, "demo-api").endswith(":0.1.0")
+    status = failed.status
+    assert (status.version, status.desired_version, status.last_good_version) == (
+        "0.1.0",
+        "0.2.0",
+        "0.1.0",
+    )
+    degraded = _cond(status, "Degraded")
+    assert degraded.reason == "MigrationFailed"
+    assert "boom: column exists" in degraded.message
+    assert "0.1.0 keeps serving" in degraded.message
+    assert _cond(status, "MigrationSucceeded").status.value == "False"
+    assert _cond(status, "ApiReady").status.value == "True"
+    assert _cond(status, "ConfigReady").status.value == "True"
+    assert any(e[0] == "Warning" and e[1] == "MigrationFailed" for e in failed.events)
+
+
+def test_successful_migration_moves_the_deployments() -> None:
+    v1 = make_rs()
+    observed = _applied_state(v1)
+    good = _run(v1, FakeKube(), observed).status
+    v2 = make_rs({"version": "0.2.0"}, generation=2, status=good.wire())
+    kube = FakeKube()
+    started = _run(v2, kube, observed)
+    job = next(m for m in kube.applied if m["kind"] == "Job")
+    observed.children[("Job", job["metadata"]["name"])] = ready(job)
+    v2 = make_rs({"version": "0.2.0"}, generation=2, status=started.status.wire())
+    kube = FakeKube()
+    done = _run(v2, kube, observed)
+    images = {
+        m["metadata"]["name"]: m["spec"]["template"]["spec"]["containers"][0]["image"]
+        for m in kube.applied
+        if m["kind"] == "Deployment"
+    }
+    assert images == {
+        "demo-api": "ghcr.io/ragops/rag-runtime:0.2.0",
+        "demo-worker": "ghcr.io/ragops/rag-runtime:0.2.0",
+    }
+    assert _cond(done.status, "MigrationSucceeded").reason == "Succeeded"
+    assert done.status.version == "0.1.0"  # until the new pods are rolled out
+    assert any(e[1] == "MigrationSucceeded" for e in done.events)
+
+
+def test_pre_upgrade_backup_job_is_built_of_the_serving_version() -> None:
+    backup = {
+        "schedule": "@daily",
+        "retention": {"keepLast": 3},
+        "destination": {"volume": {"claimName": "bk"}},
+    }
+    v1 = make_rs({"backup": backup})
+    observed = _applied_state(v1)
+    good = _run(v1, FakeKube(), observed).status
+    v2 = make_rs({"version": "0.2.0", "backup": backup}, generation=2, status=good.wire())
+    kube = FakeKube()
+    outcome = _run(v2, kube, observed)
+    jobs = [m for m in kube.applied if m["kind"] == "Job"]
+    assert len(jobs) == 1
+    container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith(":0.1.0")
+    assert container["args"][:2] == ["backup", "create"]
+    assert _cond(outcome.status, "MigrationSucceeded").reason == "Pending"
