@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_runtime.api import collections, documents, search, system
-from rag_runtime.api.deps import parse_api_keys
-from rag_runtime.errors import RagError, RateLimitedError
+from rag_runtime.api.guard import AuthMiddleware, BodyLimitMiddleware
+from rag_runtime.auth import KeyRing, parse_api_keys
+from rag_runtime.errors import ConfigurationError, RagError, RateLimitedError
 from rag_runtime.metrics import package_version
 from rag_runtime.runtime import Runtime
 from rag_runtime.settings import Settings
@@ -52,26 +53,6 @@ class MetricsMiddleware:
                 labels = (template, scope["method"], str(status))
                 runtime.metrics.requests.labels(*labels).inc()
                 runtime.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
-
-
-class BodyLimitMiddleware:
-    """Rejects a request whose declared body is far above the document limit (413)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            length = headers.get(b"content-length")
-            if length and length.isdigit() and int(length) > self.limit:
-                response = JSONResponse(
-                    {"detail": f"request body exceeds {self.limit} bytes"}, status_code=413
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -113,8 +94,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def check_access_settings(settings: Settings) -> None:
+    """Keys, or anonymous access asked for explicitly: never an open API by omission."""
+    if settings.api_keys and settings.allow_anonymous:
+        raise ConfigurationError(
+            "RAG_ALLOW_ANONYMOUS=true and RAG_API_KEYS are both set: choose one"
+        )
+    if not settings.api_keys and not settings.allow_anonymous:
+        raise ConfigurationError(
+            "no RAG_API_KEYS: set API keys, or RAG_ALLOW_ANONYMOUS=true to serve without them"
+        )
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the API. The lifespan opens the runtime's pools (or uses `runtime` if given)."""
+    """Build the API. The lifespan opens the runtime's pools (or uses `runtime` if given).
+
+    Raises ConfigurationError without API keys unless anonymous access is asked for.
+    """
+    check_access_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,11 +131,17 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         description="Collections, documents, retrieval and answers over Postgres + pgvector.",
     )
     app.state.settings = settings
-    app.state.api_keys = parse_api_keys(settings.api_keys)
+    keys = KeyRing(parse_api_keys(settings.api_keys))
     _install_error_handlers(app)
     for router in (system.router, collections.router, documents.router, search.router):
         app.include_router(router)
-    # Multipart and JSON encodings add overhead on top of the document itself.
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_document_bytes * 2 + 65536)
+    # JSON escapes add to the document itself; a multipart form adds a little.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_document_bytes * 2 + 65536,
+        upload_limit=settings.max_document_bytes + 65536,
+        max_uploads=settings.max_concurrent_uploads,
+    )
+    app.add_middleware(AuthMiddleware, keys=keys, anonymous=settings.allow_anonymous)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -104,23 +104,31 @@ class Cache:
 
 
 class RateLimiter:
-    """Fixed one-minute windows per key: Redis when configured, else this process."""
+    """Fixed one-minute windows per key: Redis when configured (shared by every replica),
+    else this process. `kind` keeps the counters of separate limits apart."""
 
-    def __init__(self, redis: Redis | None, per_minute: int) -> None:
+    def __init__(self, redis: Redis | None, per_minute: int, *, kind: str = "rl") -> None:
         self.redis = redis
         self.per_minute = per_minute
+        self.kind = kind
         self._local: dict[tuple[str, int], int] = {}
+
+    @staticmethod
+    def _window() -> tuple[int, int]:
+        now = time.time()
+        return int(now // 60), max(1, int(60 - (now % 60)) + 1)
+
+    def _name(self, key: str, window: int) -> str:
+        return f"{PREFIX}{self.kind}:{_digest(key)}:{window}"
 
     async def hit(self, key: str) -> int | None:
         """Count a request; return seconds to wait when over the limit, else None."""
         if self.per_minute <= 0:
             return None
-        now = time.time()
-        window = int(now // 60)
-        retry_after = max(1, int(60 - (now % 60)) + 1)
+        window, retry_after = self._window()
         count: int
         if self.redis is not None:
-            name = f"{PREFIX}rl:{_digest(key)}:{window}"
+            name = self._name(key, window)
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:
                     pipe.incr(name)
@@ -131,6 +139,20 @@ class RateLimiter:
         else:
             count = self._local_hit(key, window)
         return retry_after if count > self.per_minute else None
+
+    async def blocked(self, key: str) -> int | None:
+        """Seconds to wait when the key's count has reached the limit (counts nothing)."""
+        if self.per_minute <= 0:
+            return None
+        window, retry_after = self._window()
+        count = self._local.get((key, window), 0)
+        if self.redis is not None:
+            try:
+                raw = await self.redis.get(self._name(key, window))
+                count = max(count, int(raw or 0))
+            except RedisError:
+                pass
+        return retry_after if count >= self.per_minute else None
 
     def _local_hit(self, key: str, window: int) -> int:
         self._local = {k: v for k, v in self._local.items() if k[1] >= window}

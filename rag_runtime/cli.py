@@ -79,13 +79,19 @@ def serve(
 
     from rag_runtime.app import create_app
     from rag_runtime.embedding import sleeping_compute_threads
+    from rag_runtime.errors import ConfigurationError
 
     sleeping_compute_threads()  # before the model (and torch) loads, as in the worker
     settings = load_settings(host=host, port=port)
     setup_logging(settings.log_level)
     check_embedding_model(settings)
+    try:
+        application = create_app(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"rag-runtime: {exc.message}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
-        create_app(settings),
+        application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

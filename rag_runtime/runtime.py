@@ -50,6 +50,7 @@ class Runtime:
     metrics: Metrics
     cache: Cache
     limiter: RateLimiter
+    auth_failures: RateLimiter
     retriever: Retriever
     ingestor: Ingestor
     generator: Generator
@@ -110,6 +111,7 @@ class Runtime:
             metrics=metrics,
             cache=cache,
             limiter=RateLimiter(redis, settings.rate_limit_per_minute),
+            auth_failures=RateLimiter(redis, settings.auth_failures_per_minute, kind="af"),
             retriever=Retriever(
                 settings=settings,
                 store=store,

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag_runtime.auth import parse_api_keys
 from rag_runtime.domain import (
     EmbeddingProvider,
     FusionMethod,
@@ -124,10 +125,32 @@ class Settings(BaseSettings):
     )
     api_keys: list[str] = Field(
         default_factory=list,
-        description="Accepted Bearer keys as 'key' or 'key:collection1,collection2'.",
+        description="Accepted Bearer keys: 'key' or 'key:*' (every collection), "
+        "'key:a,b' (collections a and b); the scope follows the last ':'.",
+    )
+    allow_anonymous: bool = Field(
+        False,
+        description="Serve the API without keys (every caller may use every collection); "
+        "only allowed with no api_keys.",
     )
     rate_limit_per_minute: int = Field(
         0, ge=0, description="Requests per minute per API key (0 = off)."
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=0,
+        description="Failed authentications per client address and minute before requests "
+        "from it are refused with 429 (0 = no limit).",
+    )
+    upload_dir: Path | None = Field(
+        None, description="Directory uploads are spooled to; None = the system temp dir."
+    )
+    max_concurrent_uploads: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="File uploads in progress at once per process (bounds the spooled bytes "
+        "to this times max_document_bytes); more are answered 503.",
     )
 
     @model_validator(mode="after")
@@ -143,6 +166,12 @@ class Settings(BaseSettings):
                 f"only {BUNDLED_EMBEDDING_MODEL} is bundled"
             )
         return self
+
+    @field_validator("api_keys")
+    @classmethod
+    def _readable_keys(cls, value: list[str]) -> list[str]:
+        parse_api_keys(value)  # fails closed: an entry it cannot read stops the process
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from rag_runtime.api.deps import CollectionDep, PrincipalDep, RuntimeDep
+from rag_runtime.api.deps import CollectionDep, PrincipalDep, RuntimeDep, require
 from rag_runtime.schemas import CollectionCreate, CollectionOut
 from rag_runtime.store import Collection
 
@@ -27,7 +27,7 @@ def collection_out(c: Collection) -> CollectionOut:
 async def create_collection(
     body: CollectionCreate, principal: PrincipalDep, runtime: RuntimeDep
 ) -> CollectionOut:
-    principal.require(body.name)
+    require(principal, body.name)
     created = await runtime.store.create_collection(
         body.name,
         description=body.description,

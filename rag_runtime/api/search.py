@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from rag_runtime.api.deps import PrincipalDep, RuntimeDep
+from rag_runtime.api.deps import PrincipalDep, RuntimeDep, require
 from rag_runtime.domain import RetrievalStrategy
 from rag_runtime.errors import RagError
 from rag_runtime.generation import citations_in
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1", tags=["retrieval"])
 async def _retrieve(
     runtime: Runtime, principal: PrincipalDep, body: SearchRequest
 ) -> tuple[list[SearchHit], RetrievalStrategy, bool]:
-    principal.require(body.collection)
+    require(principal, body.collection)
     collection = await runtime.store.get_collection(body.collection)
     hits, plan, cached = await runtime.retriever.search(collection, body)
     return hits, plan.strategy, cached

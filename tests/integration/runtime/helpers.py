@@ -18,6 +18,7 @@ from rag_runtime.settings import Settings
 def settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"log_level": "warning", "cache_ttl_seconds": 300}
     base.update(overrides)
+    base.setdefault("allow_anonymous", not base.get("api_keys"))
     return Settings(**base)
 
 
