@@ -62,7 +62,9 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RagError)
-    async def runtime_error(_: Request, exc: RagError) -> JSONResponse:
+    async def runtime_error(request: Request, exc: RagError) -> JSONResponse:
+        if exc.cause:
+            log.warning("%s %s: %s", request.method, request.url.path, exc.log_text)
         headers: dict[str, str] = {}
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(exc.retry_after)

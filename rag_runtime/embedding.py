@@ -368,7 +368,7 @@ class OpenAIEmbedder:
                     model=self.model_name, input=texts[i : i + self.batch_size]
                 )
             except openai.APIConnectionError as exc:
-                raise ServiceUnavailableError(f"embedding provider unreachable: {exc}") from exc
+                raise ServiceUnavailableError("embedding provider unreachable", cause=exc) from exc
             out.extend(d.embedding for d in sorted(resp.data, key=lambda d: d.index))
         arr = np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
         norms = np.linalg.norm(arr, axis=1, keepdims=True)

@@ -67,7 +67,9 @@ def _pdf_text(data: bytes) -> str:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
     except (PdfReadError, ValueError, KeyError) as exc:
-        raise InvalidInputError(f"cannot read PDF: {exc}", field="file") from exc
+        raise InvalidInputError(
+            "file: cannot read the PDF (damaged, encrypted or not a PDF)", field="file", cause=exc
+        ) from exc
     return "\n\n".join(p.strip() for p in pages if p.strip())
 
 

@@ -124,9 +124,9 @@ class GraphStore:
                 result = await session.run(query, params)
                 return [dict(r) async for r in result]
         except (ServiceUnavailable, SessionExpired, OSError) as exc:
-            raise ServiceUnavailableError(f"graph store unavailable: {exc}") from exc
+            raise ServiceUnavailableError("graph store unavailable", cause=exc) from exc
         except Neo4jError as exc:
-            raise ServiceUnavailableError(f"graph store error: {exc.message}") from exc
+            raise ServiceUnavailableError("graph store error", cause=exc.message or exc) from exc
 
     async def ensure_schema(self) -> None:
         if self._schema_ready:

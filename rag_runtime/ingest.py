@@ -32,6 +32,7 @@ from rag_runtime.store import Store
 log = logging.getLogger(__name__)
 
 JOB_NAME = "ingest_document"
+INTERNAL_ERROR = "internal error while ingesting the document (details in the runtime's log)"
 
 
 class Ingestor:
@@ -78,10 +79,11 @@ class Ingestor:
                 await self.store.set_status(document_id, "queued", None)
             self.metrics.ingested.labels("retried").inc()
             raise
-        except Exception as exc:
+        except Exception:
+            # The document says what failed in words it may show; the details go to the log.
             log.exception("ingestion of %s failed", document_id)
             with contextlib.suppress(ServiceUnavailableError):
-                await self.store.set_status(document_id, "failed", f"{type(exc).__name__}: {exc}")
+                await self.store.set_status(document_id, "failed", INTERNAL_ERROR)
             self.metrics.ingested.labels("failed").inc()
             return "failed"
         if ids is None:
@@ -107,7 +109,7 @@ class Ingestor:
             await self.graph.index_document(collection, document_id, chunks)
         except ServiceUnavailableError as exc:
             # The graph is optional: the document is searchable by every other strategy.
-            log.warning("graph indexing of %s skipped: %s", document_id, exc.message)
+            log.warning("graph indexing of %s skipped: %s", document_id, exc.log_text)
 
 
 class IngestQueue(Protocol):
@@ -169,7 +171,9 @@ class InlineQueue:
                         break
                     except ServiceUnavailableError as exc:
                         delay = backoff_s(attempt)
-                        log.warning("ingest %s: %s; retry in %.1fs", document_id, exc, delay)
+                        log.warning(
+                            "ingest %s: %s; retry in %.1fs", document_id, exc.log_text, delay
+                        )
                         await asyncio.sleep(delay)
             except Exception:
                 log.exception("ingest %s crashed", document_id)
@@ -229,7 +233,7 @@ class RedisQueue:
                 _queue_name=self.queue_name,
             )
         except (RedisError, OSError) as exc:
-            raise ServiceUnavailableError(f"ingestion queue unavailable: {exc}") from exc
+            raise ServiceUnavailableError("ingestion queue unavailable", cause=exc) from exc
 
     async def depth(self) -> int:
         return int(await self.pool.zcard(self.queue_name))
@@ -240,7 +244,7 @@ class RedisQueue:
         try:
             await self.pool.ping()
         except (RedisError, OSError) as exc:
-            raise ServiceUnavailableError(f"ingestion queue unavailable: {exc}") from exc
+            raise ServiceUnavailableError("ingestion queue unavailable", cause=exc) from exc
 
     async def close(self) -> None:
         await self.pool.aclose()

@@ -16,7 +16,7 @@ from rag_runtime.cache import Cache, RateLimiter
 from rag_runtime.chunking import Chunker
 from rag_runtime.db import Database, start_embedded_postgres
 from rag_runtime.embedding import Embedder, build_embedder
-from rag_runtime.errors import ServiceUnavailableError
+from rag_runtime.errors import RagError, ServiceUnavailableError, first_line
 from rag_runtime.generation import Generator, build_generator
 from rag_runtime.graph import GraphStore
 from rag_runtime.ingest import Ingestor, IngestQueue, InlineQueue, RedisQueue
@@ -168,14 +168,19 @@ class Runtime:
             await asyncio.to_thread(self.embedded_postgres.cleanup)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Per-dependency status; False when a required one (database, schema, model) is down."""
+        """Per-dependency status; False when a required one (database, schema, model) is down.
+
+        The answer is public (probes call it without a key): states only. Why a dependency
+        is down (hosts, users, driver errors) goes to the log.
+        """
         checks: dict[str, Any] = {}
         ok = True
         try:
             await asyncio.wait_for(self.db.ping(), 5)
             checks["database"] = {"status": "up", "required": True}
         except (ServiceUnavailableError, TimeoutError) as exc:
-            checks["database"] = {"status": "down", "required": True, "reason": str(exc)}
+            _log_down("database", exc)
+            checks["database"] = {"status": "down", "required": True}
             ok = False
         try:
             status = await asyncio.wait_for(
@@ -190,7 +195,8 @@ class Runtime:
             }
             ok = ok and status.up_to_date
         except Exception as exc:
-            checks["schema"] = {"status": "unknown", "required": True, "reason": _first(exc)}
+            _log_down("schema", exc)
+            checks["schema"] = {"status": "unknown", "required": True}
             ok = False
         checks["cache"] = await self._check_redis("cache")
         if self.queue is None or self.queue.kind == "redis":
@@ -204,7 +210,8 @@ class Runtime:
                 await asyncio.wait_for(self.graph.ping(), 5)
                 checks["graph"] = {"status": "up", "required": False}
             except (ServiceUnavailableError, TimeoutError) as exc:
-                checks["graph"] = {"status": "down", "required": False, "reason": str(exc)}
+                _log_down("graph", exc)
+                checks["graph"] = {"status": "down", "required": False}
         checks["embedding_model"] = {
             "status": "up",
             "required": True,
@@ -220,7 +227,8 @@ class Runtime:
             await asyncio.wait_for(self.redis.ping(), 3)
             return {"status": "up", "required": False}
         except Exception as exc:
-            return {"status": "down", "required": False, "reason": _first(exc)}
+            _log_down(name, exc)
+            return {"status": "down", "required": False}
 
     async def _check_queue(self) -> dict[str, Any]:
         if self.queue is None:
@@ -229,7 +237,8 @@ class Runtime:
             await asyncio.wait_for(self.queue.ping(), 3)
             return {"status": "up", "required": False, "kind": self.queue.kind}
         except Exception as exc:
-            return {"status": "down", "required": False, "kind": "redis", "reason": _first(exc)}
+            _log_down("queue", exc)
+            return {"status": "down", "required": False, "kind": "redis"}
 
     async def refresh_gauges(self) -> None:
         """Update the gauges that are read from the stores (called at scrape time)."""
@@ -246,5 +255,8 @@ class Runtime:
 
 
 def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return exc.log_text if isinstance(exc, RagError) else first_line(exc)
+
+
+def _log_down(name: str, exc: BaseException) -> None:
+    log.warning("readiness: %s down: %s", name, _first(exc))

@@ -226,5 +226,5 @@ async def delete_document(
         try:
             await runtime.graph.delete_document(document_id)
         except ServiceUnavailableError as exc:
-            log.warning("graph nodes of %s not removed: %s", document_id, exc.message)
+            log.warning("graph nodes of %s not removed: %s", document_id, exc.log_text)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from rag_runtime.app import check_access_settings
 from rag_runtime.auth import KeyFormatError, KeyRing, Principal, parse_api_keys
-from rag_runtime.errors import ConfigurationError, UnsupportedMediaTypeError
+from rag_runtime.errors import ConfigurationError, InvalidInputError, UnsupportedMediaTypeError
 from rag_runtime.extract import detect_content_type, extract_text
 from rag_runtime.generation import ExtractiveGenerator, build_prompt, citations_in
 from rag_runtime.ingest import backoff_s
@@ -116,6 +116,13 @@ def test_unsupported_type_names_the_accepted_ones() -> None:
 def test_html_text_drops_scripts_and_styles() -> None:
     html = b"<style>p{}</style><p>Hello</p><script>evil()</script><p>World</p>"
     assert extract_text(html, "text/html") == "Hello\nWorld"
+
+
+def test_an_unreadable_pdf_is_refused_with_a_stable_message() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        extract_text(b"%PDF-1.4 not really", "application/pdf")
+    assert caught.value.message == "file: cannot read the PDF (damaged, encrypted or not a PDF)"
+    assert caught.value.field == "file"
 
 
 def test_citations_point_to_results_and_drop_unknown_markers() -> None:
