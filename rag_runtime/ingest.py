@@ -96,7 +96,7 @@ class Ingestor:
                 [GraphChunk(i, c.ordinal, c.text) for i, c in zip(ids, chunks, strict=True)],
             )
             await self.store.set_status(document_id, "ready")
-        await self.cache.invalidate(collection.name)
+            await self.store.bump_version(collection.id)  # graph results change with it
         self.metrics.ingested.labels("ready").inc()
         self.metrics.ingestion_seconds.observe(time.perf_counter() - start)
         return "ready"

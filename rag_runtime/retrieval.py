@@ -137,7 +137,7 @@ class Retriever:
         if plan.strategy is not RetrievalStrategy.KEYWORD:
             check_embedding_compatible(collection, self.embedder)
         key = {"q": req.query, "plan": plan.__dict__, "collection_id": collection.id}
-        cached = await self.cache.get_results(collection.name, key)
+        cached = await self.cache.get_results(collection, key)
         if cached is not None:
             hits = [SearchHit.model_validate(h) for h in cached]
             self._observe_empty(plan, hits)
@@ -164,9 +164,7 @@ class Retriever:
             for s in scored
             if s.chunk_id in rows
         ]
-        await self.cache.put_results(
-            collection.name, key, [h.model_dump(mode="json") for h in hits]
-        )
+        await self.cache.put_results(collection, key, [h.model_dump(mode="json") for h in hits])
         self._observe_empty(plan, hits)
         return hits, plan, False
 

@@ -56,5 +56,4 @@ async def delete_collection(collection: CollectionDep, runtime: RuntimeDep) -> R
     await runtime.store.delete_collection(collection.name)
     if runtime.graph is not None:
         await runtime.graph.delete_collection(collection.name)
-    await runtime.cache.invalidate(collection.name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -220,8 +220,7 @@ async def delete_document(
     document_id: uuid.UUID, collection: CollectionDep, runtime: RuntimeDep
 ) -> Response:
     """Remove the document, its chunks and vectors, cached results and graph nodes."""
-    await runtime.store.delete_document(collection, document_id)
-    await runtime.cache.invalidate(collection.name)
+    await runtime.store.delete_document(collection, document_id)  # bumps its version
     if runtime.graph is not None:
         try:
             await runtime.graph.delete_document(document_id)
