@@ -54,10 +54,14 @@ class InvalidInputError(RagError):
     status_code = 422
 
     def __init__(
-        self, message: str, field: str | None = None, *, cause: BaseException | None = None
+        self, message: str, field: str | None = None, *, cause: BaseException | str | None = None
     ) -> None:
         super().__init__(message, cause=cause)
         self.field = field
+
+
+class DocumentRejectedError(InvalidInputError):
+    """A provider refused this document for good (a 4xx that retrying cannot change)."""
 
 
 class ServiceUnavailableError(RagError):

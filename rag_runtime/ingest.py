@@ -45,6 +45,7 @@ class Ingestor:
         graph: GraphStore | None,
         cache: Cache,
         metrics: Metrics,
+        max_attempts: int = 10,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -52,6 +53,7 @@ class Ingestor:
         self.graph = graph
         self.cache = cache
         self.metrics = metrics
+        self.max_attempts = max_attempts
 
     async def process(self, document_id: uuid.UUID) -> str:
         """Ingest one document: 'ready', 'failed' (permanent, recorded) or 'skipped'.
@@ -59,7 +61,7 @@ class Ingestor:
         Raises ServiceUnavailableError when a dependency is down; the caller retries later.
         """
         start = time.perf_counter()
-        claimed = await self.store.claim_document(document_id)
+        claimed = await self.store.claim_document(document_id, max_attempts=self.max_attempts)
         if claimed is None:
             return "skipped"
         doc, collection = claimed
@@ -74,9 +76,9 @@ class Ingestor:
             await self.store.set_status(document_id, "failed", exc.message)
             self.metrics.ingested.labels("failed").inc()
             return "failed"
-        except ServiceUnavailableError:
-            with contextlib.suppress(ServiceUnavailableError):
-                await self.store.set_status(document_id, "queued", None)
+        except ServiceUnavailableError as exc:
+            with contextlib.suppress(ServiceUnavailableError):  # retried until out of attempts
+                await self.store.set_status(document_id, "queued", exc.message)
             self.metrics.ingested.labels("retried").inc()
             raise
         except Exception:
@@ -187,7 +189,8 @@ class InlineQueue:
         while True:
             try:
                 for document_id in await self.ingestor.store.pending_documents(
-                    older_than_s=0 if first else self.sweep_s
+                    older_than_s=0 if first else self.sweep_s,
+                    max_attempts=self.ingestor.max_attempts,
                 ):
                     await self.enqueue(document_id)
                 first = False

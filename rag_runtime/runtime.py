@@ -100,6 +100,7 @@ class Runtime:
             graph=graph,
             cache=cache,
             metrics=metrics,
+            max_attempts=settings.document_max_attempts,
         )
         rt = cls(
             settings=settings,

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         description="Longest an ingestion job may run; a dead worker's job restarts after it.",
     )
     job_max_tries: int = Field(20, ge=1, description="Attempts per ingestion job before it fails.")
+    document_max_attempts: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Ingestion attempts per document, across jobs, workers and restarts, "
+        "before it is failed for good (a retry or a re-send starts the count again).",
+    )
 
     # Limits and auth
     max_document_bytes: int = Field(

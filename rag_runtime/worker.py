@@ -44,7 +44,8 @@ async def _sweep_forever(runtime: Runtime, queue: RedisQueue) -> None:
     while True:
         try:
             pending = await runtime.store.pending_documents(
-                older_than_s=0 if first else stale_after
+                older_than_s=0 if first else stale_after,
+                max_attempts=runtime.settings.document_max_attempts,
             )
             for document_id in pending:
                 await queue.enqueue(document_id)

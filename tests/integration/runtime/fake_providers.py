@@ -57,8 +57,9 @@ class FakeProviders:
     requests: list[dict[str, Any]] = field(default_factory=list)
     # Statuses the next embedding requests get instead of an answer (one each, in order).
     embedding_failures: list[int] = field(default_factory=list)
-    # Inputs holding this text are refused with 400, every time (a poison document).
+    # Inputs holding this text are refused (with `rejected_status`), every time.
     rejected_text: str | None = None
+    rejected_status: int = 400
 
     @property
     def openai_base_url(self) -> str:
@@ -90,7 +91,7 @@ def build_app(state: FakeProviders) -> FastAPI:
             return JSONResponse({"error": error}, status_code=code, headers=headers)
         if state.rejected_text and any(state.rejected_text in t for t in inputs):
             error = {"message": "input rejected by model sk-internal-7", "type": "invalid_request"}
-            return JSONResponse({"error": error}, status_code=400)
+            return JSONResponse({"error": error}, status_code=state.rejected_status)
         data = []
         for i, text in enumerate(inputs):
             vec = fake_embedding(text)
