@@ -34,12 +34,21 @@ def detect_content_type(filename: str | None, declared: str | None) -> str:
 
 
 def extract_text(data: bytes, content_type: str) -> str:
+    return extract(data, content_type)[0]
+
+
+def extract(data: bytes, content_type: str) -> tuple[str, str | None]:
+    """The plain text of a document and its title, if it has one (HTML parsed once).
+
+    CPU-bound (seconds for a large PDF or HTML file): callers on an event loop run it in a
+    thread (`asyncio.to_thread`), so the loop keeps answering while it runs.
+    """
     if content_type == "application/pdf":
-        return _pdf_text(data)
+        return _pdf_text(data), None
     text = _decode(data)
     if content_type == "text/html":
-        return _html_text(text)
-    return text
+        return _html(text)
+    return text, None
 
 
 def _decode(data: bytes) -> str:
@@ -49,14 +58,15 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _html_text(html: str) -> str:
+def _html(html: str) -> tuple[str, str | None]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
+    title = soup.title.get_text(strip=True) if soup.title else None
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     lines = (line.strip() for line in soup.get_text("\n").splitlines())
-    return "\n".join(line for line in lines if line)
+    return "\n".join(line for line in lines if line), title
 
 
 def _pdf_text(data: bytes) -> str:
@@ -71,10 +81,3 @@ def _pdf_text(data: bytes) -> str:
             "file: cannot read the PDF (damaged, encrypted or not a PDF)", field="file", cause=exc
         ) from exc
     return "\n\n".join(p.strip() for p in pages if p.strip())
-
-
-def html_title(html: str) -> str | None:
-    from bs4 import BeautifulSoup
-
-    title = BeautifulSoup(html, "html.parser").title
-    return title.get_text(strip=True) if title else None

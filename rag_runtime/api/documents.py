@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -17,7 +18,7 @@ from rag_runtime.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
-from rag_runtime.extract import detect_content_type, extract_text, html_title
+from rag_runtime.extract import detect_content_type, extract
 from rag_runtime.ingest import IngestQueue
 from rag_runtime.runtime import Runtime
 from rag_runtime.schemas import DocumentCreate, DocumentOut, DocumentPage, RetryOut
@@ -103,8 +104,8 @@ async def create_document(
     text = body.text
     title = body.title
     if body.content_type == "text/html":
-        title = title or html_title(text) or ""
-        text = extract_text(text.encode(), "text/html")
+        text, found = await asyncio.to_thread(extract, text.encode(), "text/html")
+        title = title or found or ""
     return await _accept(
         runtime,
         collection,
@@ -141,9 +142,8 @@ async def upload_document(
         raise PayloadTooLargeError(f"file: document exceeds {limit} bytes")
     if not data.strip():
         raise InvalidInputError("file: the document is empty", field="file")
-    text = extract_text(data, content_type)
-    if content_type == "text/html" and not title:
-        title = html_title(data.decode("utf-8", "replace")) or ""
+    text, found = await asyncio.to_thread(extract, data, content_type)  # off the event loop
+    title = title or found or ""
     return await _accept(
         runtime,
         collection,

@@ -5,6 +5,7 @@ against one snapshot of the term statistics."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -155,15 +156,11 @@ class KeywordIndexes:
         removed = await cur.fetchone()
         assert added is not None
         assert removed is not None
-        postings = await _fetch_postings(conn, collection_id, since)
-        index.apply(
-            snapshot.version,
-            chunk_ids=np.asarray(added["ids"], dtype=np.int64),
-            lengths=np.asarray(added["lengths"], dtype=np.float64),
-            posting_chunks=postings["chunk"].astype(np.int64),
-            posting_terms=postings["term"].astype(np.int64),
-            posting_tfs=postings["tf"],
-            removed=np.asarray(removed["ids"], dtype=np.int64),
+        packed = await _fetch_postings(conn, collection_id, since)
+        # Building an index takes seconds of CPU for a large collection: in a thread, on a
+        # copy (searches on the loop keep reading the current one until it is swapped in).
+        index = await asyncio.to_thread(
+            _applied, index, snapshot.version, added, removed["ids"], packed
         )
         if index.dead_fraction() > KEYWORD_MAX_DEAD:  # mostly removed chunks: start afresh
             return await self._catch_up(conn, collection_id, KeywordIndex(), snapshot)
@@ -196,9 +193,31 @@ POSTING_ROW = np.dtype([("chunk", ">i8"), ("term", ">i8"), ("tf", ">i4")])
 _POSTINGS_PER_ROW = 1024  # chunks whose postings travel together as one bytea
 
 
+def _applied(
+    index: KeywordIndex,
+    version: int,
+    added: dict[str, Any],
+    removed: list[int],
+    packed: bytes,
+) -> KeywordIndex:
+    """A copy of `index` with the changes applied (the original is left as it was)."""
+    fresh = dataclasses.replace(index, alive=index.alive.copy(), segments=list(index.segments))
+    postings = parse_postings(packed)
+    fresh.apply(
+        version,
+        chunk_ids=np.asarray(added["ids"], dtype=np.int64),
+        lengths=np.asarray(added["lengths"], dtype=np.float64),
+        posting_chunks=postings["chunk"].astype(np.int64),
+        posting_terms=postings["term"].astype(np.int64),
+        posting_tfs=postings["tf"],
+        removed=np.asarray(removed, dtype=np.int64),
+    )
+    return fresh
+
+
 async def _fetch_postings(
     conn: psycopg.AsyncConnection[Any], collection_id: int, since: int
-) -> npt.NDArray[Any]:
+) -> bytes:
     """Postings of the collection's chunks newer than `since`, packed server-side.
 
     Rows of (chunk, term, tf) as big-endian binary, a bytea per range of chunk ids: a few
@@ -210,7 +229,7 @@ async def _fetch_postings(
         "WHERE ch.collection_id = %s AND ch.version > %s GROUP BY ch.id / %s",
         (collection_id, since, _POSTINGS_PER_ROW),
     )
-    return parse_postings(b"".join([r["rows"] for r in await cur.fetchall()]))
+    return b"".join([r["rows"] for r in await cur.fetchall()])
 
 
 def parse_postings(data: bytes) -> npt.NDArray[Any]:
