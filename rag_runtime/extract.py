@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import PurePath
 
-from rag_runtime.errors import InvalidInputError, UnsupportedMediaTypeError
+from rag_runtime.errors import (
+    InvalidInputError,
+    ServiceUnavailableError,
+    UnsupportedMediaTypeError,
+)
 
 CONTENT_TYPES = {
     ".txt": "text/plain",
@@ -40,8 +48,8 @@ def extract_text(data: bytes, content_type: str) -> str:
 def extract(data: bytes, content_type: str) -> tuple[str, str | None]:
     """The plain text of a document and its title, if it has one (HTML parsed once).
 
-    CPU-bound (seconds for a large PDF or HTML file): callers on an event loop run it in a
-    thread (`asyncio.to_thread`), so the loop keeps answering while it runs.
+    CPU-bound (seconds for a large PDF or HTML file): callers on an event loop use `Parser`,
+    which runs it in another process, so the loop keeps answering while it runs.
     """
     if content_type == "application/pdf":
         return _pdf_text(data), None
@@ -81,3 +89,32 @@ def _pdf_text(data: bytes) -> str:
             "file: cannot read the PDF (damaged, encrypted or not a PDF)", field="file", cause=exc
         ) from exc
     return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
+class Parser:
+    """Runs `extract` in a child process: parsing holds the GIL for seconds on a large file,
+    and in a thread that still starves the event loop (probes time out). The process starts
+    on first use; a child that dies is replaced by the next call."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def extract(self, data: bytes, content_type: str) -> tuple[str, str | None]:
+        if content_type not in {"text/html", "application/pdf"}:
+            return extract(data, content_type)  # decoding only: quick
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, extract, data, content_type)
+        except BrokenProcessPool as exc:
+            self._pool = None
+            raise ServiceUnavailableError("document parser unavailable", cause=exc) from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

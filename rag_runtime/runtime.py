@@ -17,6 +17,7 @@ from rag_runtime.chunking import Chunker
 from rag_runtime.db import Database, start_embedded_postgres
 from rag_runtime.embedding import Embedder, build_embedder
 from rag_runtime.errors import RagError, ServiceUnavailableError, first_line
+from rag_runtime.extract import Parser
 from rag_runtime.generation import Generator, build_generator
 from rag_runtime.graph import GraphStore
 from rag_runtime.ingest import Ingestor, IngestQueue, InlineQueue, RedisQueue
@@ -58,6 +59,7 @@ class Runtime:
     graph: GraphStore | None = None
     queue: IngestQueue | None = None
     schema_current: bool = False
+    parser: Parser = field(default_factory=Parser)
     embedded_postgres: Any = None
     _schema_checked: float = field(default=0.0, repr=False)
     _warm_up: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -156,6 +158,7 @@ class Runtime:
 
     async def close(self) -> None:
         await tasks.stop(self._warm_up)
+        self.parser.close()
         if self.queue is not None:
             await self.queue.close()
         await self.generator.close()

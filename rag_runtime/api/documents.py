@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -18,7 +17,7 @@ from rag_runtime.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
-from rag_runtime.extract import detect_content_type, extract
+from rag_runtime.extract import detect_content_type
 from rag_runtime.ingest import IngestQueue
 from rag_runtime.runtime import Runtime
 from rag_runtime.schemas import DocumentCreate, DocumentOut, DocumentPage, RetryOut
@@ -104,7 +103,7 @@ async def create_document(
     text = body.text
     title = body.title
     if body.content_type == "text/html":
-        text, found = await asyncio.to_thread(extract, text.encode(), "text/html")
+        text, found = await runtime.parser.extract(text.encode(), "text/html")
         title = title or found or ""
     return await _accept(
         runtime,
@@ -142,7 +141,7 @@ async def upload_document(
         raise PayloadTooLargeError(f"file: document exceeds {limit} bytes")
     if not data.strip():
         raise InvalidInputError("file: the document is empty", field="file")
-    text, found = await asyncio.to_thread(extract, data, content_type)  # off the event loop
+    text, found = await runtime.parser.extract(data, content_type)  # off the event loop
     title = title or found or ""
     return await _accept(
         runtime,

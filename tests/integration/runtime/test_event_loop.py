@@ -2,7 +2,7 @@
 
 Covers: during the upload of an HTML file whose parsing takes seconds of CPU (measured in the
 same test, on the same machine, as the baseline), `/health` keeps answering, each time in a
-fraction of that parse time; the upload itself is accepted with the title found in it.
+quarter of that parse time at most; the upload itself is accepted with the title found in it.
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ def _large_html(units: int) -> bytes:
     ).encode()
 
 
+def _timed_parse(data: bytes) -> float:
+    start = time.perf_counter()
+    extract(data, "text/html")
+    return time.perf_counter() - start
+
+
 def test_health_stays_fast_while_a_large_upload_is_parsed(database_url: str) -> None:
     data = _large_html(8000)
-    start = time.perf_counter()
-    text, title = extract(data, "text/html")
-    parse_s = time.perf_counter() - start  # the baseline: what a blocked loop would wait
-    assert (text, title) == ("Big page\nSome text worth indexing.", "Big page")
+    assert extract(data, "text/html") == ("Big page\nSome text worth indexing.", "Big page")
     with served(database_url=database_url, max_document_bytes=len(data) * 2) as port:
         base = f"http://127.0.0.1:{port}"
         httpx.post(f"{base}/api/v1/collections", json={"name": "big"}, timeout=60)
@@ -56,8 +59,10 @@ def test_health_stays_fast_while_a_large_upload_is_parsed(database_url: str) -> 
                 assert client.get("/api/v1/health").status_code == 200
                 latencies.append(time.perf_counter() - sent)
             uploader.join()
+    # The baseline: what a blocked loop would make a probe wait (the quicker of two runs).
+    parse_s = min(_timed_parse(data), _timed_parse(data))
     resp = result["upload"]
     assert resp.status_code == 202, resp.text
     assert resp.json()["title"] == "Big page"
     assert len(latencies) >= 3, (latencies, parse_s)  # polled while the upload ran
-    assert max(latencies) < parse_s / 2, (max(latencies), parse_s)
+    assert max(latencies) < parse_s / 4, (max(latencies), parse_s)
