@@ -93,7 +93,7 @@ class Runtime:
         if settings.neo4j_uri:
             password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
             graph = GraphStore(settings.neo4j_uri, settings.neo4j_user, password)
-        store = Store(db)
+        store = Store(db, keyword_cache_bytes=settings.keyword_cache_bytes)
         cache = Cache(redis, settings.cache_ttl_seconds)
         ingestor = Ingestor(
             store=store,

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         description="Local sentence-transformers model dir holding embedding_model's weights; "
         "None = the bundled all-MiniLM-L6-v2.",
     )
+    keyword_cache_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=0,
+        description="Memory for the in-memory keyword indexes of a process, in bytes; the "
+        "least recently searched collections are dropped beyond it (reloaded when searched).",
+    )
     cache_ttl_seconds: int = Field(600, ge=0, description="Lifetime of cached results (0 = off).")
     auto_migrate: bool = Field(True, description="Apply schema migrations when the API starts.")
 

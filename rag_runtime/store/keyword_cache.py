@@ -20,14 +20,31 @@ from rag_runtime.keyword_index import KeywordIndex
 from rag_runtime.store.rows import Collection
 from rag_runtime.store.sql import TEXT_CONFIG, filter_sql
 
-KEYWORD_INDEXES = 32  # collections whose keyword index a process keeps in memory
+KEYWORD_INDEXES = 32  # collections whose keyword index is loaded at start (largest first)
+KEYWORD_CACHE_BYTES = 512 * 1024 * 1024  # default memory for the keyword indexes of a process
 KEYWORD_MAX_DEAD = 0.3  # share of removed chunks an index keeps before it reloads
 
 
 class KeywordIndexes:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_bytes: int = KEYWORD_CACHE_BYTES) -> None:
         self.db = db
+        self.max_bytes = max_bytes
         self._keyword: dict[int, tuple[KeywordIndex, asyncio.Lock]] = {}
+
+    @property
+    def keyword_bytes(self) -> int:
+        """Memory the keyword indexes of this process hold."""
+        return sum(index.nbytes for index, _ in self._keyword.values())
+
+    def _evict(self, keep: int) -> None:
+        """Drop least recently used indexes until they fit `max_bytes` (never `keep`: a
+        collection larger than the budget is still searchable, alone)."""
+        total = self.keyword_bytes
+        for collection_id in list(self._keyword):
+            if total <= self.max_bytes:
+                break
+            if collection_id != keep:
+                total -= self._keyword.pop(collection_id)[0].nbytes
 
     async def search_keyword(
         self,
@@ -82,6 +99,7 @@ class KeywordIndexes:
                     if index.version < snapshot.version:
                         index = await self._catch_up(conn, collection_id, index, snapshot)
                         self._keyword[collection_id] = (index, lock)
+                        self._evict(keep=collection_id)
         return index, snapshot
 
     async def warm_keyword_indexes(self) -> int:
@@ -100,8 +118,6 @@ class KeywordIndexes:
     def _keyword_index(self, collection_id: int) -> tuple[KeywordIndex, asyncio.Lock]:
         entry = self._keyword.pop(collection_id, None) or (KeywordIndex(), asyncio.Lock())
         self._keyword[collection_id] = entry  # most recently used last
-        while len(self._keyword) > KEYWORD_INDEXES:
-            self._keyword.pop(next(iter(self._keyword)))
         return entry
 
     async def _keyword_snapshot(
