@@ -93,7 +93,7 @@ class Ingestor:
         if self.graph is not None:
             # Ready only once every strategy, the graph included, can find it.
             await self._index_graph(
-                collection.name,
+                collection.id,
                 document_id,
                 [GraphChunk(i, c.ordinal, c.text) for i, c in zip(ids, chunks, strict=True)],
             )
@@ -104,13 +104,17 @@ class Ingestor:
         return "ready"
 
     async def _index_graph(
-        self, collection: str, document_id: uuid.UUID, chunks: list[GraphChunk]
+        self, collection_id: int, document_id: uuid.UUID, chunks: list[GraphChunk]
     ) -> None:
         assert self.graph is not None
         try:
-            await self.graph.index_document(collection, document_id, chunks)
+            await self.graph.index_document(collection_id, document_id, chunks)
+            if not await self.store.existing_documents([document_id]):
+                # Deleted while it was being indexed: the delete found no nodes to remove.
+                await self.graph.delete_document(document_id)
         except ServiceUnavailableError as exc:
-            # The graph is optional: the document is searchable by every other strategy.
+            # The graph is optional: the document is searchable by every other strategy;
+            # nodes left behind by a delete are removed by the graph sweep.
             log.warning("graph indexing of %s skipped: %s", document_id, exc.log_text)
 
 

@@ -180,7 +180,7 @@ class Retriever:
             return await self.store.search_keyword(collection, query, k=k, filters=plan.filters)
         if plan.strategy is RetrievalStrategy.GRAPH:
             assert self.graph is not None
-            hits = await self.graph.search(collection.name, query, k=k * 4)
+            hits = await self.graph.search(collection.id, query, k=k * 4)
             if plan.filters and hits:
                 allowed = await self._filter_ids(collection, [h.chunk_id for h in hits], plan)
                 hits = [h for h in hits if h.chunk_id in allowed]

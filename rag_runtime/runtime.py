@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -63,6 +64,7 @@ class Runtime:
     embedded_postgres: Any = None
     _schema_checked: float = field(default=0.0, repr=False)
     _warm_up: asyncio.Task[None] | None = field(default=None, repr=False)
+    _graph_sweep: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings, *, role: Role = "api") -> Runtime:
@@ -133,6 +135,8 @@ class Runtime:
         if role == "api":  # the worker consumes Redis; the CLI ingests what it is given
             rt.queue = await rt._make_queue()
             rt._warm_up = asyncio.create_task(rt._warm_keyword_indexes())
+            if graph is not None:
+                rt._graph_sweep = asyncio.create_task(rt._sweep_graph_forever())
         return rt
 
     async def _warm_keyword_indexes(self) -> None:
@@ -148,6 +152,39 @@ class Runtime:
         except Exception as exc:  # database down, schema not migrated: searches load them later
             log.warning("keyword indexes not preloaded: %s", _first(exc))
 
+    async def sweep_graph(self) -> int:
+        """Remove graph nodes whose collection or document Postgres no longer has (a delete
+        that failed in Neo4j, or one that raced an ingestion); how many went.
+
+        The graph is listed before Postgres is read: whatever the graph names was created in
+        Postgres first, so what Postgres lacks afterwards was deleted, not not yet created.
+        """
+        assert self.graph is not None
+        removed = 0
+        graph_collections = await self.graph.collection_ids()
+        live = await self.store.collection_ids()
+        for collection_id in sorted(graph_collections - live):
+            removed += await self.graph.delete_collection(collection_id)
+        for collection_id in sorted(graph_collections & live):
+            after = ""
+            while page := await self.graph.document_ids(collection_id, after=after, limit=1000):
+                ids = [uuid.UUID(d) for d in page]
+                for gone in set(ids) - await self.store.existing_documents(ids):
+                    await self.graph.delete_document(gone)
+                    removed += 1
+                after = page[-1]
+        return removed
+
+    async def _sweep_graph_forever(self) -> None:
+        while True:
+            try:
+                removed = await self.sweep_graph()
+                if removed:
+                    log.info("graph sweep removed %d nodes of deleted data", removed)
+            except ServiceUnavailableError as exc:
+                log.warning("graph sweep skipped: %s", exc.log_text)
+            await asyncio.sleep(self.settings.graph_sweep_seconds)
+
     async def _make_queue(self) -> IngestQueue:
         s = self.settings
         if s.redis_url:
@@ -157,7 +194,7 @@ class Runtime:
         return queue
 
     async def close(self) -> None:
-        await tasks.stop(self._warm_up)
+        await tasks.stop(self._warm_up, self._graph_sweep)
         self.parser.close()
         if self.queue is not None:
             await self.queue.close()

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     neo4j_uri: str | None = Field(None, description="Neo4j Bolt URI; unset = graph retrieval off.")
     neo4j_user: str = Field("neo4j", description="Neo4j user name.")
     neo4j_password: SecretStr | None = Field(None, description="Neo4j password.")
+    graph_sweep_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often the API removes graph nodes of deleted collections and "
+        "documents (deletes that failed in Neo4j are completed by it).",
+    )
 
     # Embedding
     embedding_provider: EmbeddingProvider = Field(

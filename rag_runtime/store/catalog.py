@@ -272,6 +272,17 @@ class Catalog(ChunkStore):
             )
             return [r["id"] for r in await cur.fetchall()]
 
+    async def collection_ids(self) -> set[int]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT id FROM collections")
+            return {int(r["id"]) for r in await cur.fetchall()}
+
+    async def existing_documents(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these documents exist."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT id FROM documents WHERE id = ANY(%s)", (ids,))
+            return {r["id"] for r in await cur.fetchall()}
+
     async def counts(self) -> dict[str, Any]:
         async with self.db.connection() as conn:
             cur = await conn.execute("SELECT status, count(*) AS n FROM documents GROUP BY status")
