@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_runtime.api import collections, documents, search, system
-from rag_runtime.api.guard import AuthMiddleware, BodyLimitMiddleware
+from rag_runtime.api.guard import AuthMiddleware, BodyLimitMiddleware, MethodGuard
 from rag_runtime.auth import KeyRing, parse_api_keys
-from rag_runtime.errors import ConfigurationError, RagError, RateLimitedError
+from rag_runtime.errors import ConfigurationError, InvalidInputError, RagError, RateLimitedError
 from rag_runtime.metrics import package_version
 from rag_runtime.runtime import Runtime
 from rag_runtime.settings import Settings
@@ -70,8 +70,16 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after)
         elif exc.status_code == 503:
             headers["Retry-After"] = "5"
-        body: dict[str, Any] = {"detail": exc.message}
         field = getattr(exc, "field", None)
+        if isinstance(exc, InvalidInputError):  # one shape for every 422
+            issue = {"loc": ["body", field] if field else ["body"], "msg": exc.message}
+            body: dict[str, Any] = {
+                "detail": [{**issue, "type": "value_error"}],
+                "fields": [field or "body"],
+                "message": exc.message,
+            }
+            return JSONResponse(body, status_code=422, headers=headers)
+        body = {"detail": exc.message}
         if field:
             body["field"] = field
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
@@ -86,7 +94,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {
                 "detail": [
-                    {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                    {
+                        "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+                        "msg": str(e.get("msg", "invalid")),
+                        "type": str(e.get("type", "value_error")),
+                    }
                     for e in errors
                 ],
                 "fields": fields,
@@ -145,5 +157,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         max_uploads=settings.max_concurrent_uploads,
     )
     app.add_middleware(AuthMiddleware, keys=keys, anonymous=settings.allow_anonymous)
+    app.add_middleware(MethodGuard)
     app.add_middleware(MetricsMiddleware)
     return app

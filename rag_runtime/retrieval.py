@@ -12,7 +12,7 @@ import numpy as np
 from rag_runtime.cache import Cache
 from rag_runtime.domain import FusionMethod, RetrievalStrategy
 from rag_runtime.embedding import Embedder, Vectors
-from rag_runtime.errors import EmbeddingMismatchError, ServiceUnavailableError
+from rag_runtime.errors import ConflictError, EmbeddingMismatchError
 from rag_runtime.graph import GraphStore
 from rag_runtime.metrics import Metrics
 from rag_runtime.schemas import SearchHit, SearchRequest
@@ -131,8 +131,8 @@ class Retriever:
         """Top-k hits for the request; the bool says whether they came from the cache."""
         plan = self.plan(req)
         if plan.strategy is RetrievalStrategy.GRAPH and self.graph is None:
-            raise ServiceUnavailableError(
-                "graph retrieval is off: no Neo4j configured (set RAG_NEO4J_URI)"
+            raise ConflictError(  # the runtime's configuration, not an outage
+                "strategy: graph retrieval is off: no Neo4j configured (set RAG_NEO4J_URI)"
             )
         if plan.strategy is not RetrievalStrategy.KEYWORD:
             check_embedding_compatible(collection, self.embedder)

@@ -7,12 +7,13 @@ import logging
 from fastapi import APIRouter, Response, status
 
 from rag_runtime.api.deps import CollectionDep, PrincipalDep, RuntimeDep, require
+from rag_runtime.api.responses import error_responses
 from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.schemas import CollectionCreate, CollectionOut
 from rag_runtime.store import Collection
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/collections", tags=["collections"])
+router = APIRouter(prefix="/api/v1/collections", tags=["collections"], responses=error_responses())
 
 
 def collection_out(c: Collection) -> CollectionOut:

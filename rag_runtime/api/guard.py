@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_runtime.auth import KeyRing, Principal
@@ -31,6 +32,7 @@ PUBLIC_PATHS = frozenset(
     }
 )
 BEARER = {"WWW-Authenticate": "Bearer"}
+HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -151,3 +153,37 @@ class BodyLimitMiddleware:
         finally:
             if upload:
                 self.uploads -= 1
+
+
+class MethodGuard:
+    """405 with an `Allow` header listing every method of the path (all of its routes), and
+    a literal path (`.../documents/retry`) never taken for a parameter of another route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._paths: list[tuple[Any, int, frozenset[str]]] | None = None
+
+    def _table(self, scope: Scope) -> list[tuple[Any, int, frozenset[str]]]:
+        """Each documented path with its methods, from the app's own OpenAPI."""
+        if self._paths is None:
+            table = []
+            for path, operations in scope["app"].openapi().get("paths", {}).items():
+                methods = {m.upper() for m in operations if m.upper() in HTTP_METHODS}
+                if "GET" in methods:
+                    methods.add("HEAD")
+                table.append((compile_path(path)[0], path.count("{"), frozenset(methods)))
+            # Most literal first: fewer parameters win, as a reader of the OpenAPI expects.
+            self._paths = sorted(table, key=lambda entry: entry[1])
+        return self._paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for regex, _, allowed in self._table(scope):
+                if regex.match(scope["path"]):
+                    if scope["method"] not in allowed:
+                        allow = ", ".join(sorted(allowed))
+                        response = _error(405, "Method Not Allowed", {"Allow": allow})
+                        await response(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)

@@ -103,7 +103,7 @@ def test_graph_is_off_without_neo4j(database_url: str) -> None:
         resp = c.post(
             "/api/v1/search", json={"collection": "genes", "query": "BRCA1", "strategy": "graph"}
         )
-        assert resp.status_code == 503
+        assert resp.status_code == 409
         assert "RAG_NEO4J_URI" in resp.json()["detail"]
         hybrid = c.post("/api/v1/search", json={"collection": "genes", "query": "BRCA1"})
         assert hybrid.status_code == 200
