@@ -100,13 +100,19 @@ class Parser:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
-    async def extract(self, data: bytes, content_type: str) -> tuple[str, str | None]:
-        if content_type not in {"text/html", "application/pdf"}:
-            return extract(data, content_type)  # decoding only: quick
+    def start(self) -> None:
+        """Start the child now (it takes seconds on a busy machine), not with the first file."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn")
             )
+            self._pool.submit(extract, b"<p>warm</p>", "text/html")
+
+    async def extract(self, data: bytes, content_type: str) -> tuple[str, str | None]:
+        if content_type not in {"text/html", "application/pdf"}:
+            return extract(data, content_type)  # decoding only: quick
+        self.start()
+        assert self._pool is not None
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, extract, data, content_type)

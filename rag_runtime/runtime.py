@@ -135,6 +135,7 @@ class Runtime:
         if role == "api":  # the worker consumes Redis; the CLI ingests what it is given
             rt.queue = await rt._make_queue()
             rt._warm_up = asyncio.create_task(rt._warm_keyword_indexes())
+            rt.parser.start()
             if graph is not None:
                 rt._graph_sweep = asyncio.create_task(rt._sweep_graph_forever())
         return rt
