@@ -39,8 +39,8 @@ test-e2e: setup ## End-to-end tests
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: serve
-serve: setup ## Run the RAG runtime alone (embedded Postgres, no Redis/Neo4j) on 127.0.0.1:8000
-	$(VENV)/bin/rag-runtime serve $(ARGS)
+serve: setup ## Run the RAG runtime alone (embedded Postgres, no Redis/Neo4j) on 127.0.0.1:8000 (anonymous unless RAG_API_KEYS is set)
+	$(if $(RAG_API_KEYS),,RAG_ALLOW_ANONYMOUS=true) $(VENV)/bin/rag-runtime serve $(ARGS)
 
 .PHONY: services-up
 services-up: setup ## Start Postgres, Redis, Neo4j and Prometheus in the foreground until Ctrl-C

@@ -196,6 +196,7 @@ def direct_run() -> dict[str, float]:
                 "RAG_HOST": "127.0.0.1",
                 "RAG_PORT": str(port),
                 "RAG_LOG_LEVEL": "warning",
+                "RAG_ALLOW_ANONYMOUS": "true",
                 "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1",
             }

@@ -88,7 +88,7 @@ def api_server(**settings: Any) -> Iterator[str]:
     from rag_runtime.settings import Settings
 
     port = free_port()
-    app = create_app(Settings(log_level="warning", **settings))
+    app = create_app(Settings(log_level="warning", allow_anonymous=True, **settings))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )

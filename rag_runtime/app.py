@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_runtime.api import collections, documents, search, system
-from rag_runtime.api.deps import parse_api_keys
-from rag_runtime.errors import RagError, RateLimitedError
+from rag_runtime.api.guard import AuthMiddleware, BodyLimitMiddleware, MethodGuard
+from rag_runtime.auth import KeyRing, parse_api_keys
+from rag_runtime.errors import ConfigurationError, InvalidInputError, RagError, RateLimitedError
 from rag_runtime.metrics import package_version
 from rag_runtime.runtime import Runtime
 from rag_runtime.settings import Settings
@@ -54,26 +55,6 @@ class MetricsMiddleware:
                 runtime.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
 
 
-class BodyLimitMiddleware:
-    """Rejects a request whose declared body is far above the document limit (413)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            length = headers.get(b"content-length")
-            if length and length.isdigit() and int(length) > self.limit:
-                response = JSONResponse(
-                    {"detail": f"request body exceeds {self.limit} bytes"}, status_code=413
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or ".".join(str(p) for p in loc)
@@ -81,14 +62,24 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RagError)
-    async def runtime_error(_: Request, exc: RagError) -> JSONResponse:
+    async def runtime_error(request: Request, exc: RagError) -> JSONResponse:
+        if exc.cause:
+            log.warning("%s %s: %s", request.method, request.url.path, exc.log_text)
         headers: dict[str, str] = {}
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(exc.retry_after)
         elif exc.status_code == 503:
             headers["Retry-After"] = "5"
-        body: dict[str, Any] = {"detail": exc.message}
         field = getattr(exc, "field", None)
+        if isinstance(exc, InvalidInputError):  # one shape for every 422
+            issue = {"loc": ["body", field] if field else ["body"], "msg": exc.message}
+            body: dict[str, Any] = {
+                "detail": [{**issue, "type": "value_error"}],
+                "fields": [field or "body"],
+                "message": exc.message,
+            }
+            return JSONResponse(body, status_code=422, headers=headers)
+        body = {"detail": exc.message}
         if field:
             body["field"] = field
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
@@ -103,7 +94,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {
                 "detail": [
-                    {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                    {
+                        "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+                        "msg": str(e.get("msg", "invalid")),
+                        "type": str(e.get("type", "value_error")),
+                    }
                     for e in errors
                 ],
                 "fields": fields,
@@ -113,8 +108,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def check_access_settings(settings: Settings) -> None:
+    """Keys, or anonymous access asked for explicitly: never an open API by omission."""
+    if settings.api_keys and settings.allow_anonymous:
+        raise ConfigurationError(
+            "RAG_ALLOW_ANONYMOUS=true and RAG_API_KEYS are both set: choose one"
+        )
+    if not settings.api_keys and not settings.allow_anonymous:
+        raise ConfigurationError(
+            "no RAG_API_KEYS: set API keys, or RAG_ALLOW_ANONYMOUS=true to serve without them"
+        )
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the API. The lifespan opens the runtime's pools (or uses `runtime` if given)."""
+    """Build the API. The lifespan opens the runtime's pools (or uses `runtime` if given).
+
+    Raises ConfigurationError without API keys unless anonymous access is asked for.
+    """
+    check_access_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,11 +145,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         description="Collections, documents, retrieval and answers over Postgres + pgvector.",
     )
     app.state.settings = settings
-    app.state.api_keys = parse_api_keys(settings.api_keys)
+    keys = KeyRing(parse_api_keys(settings.api_keys))
     _install_error_handlers(app)
     for router in (system.router, collections.router, documents.router, search.router):
         app.include_router(router)
-    # Multipart and JSON encodings add overhead on top of the document itself.
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_document_bytes * 2 + 65536)
+    # JSON escapes add to the document itself; a multipart form adds a little.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_document_bytes * 2 + 65536,
+        upload_limit=settings.max_document_bytes + 65536,
+        max_uploads=settings.max_concurrent_uploads,
+    )
+    app.add_middleware(AuthMiddleware, keys=keys, anonymous=settings.allow_anonymous)
+    app.add_middleware(MethodGuard)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -57,7 +57,7 @@ def check_embedding_model(settings: Settings) -> None:
     try:
         sentence_transformer_embedder(settings)
     except ConfigurationError as exc:
-        typer.echo(f"rag-runtime: {exc.message}", err=True)
+        typer.echo(f"rag-runtime: {exc.log_text}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -71,13 +71,19 @@ def serve(
 
     from rag_runtime.app import create_app
     from rag_runtime.embedding import sleeping_compute_threads
+    from rag_runtime.errors import ConfigurationError
 
     sleeping_compute_threads()  # before the model (and torch) loads, as in the worker
     settings = load_settings(host=host, port=port)
     setup_logging(settings.log_level, settings.log_format)
     check_embedding_model(settings)
+    try:
+        application = create_app(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"rag-runtime: {exc.log_text}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
-        create_app(settings),
+        application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -385,7 +391,7 @@ async def _ingest(
                         counts[await runtime.ingestor.process(doc.id)] += 1
                 except RagError as exc:
                     counts["failed"] += 1
-                    tqdm.write(f"{path}: {exc.message}", file=sys.stderr)
+                    tqdm.write(f"{path}: {exc.log_text}", file=sys.stderr)
                 bar.update(1)
 
         await asyncio.gather(*(one(p) for p in files))
@@ -438,7 +444,7 @@ async def _retry(
             collection = await runtime.store.get_collection(collection_name)
             requeued = await runtime.store.retry_documents(collection, ids)
         except RagError as exc:
-            typer.echo(f"rag-runtime: {exc.message}", err=True)
+            typer.echo(f"rag-runtime: {exc.log_text}", err=True)
             raise typer.Exit(1) from None
         counts["requeued"] = len(requeued)
         if ids is not None and len(requeued) < len(ids):
@@ -457,7 +463,7 @@ async def _retry(
                     if outcome == "failed":
                         error = (await runtime.store.get_document(document_id)).error
                 except RagError as exc:  # a dependency is down: the document stays queued
-                    outcome, error = "failed", exc.message
+                    outcome, error = "failed", exc.log_text
                 counts[outcome] += 1
                 if error:
                     tqdm.write(f"{document_id}: {error}", file=sys.stderr)
@@ -515,7 +521,7 @@ async def _query(
         hits, plan, _ = await runtime.retriever.search(collection, req)
         answer = "".join([t async for t in runtime.generator.stream(question, hits, 512)])
     except RagError as exc:
-        typer.echo(f"rag-runtime: {exc.message}", err=True)
+        typer.echo(f"rag-runtime: {exc.log_text}", err=True)
         raise typer.Exit(1) from None
     finally:
         await runtime.close()

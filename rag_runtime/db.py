@@ -101,7 +101,7 @@ class Database:
                     await _register_vector(conn)
                 yield conn
         except TRANSIENT_DB_ERRORS as exc:
-            raise ServiceUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+            raise ServiceUnavailableError("database unavailable", cause=exc) from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
@@ -111,8 +111,3 @@ class Database:
     async def ping(self) -> None:
         async with self.connection() as conn:
             await conn.execute("SELECT 1")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -25,7 +25,11 @@ import numpy.typing as npt
 
 from rag_runtime import tasks
 from rag_runtime.domain import EmbeddingProvider
-from rag_runtime.errors import ConfigurationError, ServiceUnavailableError
+from rag_runtime.errors import (
+    ConfigurationError,
+    DocumentRejectedError,
+    ServiceUnavailableError,
+)
 from rag_runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -367,8 +371,10 @@ class OpenAIEmbedder:
                 resp = await self.client.embeddings.create(
                     model=self.model_name, input=texts[i : i + self.batch_size]
                 )
-            except openai.APIConnectionError as exc:
-                raise ServiceUnavailableError(f"embedding provider unreachable: {exc}") from exc
+            except openai.APIConnectionError as exc:  # timeouts included
+                raise ServiceUnavailableError("embedding provider unreachable", cause=exc) from exc
+            except openai.APIStatusError as exc:
+                raise provider_error("embedding", exc.status_code, exc.message) from exc
             out.extend(d.embedding for d in sorted(resp.data, key=lambda d: d.index))
         arr = np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
         norms = np.linalg.norm(arr, axis=1, keepdims=True)
@@ -377,6 +383,18 @@ class OpenAIEmbedder:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+PERMANENT_STATUSES = frozenset({400, 404, 413, 422})  # about the request: retrying cannot help
+
+
+def provider_error(kind: str, status: int, cause: str) -> Exception:
+    """A provider's HTTP error: permanent (the document fails) or transient (retried)."""
+    if status in PERMANENT_STATUSES:
+        return DocumentRejectedError(
+            f"the {kind} provider refused the input (HTTP {status})", cause=cause
+        )
+    return ServiceUnavailableError(f"{kind} provider error (HTTP {status})", cause=cause)
 
 
 def build_embedder(settings: Settings) -> Embedder:

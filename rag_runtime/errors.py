@@ -4,13 +4,30 @@ from __future__ import annotations
 
 
 class RagError(Exception):
-    """Base of every error the runtime reports to a caller."""
+    """Base of every error the runtime reports to a caller.
+
+    `message` is what a caller sees: stable and safe (no hosts, users or driver text);
+    `cause` is the underlying error's text, for the logs only.
+    """
 
     status_code = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, cause: BaseException | str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.cause = None if cause is None else first_line(cause)
+
+    @property
+    def log_text(self) -> str:
+        return f"{self.message} ({self.cause})" if self.cause else self.message
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The first line of an error's text (its type name if it has none), for logs."""
+    text = str(exc).strip().splitlines()
+    if text:
+        return text[0]
+    return exc if isinstance(exc, str) else type(exc).__name__
 
 
 class NotFoundError(RagError):
@@ -36,9 +53,15 @@ class UnsupportedMediaTypeError(RagError):
 class InvalidInputError(RagError):
     status_code = 422
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, field: str | None = None, *, cause: BaseException | str | None = None
+    ) -> None:
+        super().__init__(message, cause=cause)
         self.field = field
+
+
+class DocumentRejectedError(InvalidInputError):
+    """A provider refused this document for good (a 4xx that retrying cannot change)."""
 
 
 class ServiceUnavailableError(RagError):

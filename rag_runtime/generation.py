@@ -116,10 +116,10 @@ class OpenAIGenerator:
                     if choice.delta and choice.delta.content:
                         yield choice.delta.content
         except openai.APIConnectionError as exc:
-            raise ServiceUnavailableError(f"generation provider unreachable: {exc}") from exc
+            raise ServiceUnavailableError("generation provider unreachable", cause=exc) from exc
         except openai.APIStatusError as exc:
             raise ServiceUnavailableError(
-                f"generation provider error {exc.status_code}: {exc.message}"
+                f"generation provider error {exc.status_code}", cause=exc.message
             ) from exc
 
     async def close(self) -> None:
@@ -147,10 +147,10 @@ class AnthropicGenerator:
                 async for text in stream.text_stream:
                     yield text
         except anthropic.APIConnectionError as exc:
-            raise ServiceUnavailableError(f"generation provider unreachable: {exc}") from exc
+            raise ServiceUnavailableError("generation provider unreachable", cause=exc) from exc
         except anthropic.APIStatusError as exc:
             raise ServiceUnavailableError(
-                f"generation provider error {exc.status_code}: {exc.message}"
+                f"generation provider error {exc.status_code}", cause=exc.message
             ) from exc
 
     async def close(self) -> None:

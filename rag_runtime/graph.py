@@ -2,7 +2,9 @@
 
 Entities are found by a dependency-free heuristic (acronyms and gene-like tokens, capitalized
 phrases, hyphenated or numeric terms). A chunk MENTIONS its entities; entities mentioned in
-the same chunk are RELATED (weight = chunks in common). A query's entities lead to the chunks
+the same chunk are RELATED (one edge per document, weight = its chunks in common). Everything
+is keyed by the collection's id, never its name: a collection created again under an old
+name starts with an empty graph. A query's entities lead to the chunks
 that mention them, and, with less weight, to chunks of related entities.
 """
 
@@ -31,6 +33,7 @@ _STOP_WORDS = (
 )
 _STOP = frozenset(_STOP_WORDS.split())
 MAX_ENTITIES_PER_CHUNK = 24
+DELETE_BATCH = 5000  # nodes per DETACH DELETE transaction
 
 
 def extract_entities(text: str) -> list[str]:
@@ -124,9 +127,9 @@ class GraphStore:
                 result = await session.run(query, params)
                 return [dict(r) async for r in result]
         except (ServiceUnavailable, SessionExpired, OSError) as exc:
-            raise ServiceUnavailableError(f"graph store unavailable: {exc}") from exc
+            raise ServiceUnavailableError("graph store unavailable", cause=exc) from exc
         except Neo4jError as exc:
-            raise ServiceUnavailableError(f"graph store error: {exc.message}") from exc
+            raise ServiceUnavailableError("graph store error", cause=exc.message or exc) from exc
 
     async def ensure_schema(self) -> None:
         if self._schema_ready:
@@ -138,18 +141,31 @@ class GraphStore:
         if self._schema_ready:
             return
         for stmt in (
-            "CREATE CONSTRAINT rag_entity IF NOT EXISTS FOR (e:Entity) "
-            "REQUIRE (e.collection, e.name) IS UNIQUE",
+            "CREATE CONSTRAINT rag_entity_of_collection IF NOT EXISTS FOR (e:Entity) "
+            "REQUIRE (e.collection_id, e.name) IS UNIQUE",
             "CREATE CONSTRAINT rag_chunk IF NOT EXISTS FOR (c:Chunk) REQUIRE c.id IS UNIQUE",
             "CREATE CONSTRAINT rag_document IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
+            "CREATE CONSTRAINT rag_collection IF NOT EXISTS FOR (c:Collection) REQUIRE c.id "
+            "IS UNIQUE",
+            "CREATE INDEX rag_chunk_collection IF NOT EXISTS FOR (c:Chunk) ON (c.collection_id)",
+            "CREATE INDEX rag_document_collection IF NOT EXISTS FOR (d:Document) "
+            "ON (d.collection_id)",
+            "CREATE INDEX rag_entity_collection IF NOT EXISTS FOR (e:Entity) ON (e.collection_id)",
+            "CREATE INDEX rag_related_document IF NOT EXISTS FOR ()-[r:RELATED]-() "
+            "ON (r.document_id)",
         ):
             await self._run(stmt)
         self._schema_ready = True
 
     async def index_document(
-        self, collection: str, document_id: uuid.UUID, chunks: list[GraphChunk]
+        self, collection_id: int, document_id: uuid.UUID, chunks: list[GraphChunk]
     ) -> int:
-        """Write a document's chunks, their entities and relations; returns entity count."""
+        """Write a document's chunks, their entities and relations; returns entity count.
+
+        Idempotent: the document's earlier nodes and relations go first, and each relation
+        it adds is its own (`document_id` on the RELATED edge, weight set, never added to),
+        so a retried ingestion leaves the graph as one ingestion does.
+        """
         await self.ensure_schema()
         await self.delete_document(document_id)
         rows = []
@@ -160,35 +176,41 @@ class GraphStore:
             names.update(entities)
             rows.append({"id": ch.chunk_id, "ordinal": ch.ordinal, "entities": entities})
             pairs.update(combinations(sorted(entities), 2))
+        doc = str(document_id)
         await self._run(
-            "MERGE (d:Document {id: $doc}) SET d.collection = $collection "
+            "MERGE (k:Collection {id: $collection}) "
+            "MERGE (d:Document {id: $doc}) SET d.collection_id = $collection "
             "WITH d UNWIND $rows AS row "
-            "MERGE (c:Chunk {id: row.id}) SET c.collection = $collection, "
+            "MERGE (c:Chunk {id: row.id}) SET c.collection_id = $collection, "
             "c.document_id = $doc, c.ordinal = row.ordinal "
             "MERGE (d)-[:HAS_CHUNK]->(c) "
             "WITH c, row UNWIND row.entities AS name "
-            "MERGE (e:Entity {collection: $collection, name: name}) "
+            "MERGE (e:Entity {collection_id: $collection, name: name}) "
             "MERGE (c)-[:MENTIONS]->(e)",
             write=True,
-            doc=str(document_id),
-            collection=collection,
+            doc=doc,
+            collection=collection_id,
             rows=rows,
         )
         if pairs:
             await self._run(
                 "UNWIND $pairs AS p "
-                "MATCH (a:Entity {collection: $collection, name: p.a}) "
-                "MATCH (b:Entity {collection: $collection, name: p.b}) "
-                "MERGE (a)-[r:RELATED]-(b) ON CREATE SET r.weight = p.w "
-                "ON MATCH SET r.weight = r.weight + p.w",
+                "MATCH (a:Entity {collection_id: $collection, name: p.a}) "
+                "MATCH (b:Entity {collection_id: $collection, name: p.b}) "
+                "MERGE (a)-[r:RELATED {document_id: $doc}]->(b) SET r.weight = p.w",
                 write=True,
-                collection=collection,
+                collection=collection_id,
+                doc=doc,
                 pairs=[{"a": a, "b": b, "w": w} for (a, b), w in pairs.items()],
             )
         return len(names)
 
     async def delete_document(self, document_id: uuid.UUID) -> None:
-        """Remove the document's nodes, then entities no chunk mentions any more."""
+        """Remove the document's nodes and relations, then entities no chunk mentions."""
+        doc = str(document_id)
+        await self._run(
+            "MATCH ()-[r:RELATED {document_id: $doc}]->() DELETE r", write=True, doc=doc
+        )
         await self._run(
             "MATCH (d:Document {id: $doc}) OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk) "
             "OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity) "
@@ -197,16 +219,41 @@ class GraphStore:
             "WITH entities UNWIND entities AS e "
             "WITH e WHERE NOT (e)<-[:MENTIONS]-() DETACH DELETE e",
             write=True,
-            doc=str(document_id),
+            doc=doc,
         )
 
-    async def delete_collection(self, collection: str) -> None:
-        await self._run(
-            "MATCH (n) WHERE (n:Document OR n:Chunk OR n:Entity) AND n.collection = $c "
-            "DETACH DELETE n",
-            write=True,
-            c=collection,
+    async def delete_collection(self, collection_id: int) -> int:
+        """Remove every node of the collection, in batches of DELETE_BATCH; how many went."""
+        removed = 0
+        for label in ("Chunk", "Entity", "Document", "Collection"):
+            key = "id" if label == "Collection" else "collection_id"
+            while True:
+                rows = await self._run(
+                    f"MATCH (n:{label} {{{key}: $c}}) WITH n LIMIT $batch "
+                    "DETACH DELETE n RETURN count(*) AS n",
+                    write=True,
+                    c=collection_id,
+                    batch=DELETE_BATCH,
+                )
+                count = int(rows[0]["n"]) if rows else 0
+                removed += count
+                if count < DELETE_BATCH:
+                    break
+        return removed
+
+    async def collection_ids(self) -> set[int]:
+        rows = await self._run("MATCH (k:Collection) RETURN k.id AS id")
+        return {int(r["id"]) for r in rows}
+
+    async def document_ids(self, collection_id: int, *, after: str, limit: int) -> list[str]:
+        rows = await self._run(
+            "MATCH (d:Document {collection_id: $c}) WHERE d.id > $after "
+            "RETURN d.id AS id ORDER BY d.id LIMIT $limit",
+            c=collection_id,
+            after=after,
+            limit=limit,
         )
+        return [str(r["id"]) for r in rows]
 
     async def count_document_nodes(self, document_id: uuid.UUID) -> int:
         rows = await self._run(
@@ -216,29 +263,29 @@ class GraphStore:
         )
         return int(rows[0]["n"]) if rows else 0
 
-    async def search(self, collection: str, query: str, *, k: int) -> list[Scored]:
+    async def search(self, collection_id: int, query: str, *, k: int) -> list[Scored]:
         """Chunks mentioning the query's entities (1.0 each) or related ones (0.3 x weight)."""
         names = query_candidates(query)
         if not names:
             return []
         direct = await self._run(
-            "MATCH (e:Entity {collection: $c}) WHERE e.name IN $names "
+            "MATCH (e:Entity {collection_id: $c}) WHERE e.name IN $names "
             "MATCH (ch:Chunk)-[:MENTIONS]->(e) "
             "WITH ch, collect(e.name) AS entities "
             "RETURN ch.id AS id, entities ORDER BY size(entities) DESC LIMIT $limit",
-            c=collection,
+            c=collection_id,
             names=names,
             limit=k * 4,
         )
         related = await self._run(
-            "MATCH (e:Entity {collection: $c}) WHERE e.name IN $names "
+            "MATCH (e:Entity {collection_id: $c}) WHERE e.name IN $names "
             "MATCH (e)-[r:RELATED]-(o:Entity) WHERE NOT o.name IN $names "
             "WITH o, sum(r.weight) AS w, collect(DISTINCT e.name) AS via "
             "ORDER BY w DESC LIMIT 20 "
             "MATCH (ch:Chunk)-[:MENTIONS]->(o) "
             "RETURN ch.id AS id, collect(o.name) AS entities, sum(w) AS weight, "
             "collect(via) AS via LIMIT $limit",
-            c=collection,
+            c=collection_id,
             names=names,
             limit=k * 4,
         )

@@ -32,6 +32,7 @@ from rag_runtime.store import Store
 log = logging.getLogger(__name__)
 
 JOB_NAME = "ingest_document"
+INTERNAL_ERROR = "internal error while ingesting the document (details in the runtime's log)"
 
 
 class Ingestor:
@@ -44,6 +45,7 @@ class Ingestor:
         graph: GraphStore | None,
         cache: Cache,
         metrics: Metrics,
+        max_attempts: int = 10,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -51,6 +53,7 @@ class Ingestor:
         self.graph = graph
         self.cache = cache
         self.metrics = metrics
+        self.max_attempts = max_attempts
 
     async def process(self, document_id: uuid.UUID) -> str:
         """Ingest one document: 'ready', 'failed' (permanent, recorded) or 'skipped'.
@@ -58,7 +61,7 @@ class Ingestor:
         Raises ServiceUnavailableError when a dependency is down; the caller retries later.
         """
         start = time.perf_counter()
-        claimed = await self.store.claim_document(document_id)
+        claimed = await self.store.claim_document(document_id, max_attempts=self.max_attempts)
         if claimed is None:
             return "skipped"
         doc, collection = claimed
@@ -73,15 +76,16 @@ class Ingestor:
             await self.store.set_status(document_id, "failed", exc.message)
             self.metrics.ingested.labels("failed").inc()
             return "failed"
-        except ServiceUnavailableError:
-            with contextlib.suppress(ServiceUnavailableError):
-                await self.store.set_status(document_id, "queued", None)
+        except ServiceUnavailableError as exc:
+            with contextlib.suppress(ServiceUnavailableError):  # retried until out of attempts
+                await self.store.set_status(document_id, "queued", exc.message)
             self.metrics.ingested.labels("retried").inc()
             raise
-        except Exception as exc:
+        except Exception:
+            # The document says what failed in words it may show; the details go to the log.
             log.exception("ingestion of %s failed", document_id)
             with contextlib.suppress(ServiceUnavailableError):
-                await self.store.set_status(document_id, "failed", f"{type(exc).__name__}: {exc}")
+                await self.store.set_status(document_id, "failed", INTERNAL_ERROR)
             self.metrics.ingested.labels("failed").inc()
             return "failed"
         if ids is None:
@@ -89,25 +93,29 @@ class Ingestor:
         if self.graph is not None:
             # Ready only once every strategy, the graph included, can find it.
             await self._index_graph(
-                collection.name,
+                collection.id,
                 document_id,
                 [GraphChunk(i, c.ordinal, c.text) for i, c in zip(ids, chunks, strict=True)],
             )
             await self.store.set_status(document_id, "ready")
-        await self.cache.invalidate(collection.name)
+            await self.store.bump_version(collection.id)  # graph results change with it
         self.metrics.ingested.labels("ready").inc()
         self.metrics.ingestion_seconds.observe(time.perf_counter() - start)
         return "ready"
 
     async def _index_graph(
-        self, collection: str, document_id: uuid.UUID, chunks: list[GraphChunk]
+        self, collection_id: int, document_id: uuid.UUID, chunks: list[GraphChunk]
     ) -> None:
         assert self.graph is not None
         try:
-            await self.graph.index_document(collection, document_id, chunks)
+            await self.graph.index_document(collection_id, document_id, chunks)
+            if not await self.store.existing_documents([document_id]):
+                # Deleted while it was being indexed: the delete found no nodes to remove.
+                await self.graph.delete_document(document_id)
         except ServiceUnavailableError as exc:
-            # The graph is optional: the document is searchable by every other strategy.
-            log.warning("graph indexing of %s skipped: %s", document_id, exc.message)
+            # The graph is optional: the document is searchable by every other strategy;
+            # nodes left behind by a delete are removed by the graph sweep.
+            log.warning("graph indexing of %s skipped: %s", document_id, exc.log_text)
 
 
 class IngestQueue(Protocol):
@@ -169,7 +177,9 @@ class InlineQueue:
                         break
                     except ServiceUnavailableError as exc:
                         delay = backoff_s(attempt)
-                        log.warning("ingest %s: %s; retry in %.1fs", document_id, exc, delay)
+                        log.warning(
+                            "ingest %s: %s; retry in %.1fs", document_id, exc.log_text, delay
+                        )
                         await asyncio.sleep(delay)
             except Exception:
                 log.exception("ingest %s crashed", document_id)
@@ -183,7 +193,8 @@ class InlineQueue:
         while True:
             try:
                 for document_id in await self.ingestor.store.pending_documents(
-                    older_than_s=0 if first else self.sweep_s
+                    older_than_s=0 if first else self.sweep_s,
+                    max_attempts=self.ingestor.max_attempts,
                 ):
                     await self.enqueue(document_id)
                 first = False
@@ -229,7 +240,7 @@ class RedisQueue:
                 _queue_name=self.queue_name,
             )
         except (RedisError, OSError) as exc:
-            raise ServiceUnavailableError(f"ingestion queue unavailable: {exc}") from exc
+            raise ServiceUnavailableError("ingestion queue unavailable", cause=exc) from exc
 
     async def depth(self) -> int:
         return int(await self.pool.zcard(self.queue_name))
@@ -240,7 +251,7 @@ class RedisQueue:
         try:
             await self.pool.ping()
         except (RedisError, OSError) as exc:
-            raise ServiceUnavailableError(f"ingestion queue unavailable: {exc}") from exc
+            raise ServiceUnavailableError("ingestion queue unavailable", cause=exc) from exc
 
     async def close(self) -> None:
         await self.pool.aclose()

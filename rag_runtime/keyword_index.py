@@ -56,6 +56,10 @@ class Segment:
     def __len__(self) -> int:
         return len(self.slots)
 
+    @property
+    def nbytes(self) -> int:
+        return self.terms.nbytes + self.offsets.nbytes + self.slots.nbytes + self.tfs.nbytes
+
 
 @dataclass(frozen=True)
 class Ranked:
@@ -69,6 +73,7 @@ class KeywordIndex:
     """Postings of one collection as of `version`."""
 
     version: int = -1
+    loaded_version: int = -1  # the version it was loaded at from scratch (catch-ups keep it)
     chunk_ids: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     lengths: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0, np.float64))
     alive: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, np.bool_))
@@ -77,6 +82,12 @@ class KeywordIndex:
     @property
     def postings(self) -> int:
         return sum(len(s) for s in self.segments)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the index's arrays hold."""
+        arrays = self.chunk_ids.nbytes + self.lengths.nbytes + self.alive.nbytes
+        return arrays + sum(s.nbytes for s in self.segments)
 
     @property
     def live_chunks(self) -> int:
@@ -94,6 +105,8 @@ class KeywordIndex:
         removed: I64,
     ) -> None:
         """Add chunks (with their postings) and remove chunks, moving to `version`."""
+        if self.version < 0:
+            self.loaded_version = version
         if len(removed):
             self.alive[np.isin(self.chunk_ids, removed)] = False
         if len(chunk_ids):

@@ -12,7 +12,7 @@ import numpy as np
 from rag_runtime.cache import Cache
 from rag_runtime.domain import FusionMethod, RetrievalStrategy
 from rag_runtime.embedding import Embedder, Vectors
-from rag_runtime.errors import EmbeddingMismatchError, ServiceUnavailableError
+from rag_runtime.errors import ConflictError, EmbeddingMismatchError
 from rag_runtime.graph import GraphStore
 from rag_runtime.metrics import Metrics
 from rag_runtime.schemas import SearchHit, SearchRequest
@@ -138,13 +138,13 @@ class Retriever:
         """Top-k hits for the request; the bool says whether they came from the cache."""
         plan = self.plan(req)
         if plan.strategy is RetrievalStrategy.GRAPH and self.graph is None:
-            raise ServiceUnavailableError(
-                "graph retrieval is off: no Neo4j configured (set RAG_NEO4J_URI)"
+            raise ConflictError(  # the runtime's configuration, not an outage
+                "strategy: graph retrieval is off: no Neo4j configured (set RAG_NEO4J_URI)"
             )
         if plan.strategy is not RetrievalStrategy.KEYWORD:
             check_embedding_compatible(collection, self.embedder)
         key = {"q": req.query, "plan": plan.__dict__, "collection_id": collection.id}
-        cached = await self.cache.get_results(collection.name, key)
+        cached = await self.cache.get_results(collection, key)
         self._observe_lookup("results", cached is not None)
         if cached is not None:
             hits = [SearchHit.model_validate(h) for h in cached]
@@ -172,9 +172,7 @@ class Retriever:
             for s in scored
             if s.chunk_id in rows
         ]
-        await self.cache.put_results(
-            collection.name, key, [h.model_dump(mode="json") for h in hits]
-        )
+        await self.cache.put_results(collection, key, [h.model_dump(mode="json") for h in hits])
         self._observe_empty(plan, hits)
         return hits, plan, False
 
@@ -190,7 +188,7 @@ class Retriever:
             return await self.store.search_keyword(collection, query, k=k, filters=plan.filters)
         if plan.strategy is RetrievalStrategy.GRAPH:
             assert self.graph is not None
-            hits = await self.graph.search(collection.name, query, k=k * 4)
+            hits = await self.graph.search(collection.id, query, k=k * 4)
             if plan.filters and hits:
                 allowed = await self._filter_ids(collection, [h.chunk_id for h in hits], plan)
                 hits = [h for h in hits if h.chunk_id in allowed]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,7 +17,8 @@ from rag_runtime.cache import Cache, RateLimiter
 from rag_runtime.chunking import Chunker
 from rag_runtime.db import Database, start_embedded_postgres
 from rag_runtime.embedding import Embedder, build_embedder
-from rag_runtime.errors import ServiceUnavailableError
+from rag_runtime.errors import RagError, ServiceUnavailableError, first_line
+from rag_runtime.extract import Parser
 from rag_runtime.generation import Generator, build_generator
 from rag_runtime.graph import GraphStore
 from rag_runtime.ingest import Ingestor, IngestQueue, InlineQueue, RedisQueue
@@ -59,6 +61,7 @@ class Runtime:
     metrics: Metrics
     cache: Cache
     limiter: RateLimiter
+    auth_failures: RateLimiter
     retriever: Retriever
     ingestor: Ingestor
     generator: Generator
@@ -66,9 +69,11 @@ class Runtime:
     graph: GraphStore | None = None
     queue: IngestQueue | None = None
     schema_current: bool = False
+    parser: Parser = field(default_factory=Parser)
     embedded_postgres: Any = None
     _schema_checked: float = field(default=0.0, repr=False)
     _warm_up: asyncio.Task[None] | None = field(default=None, repr=False)
+    _graph_sweep: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings, *, role: Role = "api") -> Runtime:
@@ -99,7 +104,7 @@ class Runtime:
         if settings.neo4j_uri:
             password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
             graph = GraphStore(settings.neo4j_uri, settings.neo4j_user, password)
-        store = Store(db)
+        store = Store(db, keyword_cache_bytes=settings.keyword_cache_bytes)
         cache = Cache(redis, settings.cache_ttl_seconds)
         ingestor = Ingestor(
             store=store,
@@ -108,6 +113,7 @@ class Runtime:
             graph=graph,
             cache=cache,
             metrics=metrics,
+            max_attempts=settings.document_max_attempts,
         )
         rt = cls(
             settings=settings,
@@ -119,6 +125,7 @@ class Runtime:
             metrics=metrics,
             cache=cache,
             limiter=RateLimiter(redis, settings.rate_limit_per_minute),
+            auth_failures=RateLimiter(redis, settings.auth_failures_per_minute, kind="af"),
             retriever=Retriever(
                 settings=settings,
                 store=store,
@@ -137,6 +144,9 @@ class Runtime:
         if role == "api":  # the worker consumes Redis; the CLI ingests what it is given
             rt.queue = await rt._make_queue()
             rt._warm_up = asyncio.create_task(rt._warm_keyword_indexes())
+            rt.parser.start()
+            if graph is not None:
+                rt._graph_sweep = asyncio.create_task(rt._sweep_graph_forever())
         return rt
 
     async def _warm_keyword_indexes(self) -> None:
@@ -152,6 +162,39 @@ class Runtime:
         except Exception as exc:  # database down, schema not migrated: searches load them later
             log.warning("keyword indexes not preloaded: %s", _first(exc))
 
+    async def sweep_graph(self) -> int:
+        """Remove graph nodes whose collection or document Postgres no longer has (a delete
+        that failed in Neo4j, or one that raced an ingestion); how many went.
+
+        The graph is listed before Postgres is read: whatever the graph names was created in
+        Postgres first, so what Postgres lacks afterwards was deleted, not not yet created.
+        """
+        assert self.graph is not None
+        removed = 0
+        graph_collections = await self.graph.collection_ids()
+        live = await self.store.collection_ids()
+        for collection_id in sorted(graph_collections - live):
+            removed += await self.graph.delete_collection(collection_id)
+        for collection_id in sorted(graph_collections & live):
+            after = ""
+            while page := await self.graph.document_ids(collection_id, after=after, limit=1000):
+                ids = [uuid.UUID(d) for d in page]
+                for gone in set(ids) - await self.store.existing_documents(ids):
+                    await self.graph.delete_document(gone)
+                    removed += 1
+                after = page[-1]
+        return removed
+
+    async def _sweep_graph_forever(self) -> None:
+        while True:
+            try:
+                removed = await self.sweep_graph()
+                if removed:
+                    log.info("graph sweep removed %d nodes of deleted data", removed)
+            except ServiceUnavailableError as exc:
+                log.warning("graph sweep skipped: %s", exc.log_text)
+            await asyncio.sleep(self.settings.graph_sweep_seconds)
+
     async def _make_queue(self) -> IngestQueue:
         s = self.settings
         if s.redis_url:
@@ -161,7 +204,8 @@ class Runtime:
         return queue
 
     async def close(self) -> None:
-        await tasks.stop(self._warm_up)
+        await tasks.stop(self._warm_up, self._graph_sweep)
+        self.parser.close()
         if self.queue is not None:
             await self.queue.close()
         await self.generator.close()
@@ -175,14 +219,19 @@ class Runtime:
             await asyncio.to_thread(self.embedded_postgres.cleanup)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Per-dependency status; False when a required one (database, schema, model) is down."""
+        """Per-dependency status; False when a required one (database, schema, model) is down.
+
+        The answer is public (probes call it without a key): states only. Why a dependency
+        is down (hosts, users, driver errors) goes to the log.
+        """
         checks: dict[str, Any] = {}
         ok = True
         try:
             await asyncio.wait_for(self.db.ping(), 5)
             checks["database"] = {"status": "up", "required": True}
         except (ServiceUnavailableError, TimeoutError) as exc:
-            checks["database"] = {"status": "down", "required": True, "reason": str(exc)}
+            _log_down("database", exc)
+            checks["database"] = {"status": "down", "required": True}
             ok = False
         try:
             status = await asyncio.wait_for(
@@ -202,7 +251,8 @@ class Runtime:
                 checks["schema"]["reason"] = status.message
             ok = ok and status.servable
         except Exception as exc:
-            checks["schema"] = {"status": "unknown", "required": True, "reason": _first(exc)}
+            _log_down("schema", exc)
+            checks["schema"] = {"status": "unknown", "required": True}
             ok = False
         checks["cache"] = await self._check_redis("cache")
         if self.queue is None or self.queue.kind == "redis":
@@ -216,7 +266,8 @@ class Runtime:
                 await asyncio.wait_for(self.graph.ping(), 5)
                 checks["graph"] = {"status": "up", "required": False}
             except (ServiceUnavailableError, TimeoutError) as exc:
-                checks["graph"] = {"status": "down", "required": False, "reason": str(exc)}
+                _log_down("graph", exc)
+                checks["graph"] = {"status": "down", "required": False}
         checks["embedding_model"] = {
             "status": "up",
             "required": True,
@@ -232,7 +283,8 @@ class Runtime:
             await asyncio.wait_for(self.redis.ping(), 3)
             return {"status": "up", "required": False}
         except Exception as exc:
-            return {"status": "down", "required": False, "reason": _first(exc)}
+            _log_down(name, exc)
+            return {"status": "down", "required": False}
 
     async def _check_queue(self) -> dict[str, Any]:
         if self.queue is None:
@@ -241,7 +293,8 @@ class Runtime:
             await asyncio.wait_for(self.queue.ping(), 3)
             return {"status": "up", "required": False, "kind": self.queue.kind}
         except Exception as exc:
-            return {"status": "down", "required": False, "kind": "redis", "reason": _first(exc)}
+            _log_down("queue", exc)
+            return {"status": "down", "required": False, "kind": "redis"}
 
     async def refresh_gauges(self) -> None:
         """Update the gauges that are read from the stores (called at scrape time)."""
@@ -258,5 +311,8 @@ class Runtime:
 
 
 def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return exc.log_text if isinstance(exc, RagError) else first_line(exc)
+
+
+def _log_down(name: str, exc: BaseException) -> None:
+    log.warning("readiness: %s down: %s", name, _first(exc))

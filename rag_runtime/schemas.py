@@ -4,17 +4,113 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from rag_runtime.domain import DocumentStatus, FusionMethod, RetrievalStrategy
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
 
 
+def storable_text_problem(value: Any, path: str = "") -> str | None:
+    """Where a value holds text Postgres cannot store (NUL, a lone surrogate), or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path or 'value'}: text holds a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path or 'value'}: text holds a lone surrogate (not valid Unicode)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            problem = storable_text_problem(key, where) or storable_text_problem(item, where)
+            if problem:
+                return problem
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problem = storable_text_problem(item, f"{path}[{i}]")
+            if problem:
+                return problem
+    return None
+
+
+def _json_number(value: Any) -> Any:
+    """Numbers as JSON has them: a string or a boolean is not one (no lax coercion)."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+NUMBER = BeforeValidator(_json_number)  # after the constraints, so the schema keeps them
+
+
 class Strict(BaseModel):
+    """A request body: no unknown fields, no text Postgres cannot store."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        problem = storable_text_problem(data)
+        if problem:
+            raise ValueError(problem)
+        return data
+
+
+class ErrorOut(BaseModel):
+    """What every error but a validation error (422) carries."""
+
+    detail: str
+    field: str | None = None
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """A request that is not valid (422): each issue, the fields named, one message."""
+
+    detail: list[ValidationIssue]
+    fields: list[str]
+    message: str
+
+
+_SCALAR: list[dict[str, Any]] = [
+    {"type": "string"},
+    {"type": "number"},
+    {"type": "boolean"},
+    {"type": "null"},
+]
+FILTER_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        *_SCALAR,
+        {"type": "array", "items": {}},
+        {
+            "type": "object",
+            "properties": {"$in": {"type": "array", "items": {}}},
+            "required": ["$in"],
+            "additionalProperties": False,
+        },
+    ]
+}
+
+
+def _filters_schema(schema: dict[str, Any]) -> None:
+    description = schema.get("description")
+    schema.clear()
+    schema["anyOf"] = [
+        {"type": "object", "additionalProperties": FILTER_VALUE_SCHEMA},
+        {"type": "null"},
+    ]
+    if description:
+        schema["description"] = description
 
 
 class CollectionCreate(Strict):
@@ -33,7 +129,9 @@ class CollectionOut(BaseModel):
 
 
 class DocumentCreate(Strict):
-    text: str = Field(description="Document text (plain or markdown).")
+    text: str = Field(
+        pattern=r"\S", description="Document text (plain or markdown); not only whitespace."
+    )
     title: str = Field("", max_length=1000)
     source: str | None = Field(None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -77,14 +175,16 @@ class SearchRequest(Strict):
     collection: str = Field(pattern=NAME_PATTERN)
     query: str = Field(min_length=1, max_length=4000)
     strategy: RetrievalStrategy | None = Field(None, description="Default from settings.")
-    top_k: int | None = Field(None, ge=1, le=1000)
+    top_k: Annotated[int, Field(ge=1, le=1000), NUMBER] | None = None
     filters: dict[str, Any] | None = Field(
-        None, description="Metadata filters: {key: value} or {key: {'$in': [values]}}."
+        None,
+        description="Metadata filters: {key: value} or {key: {'$in': [values]}}.",
+        json_schema_extra=_filters_schema,
     )
-    similarity_threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    similarity_threshold: Annotated[float, Field(ge=-1.0, le=1.0), NUMBER] | None = None
     fusion: FusionMethod | None = None
-    rrf_k: int | None = Field(None, ge=1, le=1000)
-    vector_weight: float | None = Field(None, ge=0.0, le=1.0)
+    rrf_k: Annotated[int, Field(ge=1, le=1000), NUMBER] | None = None
+    vector_weight: Annotated[float, Field(ge=0.0, le=1.0), NUMBER] | None = None
 
 
 class SearchHit(BaseModel):
@@ -107,8 +207,8 @@ class SearchResponse(BaseModel):
 
 
 class QueryRequest(SearchRequest):
-    stream: bool = Field(False, description="Answer as server-sent events.")
-    max_tokens: int = Field(512, ge=1, le=8192)
+    stream: bool = Field(False, strict=True, description="Answer as server-sent events.")
+    max_tokens: Annotated[int, Field(ge=1, le=8192), NUMBER] = 512
 
 
 class Citation(BaseModel):

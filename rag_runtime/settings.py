@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag_runtime.auth import parse_api_keys
 from rag_runtime.domain import (
     EmbeddingProvider,
     FusionMethod,
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
     )
     neo4j_user: str = Field("neo4j", description="Neo4j user name.")
     neo4j_password: SecretStr | None = Field(None, description="Neo4j password.")
+    graph_sweep_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often the API removes graph nodes of deleted collections and "
+        "documents (deletes that failed in Neo4j are completed by it).",
+    )
 
     # Embedding
     embedding_provider: EmbeddingProvider = Field(
@@ -112,6 +119,12 @@ class Settings(BaseSettings):
         description="Local sentence-transformers model dir holding embedding_model's weights; "
         "None = the bundled all-MiniLM-L6-v2.",
     )
+    keyword_cache_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=0,
+        description="Memory for the in-memory keyword indexes of a process, in bytes; the "
+        "least recently searched collections are dropped beyond it (reloaded when searched).",
+    )
     cache_ttl_seconds: int = Field(600, ge=0, description="Lifetime of cached results (0 = off).")
     migrate_on_start: bool = Field(
         True,
@@ -133,6 +146,13 @@ class Settings(BaseSettings):
         description="Longest an ingestion job may run; a dead worker's job restarts after it.",
     )
     job_max_tries: int = Field(20, ge=1, description="Attempts per ingestion job before it fails.")
+    document_max_attempts: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Ingestion attempts per document, across jobs, workers and restarts, "
+        "before it is failed for good (a retry or a re-send starts the count again).",
+    )
 
     # Limits and auth
     max_document_bytes: int = Field(
@@ -140,10 +160,32 @@ class Settings(BaseSettings):
     )
     api_keys: list[str] = Field(
         default_factory=list,
-        description="Accepted Bearer keys as 'key' or 'key:collection1,collection2'.",
+        description="Accepted Bearer keys: 'key' or 'key:*' (every collection), "
+        "'key:a,b' (collections a and b); the scope follows the last ':'.",
+    )
+    allow_anonymous: bool = Field(
+        False,
+        description="Serve the API without keys (every caller may use every collection); "
+        "only allowed with no api_keys.",
     )
     rate_limit_per_minute: int = Field(
         0, ge=0, description="Requests per minute per API key (0 = off)."
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=0,
+        description="Failed authentications per client address and minute before requests "
+        "from it are refused with 429 (0 = no limit).",
+    )
+    upload_dir: Path | None = Field(
+        None, description="Directory uploads are spooled to; None = the system temp dir."
+    )
+    max_concurrent_uploads: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="File uploads in progress at once per process (bounds the spooled bytes "
+        "to this times max_document_bytes); more are answered 503.",
     )
 
     @model_validator(mode="after")
@@ -159,6 +201,12 @@ class Settings(BaseSettings):
                 f"only {BUNDLED_EMBEDDING_MODEL} is bundled"
             )
         return self
+
+    @field_validator("api_keys")
+    @classmethod
+    def _readable_keys(cls, value: list[str]) -> list[str]:
+        parse_api_keys(value)  # fails closed: an entry it cannot read stops the process
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -39,7 +39,7 @@ async def ingest_document(ctx: dict[str, Any], document_id: str) -> str:
         return await runtime.ingestor.process(uuid.UUID(document_id))
     except ServiceUnavailableError as exc:
         delay = backoff_s(int(ctx.get("job_try", 1)), base=1.0, cap=60.0)
-        log.warning("document %s: %s; retrying in %.0fs", document_id, exc.message, delay)
+        log.warning("document %s: %s; retrying in %.0fs", document_id, exc.log_text, delay)
         raise Retry(defer=delay) from exc
 
 
@@ -49,13 +49,14 @@ async def _sweep_forever(runtime: Runtime, queue: RedisQueue) -> None:
     while True:
         try:
             pending = await runtime.store.pending_documents(
-                older_than_s=0 if first else stale_after
+                older_than_s=0 if first else stale_after,
+                max_attempts=runtime.settings.document_max_attempts,
             )
             for document_id in pending:
                 await queue.enqueue(document_id)
             first = False
         except ServiceUnavailableError as exc:
-            log.warning("sweep skipped: %s", exc.message)
+            log.warning("sweep skipped: %s", exc.log_text)
         with contextlib.suppress(Exception):
             runtime.metrics.queue_depth.set(await queue.depth())
         await asyncio.sleep(SWEEP_S)

@@ -99,6 +99,9 @@ def runtime_settings(rs: RagSystem) -> dict[str, str]:
         # The migration Job moves the schema; the API pods never migrate at start.
         "RAG_MIGRATE_ON_START": "false",
     }
+    if spec.api.auth.anonymous:
+        # The runtime refuses to serve without keys unless anonymous access is explicit.
+        data["RAG_ALLOW_ANONYMOUS"] = "true"
     if spec.ingestion.chunk_tokens is not None:
         data["RAG_CHUNK_TOKENS"] = str(spec.ingestion.chunk_tokens)
     if spec.embedding.model_path:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Response, status
 
-from rag_runtime.api.deps import CollectionDep, PrincipalDep, RuntimeDep
+from rag_runtime.api.deps import CollectionDep, PrincipalDep, RuntimeDep, require
+from rag_runtime.api.responses import error_responses
+from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.schemas import CollectionCreate, CollectionOut
 from rag_runtime.store import Collection
 
-router = APIRouter(prefix="/api/v1/collections", tags=["collections"])
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/collections", tags=["collections"], responses=error_responses())
 
 
 def collection_out(c: Collection) -> CollectionOut:
@@ -27,7 +32,7 @@ def collection_out(c: Collection) -> CollectionOut:
 async def create_collection(
     body: CollectionCreate, principal: PrincipalDep, runtime: RuntimeDep
 ) -> CollectionOut:
-    principal.require(body.name)
+    require(principal, body.name)
     created = await runtime.store.create_collection(
         body.name,
         description=body.description,
@@ -55,6 +60,8 @@ async def get_collection(collection: CollectionDep) -> CollectionOut:
 async def delete_collection(collection: CollectionDep, runtime: RuntimeDep) -> Response:
     await runtime.store.delete_collection(collection.name)
     if runtime.graph is not None:
-        await runtime.graph.delete_collection(collection.name)
-    await runtime.cache.invalidate(collection.name)
+        try:
+            await runtime.graph.delete_collection(collection.id)
+        except ServiceUnavailableError as exc:  # deleted in Postgres: the graph sweep retries
+            log.warning("graph of collection %s not removed yet: %s", collection.id, exc.log_text)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

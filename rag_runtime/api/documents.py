@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from rag_runtime.api.deps import CollectionDep, RuntimeDep
+from rag_runtime.api.responses import error_responses
 from rag_runtime.domain import DocumentStatus
 from rag_runtime.errors import (
     ConflictError,
@@ -17,14 +18,24 @@ from rag_runtime.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
-from rag_runtime.extract import detect_content_type, extract_text, html_title
+from rag_runtime.extract import detect_content_type
 from rag_runtime.ingest import IngestQueue
 from rag_runtime.runtime import Runtime
-from rag_runtime.schemas import DocumentCreate, DocumentOut, DocumentPage, RetryOut
+from rag_runtime.schemas import (
+    DocumentCreate,
+    DocumentOut,
+    DocumentPage,
+    RetryOut,
+    storable_text_problem,
+)
 from rag_runtime.store import Accepted, Collection, Document
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/collections/{name}/documents", tags=["documents"])
+router = APIRouter(
+    prefix="/api/v1/collections/{name}/documents",
+    tags=["documents"],
+    responses=error_responses(),
+)
 
 
 def document_out(d: Document) -> DocumentOut:
@@ -103,8 +114,8 @@ async def create_document(
     text = body.text
     title = body.title
     if body.content_type == "text/html":
-        title = title or html_title(text) or ""
-        text = extract_text(text.encode(), "text/html")
+        text, found = await runtime.parser.extract(text.encode(), "text/html")
+        title = title or found or ""
     return await _accept(
         runtime,
         collection,
@@ -118,7 +129,25 @@ async def create_document(
     )
 
 
-@router.post("/upload", status_code=status.HTTP_202_ACCEPTED, responses=RESENT)
+UPLOAD_ENCODING = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "encoding": {
+                    "file": {"contentType": "text/plain, text/markdown, text/html, application/pdf"}
+                }
+            }
+        }
+    }
+}
+
+
+@router.post(
+    "/upload",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RESENT,
+    openapi_extra=UPLOAD_ENCODING,
+)
 async def upload_document(
     file: Annotated[UploadFile, File(description="A .txt, .md, .html or .pdf file.")],
     collection: CollectionDep,
@@ -135,15 +164,20 @@ async def upload_document(
         raise InvalidInputError(f"metadata: not JSON ({exc.msg})", field="metadata") from exc
     if not isinstance(meta, dict):
         raise InvalidInputError("metadata: must be a JSON object", field="metadata")
+    for value, field in ((meta, "metadata"), (title, "title"), (file.filename, "file")):
+        problem = storable_text_problem(value, field)
+        if problem:
+            raise InvalidInputError(problem, field=field)
     limit = runtime.settings.max_document_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLargeError(f"file: document exceeds {limit} bytes")
     if not data.strip():
         raise InvalidInputError("file: the document is empty", field="file")
-    text = extract_text(data, content_type)
-    if content_type == "text/html" and not title:
-        title = html_title(data.decode("utf-8", "replace")) or ""
+    if b"\x00" in data and content_type != "application/pdf":
+        raise InvalidInputError("file: text holds a NUL character", field="file")
+    text, found = await runtime.parser.extract(data, content_type)  # off the event loop
+    title = title or found or ""
     return await _accept(
         runtime,
         collection,
@@ -194,7 +228,7 @@ async def list_documents(
     collection: CollectionDep,
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     status_filter: Annotated[
         str | None, Query(alias="status", pattern="^(queued|processing|ready|failed)$")
     ] = None,
@@ -220,11 +254,10 @@ async def delete_document(
     document_id: uuid.UUID, collection: CollectionDep, runtime: RuntimeDep
 ) -> Response:
     """Remove the document, its chunks and vectors, cached results and graph nodes."""
-    await runtime.store.delete_document(collection, document_id)
-    await runtime.cache.invalidate(collection.name)
+    await runtime.store.delete_document(collection, document_id)  # bumps its version
     if runtime.graph is not None:
         try:
             await runtime.graph.delete_document(document_id)
         except ServiceUnavailableError as exc:
-            log.warning("graph nodes of %s not removed: %s", document_id, exc.message)
+            log.warning("graph nodes of %s not removed: %s", document_id, exc.log_text)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from rag_runtime.api.deps import PrincipalDep, RuntimeDep
+from rag_runtime.api.deps import PrincipalDep, RuntimeDep, require
+from rag_runtime.api.responses import error_responses
 from rag_runtime.domain import RetrievalStrategy
 from rag_runtime.errors import RagError
 from rag_runtime.generation import citations_in
@@ -22,13 +24,27 @@ from rag_runtime.schemas import (
     SearchResponse,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["retrieval"])
+router = APIRouter(prefix="/api/v1", tags=["retrieval"], responses=error_responses())
+SSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer (JSON), or with `stream: true` server-sent events",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "One event: results, token, done or error (data is JSON)",
+                    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+                }
+            }
+        },
+    }
+}
 
 
 async def _retrieve(
     runtime: Runtime, principal: PrincipalDep, body: SearchRequest
 ) -> tuple[list[SearchHit], RetrievalStrategy, bool]:
-    principal.require(body.collection)
+    require(principal, body.collection)
     collection = await runtime.store.get_collection(body.collection)
     hits, plan, cached = await runtime.retriever.search(collection, body)
     return hits, plan.strategy, cached
@@ -50,7 +66,7 @@ async def search(
     )
 
 
-@router.post("/query", response_model=QueryResponse)
+@router.post("/query", response_model=QueryResponse, responses=SSE)
 async def query(
     body: QueryRequest, principal: PrincipalDep, runtime: RuntimeDep
 ) -> QueryResponse | StreamingResponse:

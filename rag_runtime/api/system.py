@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from rag_runtime.api.deps import RuntimeDep
 
@@ -17,7 +20,17 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/api/v1/ready", tags=["system"])
+class ReadyOut(BaseModel):
+    status: str = Field(description="ready or not ready")
+    checks: dict[str, dict[str, Any]] = Field(description="State of each dependency.")
+
+
+@router.get(
+    "/api/v1/ready",
+    tags=["system"],
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "A required dependency is down"}},
+)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     """Per-dependency status; 503 when a required dependency is down."""
     ok, checks = await runtime.readiness()

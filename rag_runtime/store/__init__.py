@@ -12,6 +12,7 @@ from rag_runtime.db import Database
 from rag_runtime.domain import Scored
 from rag_runtime.store.catalog import Catalog
 from rag_runtime.store.keyword_cache import (
+    KEYWORD_CACHE_BYTES,
     KEYWORD_INDEXES,
     POSTING_ROW,
     KeywordIndexes,
@@ -21,6 +22,7 @@ from rag_runtime.store.rows import Accepted, ChunkRow, Collection, Document, con
 from rag_runtime.store.sql import TEXT_CONFIG, filter_sql
 
 __all__ = [
+    "KEYWORD_CACHE_BYTES",
     "KEYWORD_INDEXES",
     "POSTING_ROW",
     "TEXT_CONFIG",
@@ -39,6 +41,6 @@ __all__ = [
 class Store(Catalog, KeywordIndexes):
     """The whole store over one connection pool."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, keyword_cache_bytes: int = KEYWORD_CACHE_BYTES) -> None:
         Catalog.__init__(self, db)
-        KeywordIndexes.__init__(self, db)
+        KeywordIndexes.__init__(self, db, max_bytes=keyword_cache_bytes)

@@ -31,6 +31,12 @@ _DOC_COLUMNS = sql.SQL(
     "d.content_hash, d.metadata, d.status, d.error, d.attempts, d.chunk_count, "
     "d.created_at, d.updated_at, " + _DUPLICATE_OF
 )
+# Fails unfinished documents that used up their attempts, keeping the last error.
+_GIVE_UP = (
+    "UPDATE documents SET status = 'failed', updated_at = now(), error = 'gave up after ' "
+    "|| attempts || ' attempts' || coalesce(' (last: ' || error || ')', '') "
+    "WHERE status IN ('queued', 'processing') AND attempts >= %s"
+)
 # What describes an upload besides its content (as migration 0003 computes it).
 _IDENTITY = (
     "encode(sha256(convert_to(jsonb_build_array(%(title)s::text, %(source)s::text, "
@@ -119,7 +125,7 @@ class Catalog(ChunkStore):
                 "content_hash, identity_hash, metadata) VALUES (%(collection)s, %(title)s, "
                 f"%(source)s, %(content_type)s, %(content)s, %(digest)s, {_IDENTITY}, "
                 "%(metadata)s) ON CONFLICT (collection_id, content_hash, identity_hash) "
-                "DO UPDATE SET status = 'queued', error = NULL, updated_at = now() "
+                "DO UPDATE SET status = 'queued', error = NULL, attempts = 0, updated_at = now() "
                 "WHERE documents.status = 'failed' RETURNING id, xmax = 0 AS inserted",
                 params,
             )
@@ -151,8 +157,9 @@ class Catalog(ChunkStore):
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 sql.SQL(
-                    "UPDATE documents SET status = 'queued', error = NULL, updated_at = now() "
-                    "WHERE collection_id = %s AND status = 'failed'{} RETURNING id"
+                    "UPDATE documents SET status = 'queued', error = NULL, attempts = 0, "
+                    "updated_at = now() WHERE collection_id = %s AND status = 'failed'{} "
+                    "RETURNING id"
                 ).format(where),
                 params,
             )
@@ -217,16 +224,20 @@ class Catalog(ChunkStore):
             await conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
         return document_from_row(row)
 
-    async def claim_document(self, document_id: uuid.UUID) -> tuple[Document, Collection] | None:
-        """Mark a queued (or interrupted) document as processing; None if gone or done."""
+    async def claim_document(
+        self, document_id: uuid.UUID, *, max_attempts: int
+    ) -> tuple[Document, Collection] | None:
+        """Mark a queued (or interrupted) document as processing, counting the attempt; None
+        if gone, done, or out of attempts (then it is failed for good, with the last error)."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "UPDATE documents SET status = 'processing', attempts = attempts + 1, "
-                "error = NULL, updated_at = now() WHERE id = %s "
-                "AND status IN ('queued', 'processing') RETURNING id",
-                (document_id,),
+                "updated_at = now() WHERE id = %s "
+                "AND status IN ('queued', 'processing') AND attempts < %s RETURNING id",
+                (document_id, max_attempts),
             )
             if await cur.fetchone() is None:
+                await conn.execute(_GIVE_UP + " AND id = %s", (max_attempts, document_id))
                 return None
         doc = await self.get_document(document_id)
         async with self.db.connection() as conn:
@@ -247,8 +258,12 @@ class Catalog(ChunkStore):
                 (status, error, document_id),
             )
 
-    async def pending_documents(self, *, older_than_s: float, limit: int = 1000) -> list[uuid.UUID]:
+    async def pending_documents(
+        self, *, older_than_s: float, max_attempts: int, limit: int = 1000
+    ) -> list[uuid.UUID]:
+        """Documents to queue again: unfinished ones; those out of attempts are failed."""
         async with self.db.connection() as conn:
+            await conn.execute(_GIVE_UP, (max_attempts,))
             cur = await conn.execute(
                 "SELECT id FROM documents WHERE status IN ('queued', 'processing') "
                 "AND updated_at < now() - make_interval(secs => %s) "
@@ -256,6 +271,17 @@ class Catalog(ChunkStore):
                 (older_than_s, limit),
             )
             return [r["id"] for r in await cur.fetchall()]
+
+    async def collection_ids(self) -> set[int]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT id FROM collections")
+            return {int(r["id"]) for r in await cur.fetchall()}
+
+    async def existing_documents(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these documents exist."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT id FROM documents WHERE id = ANY(%s)", (ids,))
+            return {r["id"] for r in await cur.fetchall()}
 
     async def counts(self) -> dict[str, Any]:
         async with self.db.connection() as conn:

@@ -50,6 +50,11 @@ class ChunkStore:
 
     # Documents ---------------------------------------------------------------------------
 
+    async def bump_version(self, collection_id: int) -> None:
+        """A change outside the chunks (the graph) that cached results must not outlive."""
+        async with self.db.transaction() as conn:
+            await self._bump_version(conn, collection_id)
+
     async def _bump_version(self, conn: psycopg.AsyncConnection[Any], collection_id: int) -> int:
         """Next change version of the collection; its row stays locked until commit."""
         cur = await conn.execute(

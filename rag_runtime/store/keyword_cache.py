@@ -5,6 +5,7 @@ against one snapshot of the term statistics."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -19,14 +20,31 @@ from rag_runtime.keyword_index import KeywordIndex
 from rag_runtime.store.rows import Collection
 from rag_runtime.store.sql import TEXT_CONFIG, filter_sql
 
-KEYWORD_INDEXES = 32  # collections whose keyword index a process keeps in memory
+KEYWORD_INDEXES = 32  # collections whose keyword index is loaded at start (largest first)
+KEYWORD_CACHE_BYTES = 512 * 1024 * 1024  # default memory for the keyword indexes of a process
 KEYWORD_MAX_DEAD = 0.3  # share of removed chunks an index keeps before it reloads
 
 
 class KeywordIndexes:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_bytes: int = KEYWORD_CACHE_BYTES) -> None:
         self.db = db
+        self.max_bytes = max_bytes
         self._keyword: dict[int, tuple[KeywordIndex, asyncio.Lock]] = {}
+
+    @property
+    def keyword_bytes(self) -> int:
+        """Memory the keyword indexes of this process hold."""
+        return sum(index.nbytes for index, _ in self._keyword.values())
+
+    def _evict(self, keep: int) -> None:
+        """Drop least recently used indexes until they fit `max_bytes` (never `keep`: a
+        collection larger than the budget is still searchable, alone)."""
+        total = self.keyword_bytes
+        for collection_id in list(self._keyword):
+            if total <= self.max_bytes:
+                break
+            if collection_id != keep:
+                total -= self._keyword.pop(collection_id)[0].nbytes
 
     async def search_keyword(
         self,
@@ -81,6 +99,7 @@ class KeywordIndexes:
                     if index.version < snapshot.version:
                         index = await self._catch_up(conn, collection_id, index, snapshot)
                         self._keyword[collection_id] = (index, lock)
+                        self._evict(keep=collection_id)
         return index, snapshot
 
     async def warm_keyword_indexes(self) -> int:
@@ -99,8 +118,6 @@ class KeywordIndexes:
     def _keyword_index(self, collection_id: int) -> tuple[KeywordIndex, asyncio.Lock]:
         entry = self._keyword.pop(collection_id, None) or (KeywordIndex(), asyncio.Lock())
         self._keyword[collection_id] = entry  # most recently used last
-        while len(self._keyword) > KEYWORD_INDEXES:
-            self._keyword.pop(next(iter(self._keyword)))
         return entry
 
     async def _keyword_snapshot(
@@ -155,15 +172,11 @@ class KeywordIndexes:
         removed = await cur.fetchone()
         assert added is not None
         assert removed is not None
-        postings = await _fetch_postings(conn, collection_id, since)
-        index.apply(
-            snapshot.version,
-            chunk_ids=np.asarray(added["ids"], dtype=np.int64),
-            lengths=np.asarray(added["lengths"], dtype=np.float64),
-            posting_chunks=postings["chunk"].astype(np.int64),
-            posting_terms=postings["term"].astype(np.int64),
-            posting_tfs=postings["tf"],
-            removed=np.asarray(removed["ids"], dtype=np.int64),
+        packed = await _fetch_postings(conn, collection_id, since)
+        # Building an index takes seconds of CPU for a large collection: in a thread, on a
+        # copy (searches on the loop keep reading the current one until it is swapped in).
+        index = await asyncio.to_thread(
+            _applied, index, snapshot.version, added, removed["ids"], packed
         )
         if index.dead_fraction() > KEYWORD_MAX_DEAD:  # mostly removed chunks: start afresh
             return await self._catch_up(conn, collection_id, KeywordIndex(), snapshot)
@@ -196,9 +209,31 @@ POSTING_ROW = np.dtype([("chunk", ">i8"), ("term", ">i8"), ("tf", ">i4")])
 _POSTINGS_PER_ROW = 1024  # chunks whose postings travel together as one bytea
 
 
+def _applied(
+    index: KeywordIndex,
+    version: int,
+    added: dict[str, Any],
+    removed: list[int],
+    packed: bytes,
+) -> KeywordIndex:
+    """A copy of `index` with the changes applied (the original is left as it was)."""
+    fresh = dataclasses.replace(index, alive=index.alive.copy(), segments=list(index.segments))
+    postings = parse_postings(packed)
+    fresh.apply(
+        version,
+        chunk_ids=np.asarray(added["ids"], dtype=np.int64),
+        lengths=np.asarray(added["lengths"], dtype=np.float64),
+        posting_chunks=postings["chunk"].astype(np.int64),
+        posting_terms=postings["term"].astype(np.int64),
+        posting_tfs=postings["tf"],
+        removed=np.asarray(removed, dtype=np.int64),
+    )
+    return fresh
+
+
 async def _fetch_postings(
     conn: psycopg.AsyncConnection[Any], collection_id: int, since: int
-) -> npt.NDArray[Any]:
+) -> bytes:
     """Postings of the collection's chunks newer than `since`, packed server-side.
 
     Rows of (chunk, term, tf) as big-endian binary, a bytea per range of chunk ids: a few
@@ -210,7 +245,7 @@ async def _fetch_postings(
         "WHERE ch.collection_id = %s AND ch.version > %s GROUP BY ch.id / %s",
         (collection_id, since, _POSTINGS_PER_ROW),
     )
-    return parse_postings(b"".join([r["rows"] for r in await cur.fetchall()]))
+    return b"".join([r["rows"] for r in await cur.fetchall()])
 
 
 def parse_postings(data: bytes) -> npt.NDArray[Any]:

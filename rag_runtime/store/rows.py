@@ -20,6 +20,7 @@ class Collection:
     chunk_count: int
     created_at: datetime
     document_count: int = 0
+    version: int = 0  # bumped in the transaction of every change to its chunks
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def collection_from_row(row: dict[str, Any]) -> Collection:
         chunk_count=row["chunk_count"],
         created_at=row["created_at"],
         document_count=row.get("document_count", 0) or 0,
+        version=int(row.get("version", 0) or 0),
     )
 
 

@@ -37,6 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env["HF_HUB_OFFLINE"] = "1"
+    env["RAG_ALLOW_ANONYMOUS"] = "true"
     log = (workdir / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "rag_runtime.cli", "serve", "--port", str(port)],

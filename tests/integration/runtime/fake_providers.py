@@ -55,6 +55,11 @@ def _pieces(text: str) -> list[str]:
 class FakeProviders:
     port: int
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Statuses the next embedding requests get instead of an answer (one each, in order).
+    embedding_failures: list[int] = field(default_factory=list)
+    # Inputs holding this text are refused (with `rejected_status`), every time.
+    rejected_text: str | None = None
+    rejected_status: int = 400
 
     @property
     def openai_base_url(self) -> str:
@@ -79,6 +84,14 @@ def build_app(state: FakeProviders) -> FastAPI:
     async def embeddings(request: Request) -> JSONResponse:
         body = await record(request)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if state.embedding_failures:
+            code = state.embedding_failures.pop(0)
+            headers = {"Retry-After": "0"} if code == 429 else {}
+            error = {"message": f"upstream says {code} at 10.9.8.7", "type": "server_error"}
+            return JSONResponse({"error": error}, status_code=code, headers=headers)
+        if state.rejected_text and any(state.rejected_text in t for t in inputs):
+            error = {"message": "input rejected by model sk-internal-7", "type": "invalid_request"}
+            return JSONResponse({"error": error}, status_code=state.rejected_status)
         data = []
         for i, text in enumerate(inputs):
             vec = fake_embedding(text)

@@ -18,6 +18,7 @@ from rag_runtime.settings import Settings
 def settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"log_level": "warning", "cache_ttl_seconds": 300}
     base.update(overrides)
+    base.setdefault("allow_anonymous", not base.get("api_keys"))
     return Settings(**base)
 
 
@@ -174,3 +175,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served(**overrides: Any) -> Iterator[int]:
+    """The API served by uvicorn on a free port in a thread (real HTTP); yields the port."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings(**overrides)),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API did not start")
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(60)

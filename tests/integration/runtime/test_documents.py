@@ -10,6 +10,7 @@ naming the field).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -330,7 +331,33 @@ def test_oversized_document_is_413(client: TestClient) -> None:
 def test_empty_document_is_rejected_naming_the_field(client: TestClient) -> None:
     resp = client.post("/api/v1/collections/docs/documents", json={"text": "   "})
     assert resp.status_code == 422
-    assert resp.json()["field"] == "text"
+    assert resp.json()["fields"] == ["text"]  # every 422 has this one shape
+    empty = client.post(
+        "/api/v1/collections/docs/documents/upload", files={"file": ("e.txt", b"  ", "text/plain")}
+    )
+    assert empty.status_code == 422
+    assert empty.json()["fields"] == ["file"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "fine", "metadata": {"k": "nul\u0000here"}},
+        {"text": "fine", "metadata": {"lone\ud800": 1}},
+        {"text": "nul\u0000here"},
+        {"text": "fine", "title": "\udfff"},
+    ],
+)
+def test_text_postgres_cannot_store_is_422_not_500(
+    client: TestClient, body: dict[str, object]
+) -> None:
+    resp = client.post(
+        "/api/v1/collections/docs/documents",
+        content=json.dumps(body).encode(),  # \u escapes: lone surrogates travel as JSON has them
+        headers={"Content-Type": "application/json"},
+    )
+    assert resp.status_code == 422, resp.text
+    assert "NUL" in resp.json()["message"] or "surrogate" in resp.json()["message"]
 
 
 def test_unsupported_type_is_415(client: TestClient) -> None:

@@ -91,3 +91,22 @@ def test_the_model_at_the_given_path_is_the_one_that_runs(
         ready = client.get("/api/v1/ready").json()["checks"]["embedding_model"]
     assert created["embedding_model"] == "minilm-128"
     assert ready["model"] == "minilm-128"
+
+
+@pytest.mark.parametrize("keys", [None, "[]"])
+def test_serve_without_keys_stops_unless_anonymous_is_asked_for(keys: str | None) -> None:
+    env = {"RAG_API_KEYS": keys} if keys is not None else {}
+    code, lines = stderr_lines("serve", **env)
+    assert code == 2
+    assert lines == [
+        "rag-runtime: no RAG_API_KEYS: set API keys, or RAG_ALLOW_ANONYMOUS=true to serve "
+        "without them"
+    ]
+
+
+def test_serve_with_an_unreadable_key_entry_stops_with_one_line() -> None:
+    code, lines = stderr_lines("serve", RAG_API_KEYS='["admin", "k:"]')
+    assert code == 2
+    assert len(lines) == 1
+    assert lines[0].startswith("rag-runtime: invalid setting RAG_API_KEYS: ")
+    assert "entry 2: no collections after ':'" in lines[0]

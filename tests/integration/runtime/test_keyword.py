@@ -230,15 +230,16 @@ def test_another_process_catches_up_with_changes(
             got = run(writer, reader.search_keyword(fresh, text, k=10))  # type: ignore[arg-type]
             want = reference(database_url, fresh, text, 10)  # type: ignore[arg-type]
             assert [h.chunk_id for h in got] == [c for c, _ in want], text  # type: ignore[attr-defined]
-        assert reader._keyword[collection.id][0] is index  # caught up, not reloaded
-        assert index.version > loaded_version
+        caught_up = reader._keyword[collection.id][0]
+        assert caught_up.loaded_version == index.loaded_version  # caught up, not reloaded
+        assert caught_up.version > loaded_version
         # Re-ingesting the document replaces its chunks; deleting it removes them.
         run(writer, writer.write_chunks(doc, chunks[:1], vectors[:1]))
         got = run(writer, reader.search_keyword(fresh, "gulase", k=10))  # type: ignore[arg-type]
         assert len(got) == 1  # type: ignore[arg-type]
         run(writer, writer.delete_document(fresh, doc.id))  # type: ignore[arg-type]
         assert run(writer, reader.search_keyword(fresh, "gulase", k=10)) == []  # type: ignore[arg-type]
-        assert reader._keyword[collection.id][0] is index
+        assert reader._keyword[collection.id][0].loaded_version == index.loaded_version
     finally:
         run(writer, reader_db.close())
 
@@ -312,8 +313,8 @@ def test_index_reloads_when_mostly_removed_or_behind_pruned_tombstones(
             third = reader._keyword[collection.id][0]
             want = reference(database_url, fresh, "cell protein", 40)
             return [
-                second is not first,
-                third is not second,
+                second.loaded_version != first.loaded_version,  # reloaded
+                third.loaded_version != second.loaded_version,
                 len(got) == 20,
                 [h.chunk_id for h in got_after_prune] == [c for c, _ in want],
                 second.live_chunks == 20 and third.live_chunks == 19,
@@ -322,3 +323,63 @@ def test_index_reloads_when_mostly_removed_or_behind_pruned_tombstones(
             await db.close()
 
     assert run(writer, scenario()) == [True] * 5
+
+
+def test_the_index_cache_is_bounded_by_bytes_not_collections(
+    loaded: tuple[Store, Collection], database_url: str
+) -> None:
+    """Indexes beyond `keyword_cache_bytes` are dropped, least recently searched first, and
+    reload when searched again; one larger than the budget is still searched, alone."""
+    writer, _ = loaded
+
+    async def scenario() -> tuple[list[int], list[int], int, list[int]]:
+        collections = []
+        for _ in range(3):
+            collection = await writer.create_collection(
+                f"bytes-{uuid.uuid4().hex[:6]}", description="", model="m", dimensions=4
+            )
+            for i, text in enumerate(corpus(seed=5, chunks=60)):
+                doc, _ = await writer.create_document(
+                    collection,
+                    content=text,
+                    title=str(i),
+                    source=None,
+                    content_type="text/plain",
+                    metadata={},
+                )
+                await writer.write_chunks(doc, [Chunk(0, text, 0)], np.ones((1, 4), np.float32))
+            collections.append(await writer.get_collection(collection.name))
+        db = Database(database_url)
+        await db.open()
+        try:
+            probe = Store(db)
+            await probe.search_keyword(collections[0], "cell", k=3)
+            one = probe.keyword_bytes  # the three collections are alike: one index's size
+            reader = Store(db, keyword_cache_bytes=one * 3 // 2)
+            held = []
+            for collection in collections:
+                await reader.search_keyword(collection, "cell", k=3)
+                held.append(len(reader._keyword))
+            bounded = reader.keyword_bytes
+            again = await reader.search_keyword(collections[0], "cell protein", k=5)
+            want = await probe.search_keyword(collections[0], "cell protein", k=5)
+            tiny = Store(db, keyword_cache_bytes=1)
+            alone = await tiny.search_keyword(collections[1], "cell protein", k=5)
+            return (
+                held,
+                [h.chunk_id for h in again],
+                bounded - one * 3 // 2,
+                [
+                    len(tiny._keyword),
+                    len(alone),
+                    int([h.chunk_id for h in again] == [h.chunk_id for h in want]),
+                ],
+            )
+        finally:
+            await db.close()
+
+    held, again, over, rest = run(writer, scenario())  # type: ignore[misc]
+    assert held == [1, 1, 1]  # each load pushed the previous index out
+    assert over <= 0
+    assert again
+    assert rest == [1, 5, 1]

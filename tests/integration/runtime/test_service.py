@@ -117,6 +117,32 @@ def test_rate_limit_is_per_key_with_retry_after(database_url: str) -> None:
         assert other.status_code == 200
 
 
+def test_failed_keys_are_limited_per_address_with_retry_after(database_url: str) -> None:
+    if time.time() % 60 > 50:  # stay inside one one-minute window
+        time.sleep(61 - time.time() % 60)
+    with api(database_url=database_url, api_keys=["k1"], auth_failures_per_minute=3) as c:
+        wrong = {"Authorization": "Bearer guess"}
+        codes = [c.get("/api/v1/collections", headers=wrong).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        blocked = c.get("/api/v1/collections", headers={"Authorization": "Bearer k1"})
+        assert blocked.status_code == 429  # no more guesses checked from this address
+        assert 1 <= int(blocked.headers["Retry-After"]) <= 61
+        assert c.get("/api/v1/health").status_code == 200
+
+
+def test_a_key_is_whole_even_when_it_holds_a_colon(database_url: str) -> None:
+    with api(database_url=database_url, api_keys=["ab:cd:*", "t:alpha"]) as c:
+        assert (
+            c.get("/api/v1/collections", headers={"Authorization": "Bearer ab"}).status_code == 401
+        )
+        ok = c.get("/api/v1/collections", headers={"Authorization": "Bearer ab:cd"})
+        assert ok.status_code == 200
+        assert (
+            c.get("/api/v1/collections/beta", headers={"Authorization": "Bearer t"}).status_code
+            == 403
+        )
+
+
 def test_redis_down_disables_only_its_features(database_url: str) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
     with api(database_url=database_url, redis_url=dead) as c:

@@ -18,7 +18,7 @@ from rag_operator.builders.secret import (
     build_credentials_secret,
     missing_credentials,
 )
-from rag_runtime.api.deps import parse_api_keys
+from rag_runtime.auth import parse_api_keys
 from rag_runtime.settings import Settings
 from tests.unit.operator.helpers import make_rs
 

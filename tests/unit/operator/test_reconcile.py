@@ -126,6 +126,8 @@ def test_anonymous_access_only_when_asked_shown_in_status_and_a_warning() -> Non
     outcome = _run(rs, kube)
     assert "demo-api-keys" not in [c["metadata"]["name"] for c in kube.created]
     assert _api_keys_env(rs) is None
+    config = converged(rs, NO_CRDS).children[("ConfigMap", "demo-config")]
+    assert config["data"]["RAG_ALLOW_ANONYMOUS"] == "true"  # else the runtime refuses to start
     cond = _cond(outcome.status, "AnonymousAccess")
     assert (cond.status, cond.reason) == ("True", "AnonymousAccessEnabled")
     warnings = [e for e in outcome.events if e[:2] == ("Warning", "AnonymousAccess")]

@@ -9,8 +9,9 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from rag_runtime.api.deps import Principal, parse_api_keys
-from rag_runtime.errors import UnsupportedMediaTypeError
+from rag_runtime.app import check_access_settings
+from rag_runtime.auth import KeyFormatError, KeyRing, Principal, parse_api_keys
+from rag_runtime.errors import ConfigurationError, InvalidInputError, UnsupportedMediaTypeError
 from rag_runtime.extract import detect_content_type, extract_text
 from rag_runtime.generation import ExtractiveGenerator, build_prompt, citations_in
 from rag_runtime.ingest import backoff_s
@@ -32,11 +33,64 @@ def hit(i: int, text: str) -> SearchHit:
 
 
 def test_api_keys_grant_all_or_listed_collections() -> None:
-    keys = parse_api_keys(["admin", "t1:a, b", " t2 : c"])
-    assert keys == {"admin": None, "t1": frozenset({"a", "b"}), "t2": frozenset({"c"})}
+    keys = parse_api_keys(["admin", "t1:a, b", " t2 : c", "root:*"])
+    assert keys == {
+        "admin": None,
+        "t1": frozenset({"a", "b"}),
+        "t2": frozenset({"c"}),
+        "root": None,
+    }
     assert Principal("x", keys["t1"]).can_access("a")
     assert not Principal("x", keys["t1"]).can_access("c")
     assert Principal("x", None).can_access("anything")
+
+
+@pytest.mark.parametrize("entry", ["k:", "k: , ", ":a", "", "   ", "k:bad name", "k:*x"])
+def test_an_unreadable_key_entry_grants_nothing_and_stops_the_process(entry: str) -> None:
+    with pytest.raises(KeyFormatError) as caught:
+        parse_api_keys([entry])
+    assert "entry 1" in str(caught.value)
+    with pytest.raises(ValidationError, match="api_keys"):
+        Settings(api_keys=["good", entry])
+
+
+def test_errors_about_a_key_entry_never_show_the_key() -> None:
+    for entries in (["s3cr3t-key:"], ["s3cr3t-key", "s3cr3t-key"], ["s3cr3t key"]):
+        with pytest.raises(KeyFormatError) as caught:
+            parse_api_keys(entries)
+        assert "s3cr3t" not in str(caught.value)
+
+
+def test_a_key_holding_colons_keeps_them_when_its_scope_is_written() -> None:
+    assert parse_api_keys(["ab:cd:*", "x:y:z:col"]) == {
+        "ab:cd": None,
+        "x:y:z": frozenset({"col"}),
+    }
+    ring = KeyRing(parse_api_keys(["ab:cd:*"]))
+    assert ring.identify("ab:cd") is not None
+    assert ring.identify("ab") is None
+
+
+def test_the_key_ring_finds_the_principal_of_a_token() -> None:
+    ring = KeyRing(parse_api_keys(["admin", "t1:a"]))
+    admin, tenant = ring.identify("admin"), ring.identify("t1")
+    assert admin is not None
+    assert admin.collections is None
+    assert tenant is not None
+    assert tenant.collections == frozenset({"a"})
+    assert "t1" not in tenant.key_id
+    assert ring.identify("t1:a") is None
+    assert ring.identify("") is None
+    assert ring.identify("\udcff") is None  # a lone surrogate is just a wrong key
+
+
+def test_no_keys_means_no_api_unless_anonymous_is_asked_for() -> None:
+    with pytest.raises(ConfigurationError, match="RAG_ALLOW_ANONYMOUS"):
+        check_access_settings(Settings(api_keys=[]))
+    with pytest.raises(ConfigurationError, match="choose one"):
+        check_access_settings(Settings(api_keys=["k"], allow_anonymous=True))
+    check_access_settings(Settings(allow_anonymous=True))
+    check_access_settings(Settings(api_keys=["k"]))
 
 
 @pytest.mark.parametrize(
@@ -62,6 +116,13 @@ def test_unsupported_type_names_the_accepted_ones() -> None:
 def test_html_text_drops_scripts_and_styles() -> None:
     html = b"<style>p{}</style><p>Hello</p><script>evil()</script><p>World</p>"
     assert extract_text(html, "text/html") == "Hello\nWorld"
+
+
+def test_an_unreadable_pdf_is_refused_with_a_stable_message() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        extract_text(b"%PDF-1.4 not really", "application/pdf")
+    assert caught.value.message == "file: cannot read the PDF (damaged, encrypted or not a PDF)"
+    assert caught.value.field == "file"
 
 
 def test_citations_point_to_results_and_drop_unknown_markers() -> None:
