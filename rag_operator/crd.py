@@ -187,7 +187,20 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "jsonPath": ".spec.version",
         "description": "Runtime version asked for.",
     },
+    {
+        "name": "Canary",
+        "type": "integer",
+        "jsonPath": ".status.rollout.weight",
+        "description": "Percent of the traffic the canary receives.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Rollout",
+        "type": "string",
+        "jsonPath": ".status.rollout.phase",
+        "priority": 1,
+        "description": "Progressing, Paused, Promoting, RolledBack or Succeeded.",
+    },
     {
         "name": "Endpoint",
         "type": "string",

@@ -55,4 +55,9 @@ class OperatorConfig(BaseSettings):
     neo4j_image: str = Field(
         "neo4j:5.26-community", min_length=1, description="Default image of managed Neo4j."
     )
+    prometheus_url: str = Field(
+        "",
+        description="Prometheus HTTP API the canary analysis queries when a RagSystem names "
+        "none (spec.rollout.canary.analysis.prometheus).",
+    )
     verbose: bool = Field(False, description="Log at debug level.")

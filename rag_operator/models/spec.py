@@ -14,6 +14,7 @@ from rag_operator.models.common import (
     resources,
     validations,
 )
+from rag_operator.models.rollout import RolloutSpec
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -563,6 +564,10 @@ class RagSystemSpec(ApiModel):
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Metrics.")
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="NetworkPolicies (on by default)."
+    )
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec,
+        description="How a new spec.version reaches users: RollingUpdate (default) or Canary.",
     )
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,
