@@ -26,3 +26,12 @@ FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
 
 # Label selector of everything the operator manages.
 MANAGED_SELECTOR = {MANAGED_BY_LABEL: MANAGED_BY}
+
+# Manual rollout requests (kubectl ragops promote|abort|retry): a new value is a new request.
+PROMOTE_ANNOTATION = f"{ANNOTATION_PREFIX}/rollout-promote"
+ABORT_ANNOTATION = f"{ANNOTATION_PREFIX}/rollout-abort"
+RETRY_ANNOTATION = f"{ANNOTATION_PREFIX}/rollout-retry"
+# A promote request whose value starts with this skips every remaining step.
+PROMOTE_FULL_PREFIX = "full:"
+# Header of the operator's synthetic probe queries (the runtime counts them as origin=probe).
+PROBE_HEADER = "X-Ragops-Probe"
