@@ -87,7 +87,16 @@ _APPLY_WHY = "children: watched, server-side applied, pruned"
 
 KINDS: tuple[KindInfo, ...] = (
     # Children that `desired_children` emits.
-    KindInfo("ConfigMap", "v1", "configmaps", Read.WATCHED, True, True, why=_APPLY_WHY),
+    KindInfo(
+        "ConfigMap",
+        "v1",
+        "configmaps",
+        Read.WATCHED,
+        True,
+        True,
+        extra_verbs=frozenset({"get"}),
+        why=_APPLY_WHY + "; golden sets of the canary quality gate are read",
+    ),
     KindInfo("Service", "v1", "services", Read.WATCHED, True, True, why=_APPLY_WHY),
     KindInfo("Deployment", "apps/v1", "deployments", Read.WATCHED, True, True, why=_APPLY_WHY),
     KindInfo("StatefulSet", "apps/v1", "statefulsets", Read.WATCHED, True, True, why=_APPLY_WHY),

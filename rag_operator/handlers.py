@@ -42,6 +42,8 @@ from rag_operator.models.naming import (
 )
 from rag_operator.observed import POD_INDEX, SECRET_INDEX, Observed, pod_info, trim
 from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
+from rag_operator.release.probes import Prober
+from rag_operator.release.prometheus import Prometheus
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,11 @@ class State:
     not_before: dict[Key, float] = field(default_factory=dict)
     phases: dict[Key, str] = field(default_factory=dict)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
+    # The release: Prometheus for the analysis, probe traffic, and when a rollout's next
+    # analysis is due (the resync daemon wakes then instead of at its period).
+    prom: Prometheus = field(default_factory=Prometheus)
+    prober: Prober = field(default_factory=Prober)
+    due: dict[Key, float] = field(default_factory=dict)
     discovery: asyncio.Task[None] | None = None
     # Systems reconciled at once: under a burst, whole systems finish in turn instead of
     # every system waiting on everyone's requests.
@@ -146,6 +153,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
             state.discovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await state.discovery
+        await state.prober.close()
+        await state.prom.close()
         await state.kube.close()
 
 
@@ -248,6 +257,7 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
             metrics.SYSTEMS.labels(old_phase).dec()
         metrics.SYSTEMS.labels(new_phase).inc()
         state.phases[key] = new_phase
+    _record_release(state, key, outcome)
     if outcome.applied or outcome.deleted:
         applied, deleted = ", ".join(outcome.applied) or "-", ", ".join(outcome.deleted) or "-"
         log.info("%s/%s: applied %s, deleted %s", *key, applied, deleted)
@@ -264,6 +274,24 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
         state.not_before.pop(key, None)
 
 
+def _record_release(state: State, key: Key, outcome: Outcome) -> None:
+    """Rollout metrics, probe traffic and the time of the next analysis."""
+    state.prober.update(key, outcome.probes)
+    if outcome.requeue_after is None:
+        state.due.pop(key, None)
+    else:
+        state.due[key] = time.monotonic() + outcome.requeue_after
+    rollout = outcome.status.rollout
+    if rollout is None:
+        return
+    runs: list[tuple[str, str, float | None]] = []
+    if outcome.verdict is not None:
+        runs.append(("analysis", outcome.verdict.result, None))
+        runs += [(m.metric, m.result, m.value) for m in outcome.verdict.measurements]
+    phase = rollout.phase.value if rollout.phase is not None else None
+    metrics.record_rollout(key[0], key[1], phase, rollout.weight, runs)
+
+
 async def _reconcile(
     trigger: str, body: kopf.Body, memo: kopf.Memo, indices: Mapping[str, Any]
 ) -> Outcome | None:
@@ -278,7 +306,9 @@ async def _reconcile(
             await _report_invalid(state, body, exc)
             return None
         observed = Observed.from_indices(rs.namespace, rs.name, credentials_name(rs), indices)
-        outcome = await reconcile(rs, state.cfg, state.kube, observed, state.caps, state.applied)
+        outcome = await reconcile(
+            rs, state.cfg, state.kube, observed, state.caps, state.applied, state.prom
+        )
         if outcome.status_changed:
             try:
                 await state.kube.apply(status_body(rs, outcome.status), subresource="status")
@@ -311,12 +341,18 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, reason: str, **kwargs: Any
         )
 
 
-async def _woken(state: State, wakeup: asyncio.Event, stop_task: asyncio.Future[Any]) -> None:
-    """Wait for a child event (then let the burst settle), the stop, or the resync period."""
+async def _woken(
+    state: State, key: Key, wakeup: asyncio.Event, stop_task: asyncio.Future[Any]
+) -> None:
+    """Wait for a child event (then let the burst settle), the stop, the next analysis of a
+    rollout, or the resync period."""
     wake_task = asyncio.ensure_future(wakeup.wait())
+    timeout = state.cfg.resync_seconds
+    if key in state.due:
+        timeout = min(timeout, max(0.05, state.due[key] - time.monotonic()))
     done, _ = await asyncio.wait(
         {wake_task, stop_task},
-        timeout=state.cfg.resync_seconds,
+        timeout=timeout,
         return_when=asyncio.FIRST_COMPLETED,
     )
     wake_task.cancel()
@@ -343,7 +379,7 @@ async def resync(
     stop_task = asyncio.ensure_future(until_stopped())
     try:
         while not stopped:
-            await _woken(state, wakeup, stop_task)
+            await _woken(state, key, wakeup, stop_task)
             if stopped or body.metadata.get("deletionTimestamp"):
                 break
             if time.monotonic() < state.not_before.get(key, 0.0):
@@ -366,6 +402,9 @@ def _forget(state: State, key: Key) -> None:
     state.failures.pop(key, None)
     state.not_before.pop(key, None)
     state.locks.pop(key, None)
+    state.due.pop(key, None)
+    state.prober.update(key, None)
+    metrics.forget_rollout(*key)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag_operator.children import WATCHED_CHILDREN, index_id
-from rag_operator.models.naming import COMPONENT_LABEL
+from rag_operator.models.naming import COMPONENT_LABEL, TRACK_LABEL
 
 Key = tuple[str, str]  # (kind, name)
 POD_INDEX = "idx_pods"
@@ -57,6 +57,8 @@ class PodInfo:
     unschedulable: str = ""
     waiting: str = ""
     unschedulable_since: str = ""
+    ip: str = ""
+    track: str = ""  # label ragops.io/track (canary pods)
 
 
 @dataclass
@@ -134,11 +136,14 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
         reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason", "")
         if reason in STUCK_WAITING:
             waiting = reason
+    pod_labels = meta.get("labels") or {}
     return PodInfo(
         name=meta.get("name", ""),
-        component=(meta.get("labels") or {}).get(COMPONENT_LABEL, ""),
+        component=pod_labels.get(COMPONENT_LABEL, ""),
         ready=ready,
         unschedulable=unschedulable,
         waiting=waiting,
         unschedulable_since=since,
+        ip=str(status.get("podIP") or ""),
+        track=pod_labels.get(TRACK_LABEL, ""),
     )

@@ -21,7 +21,6 @@ from rag_operator import drift
 from rag_operator.builders import (
     RuntimeConfig,
     build_credentials_secret,
-    desired_children,
     runtime_config,
 )
 from rag_operator.builders.common import STORES, credentials_name, store_mode
@@ -33,6 +32,11 @@ from rag_operator.kube import Kube, KubeError
 from rag_operator.models import OperatorConfig, RagSystem, RagSystemStatus
 from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from rag_operator.observed import Key, Observed
+from rag_operator.release.canary import release_children
+from rag_operator.release.probes import ProbeTargets
+from rag_operator.release.prometheus import Prometheus
+from rag_operator.release.run import ReleaseOutcome, release_pass, rollout_condition
+from rag_operator.release.state import Plan, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,10 @@ class Outcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     retry_after: float | None = None
     error: str = ""
+    # The release: the analysis run of this pass, when the next one is due, what to probe.
+    verdict: Verdict | None = None
+    requeue_after: float | None = None
+    probes: ProbeTargets | None = None
 
 
 class AppliedCache:
@@ -82,6 +90,7 @@ class Pass:
     observed: Observed
     cache: AppliedCache
     runtime: RuntimeConfig
+    plan: Plan
     problems: list[Problem] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     applied_keys: set[Key] = field(default_factory=set)
@@ -225,7 +234,7 @@ async def converge(p: Pass) -> None:
     p.problems += await check_secrets(p.rs, p.kube, p.runtime.secret_refs)
     p.problems += missing_kinds(p.rs, p.caps)
     await ensure_credentials(p)
-    desired = desired_children(p.rs, p.cfg, p.caps, p.runtime)
+    desired = release_children(p.rs, p.cfg, p.caps, p.runtime, p.plan)
     await apply_all(p, plan(p, desired))
     for manifest in desired:
         if manifest["kind"] == "StatefulSet":
@@ -247,16 +256,20 @@ async def reconcile(
     observed: Observed,
     caps: Capabilities | None = None,
     applied_cache: AppliedCache | None = None,
+    prom: Prometheus | None = None,
 ) -> Outcome:
-    """One level-based pass: apply drift, prune leftovers, compute status."""
+    """One level-based pass: the release decision, apply drift, prune leftovers, status."""
+    caps = caps or Capabilities()
+    release = await release_pass(rs, cfg, kube, observed, caps, prom, time.time())
     p = Pass(
         rs=rs,
         cfg=cfg,
-        caps=caps or Capabilities(),
+        caps=caps,
         kube=kube,
         observed=observed,
         cache=applied_cache or AppliedCache(),
         runtime=runtime_config(rs),
+        plan=release.decision.plan,
     )
     created = not observed.children and not rs.status.conditions
     retry: float | None = None
@@ -270,18 +283,43 @@ async def reconcile(
         retry = retry_for(exc)
     if p.problems and retry is None:
         retry = 5.0
-    status = compute_status(
-        rs, cfg, observed, p.problems, p.applied_keys, now_rfc3339(), p.runtime.config_hash
+    status = with_rollout(
+        rs,
+        compute_status(
+            rs, cfg, observed, p.problems, p.applied_keys, now_rfc3339(), p.runtime.config_hash
+        ),
+        release,
     )
     return Outcome(
         status=status,
         status_changed=status.wire() != rs.status.wire(),
         applied=p.applied,
         deleted=p.deleted,
-        events=events_for(rs.status, status, created and bool(p.applied)),
+        events=[
+            *events_for(rs.status, status, created and bool(p.applied)),
+            *release.decision.events,
+        ],
         retry_after=retry,
         error=error,
+        verdict=release.verdict,
+        requeue_after=release.decision.requeue_after,
+        probes=release.probes,
     )
+
+
+def with_rollout(
+    rs: RagSystem, status: RagSystemStatus, release: ReleaseOutcome
+) -> RagSystemStatus:
+    """The status with the release's part: status.rollout and the Released condition.
+
+    A system that never used the Canary strategy keeps no rollout status.
+    """
+    rollout = release.decision.status
+    if rs.status.rollout is None and rollout.phase is None:
+        return status
+    now = time.time()
+    conditions = [*status.conditions, rollout_condition(rs, rollout, now)]
+    return status.model_copy(update={"rollout": rollout, "conditions": conditions})
 
 
 async def finalize(rs: RagSystem, kube: Kube) -> list[str]:

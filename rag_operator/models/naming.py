@@ -18,6 +18,9 @@ MANAGED_BY = OPERATOR_NAME
 # Server-side apply field manager of every write the operator makes.
 FIELD_MANAGER = OPERATOR_NAME
 
+# Label of the canary's pods (value canary).
+TRACK_LABEL = "ragops.io/track"
+
 # Annotations (prefix ragops.io/).
 ANNOTATION_PREFIX = "ragops.io"
 CONFIG_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/config-hash"

@@ -1,0 +1,83 @@
+"""The release in one reconcile pass (fake API, no cluster).
+
+Aspects covered: a new version under the Canary strategy applies a canary Deployment of the
+new version while stable keeps the old one, records status.rollout (Progressing, weight 0
+until ready) with the Released condition and a CanaryStarted Event; a RollingUpdate system
+keeps no rollout status; a rolled-back rollout keeps stable and no canary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rag_operator.models import RagSystem
+from rag_operator.models.status import RolloutPhase
+from rag_operator.observed import Observed
+from rag_operator.reconcile import Outcome, reconcile
+from tests.unit.operator.fakes import FakeKube
+from tests.unit.operator.helpers import CFG, NO_CRDS, make_rs
+
+
+def _run(rs: RagSystem, kube: FakeKube) -> Outcome:
+    return asyncio.run(reconcile(rs, CFG, kube, Observed(), NO_CRDS))  # type: ignore[arg-type]
+
+
+def _images(kube: FakeKube) -> dict[str, str]:
+    return {
+        m["metadata"]["name"]: m["spec"]["template"]["spec"]["containers"][0]["image"]
+        for m in kube.applied
+        if m["kind"] == "Deployment"
+    }
+
+
+def canary_system(status: dict[str, Any] | None = None) -> RagSystem:
+    return make_rs(
+        {"version": "0.2.0", "rollout": {"strategy": "Canary"}},
+        status=status or {"version": "0.1.0"},
+    )
+
+
+def test_new_version_starts_a_canary_beside_stable() -> None:
+    kube = FakeKube()
+    outcome = _run(canary_system(), kube)
+    images = _images(kube)
+    assert images["demo-api"].endswith(":0.1.0")
+    assert images["demo-worker"].endswith(":0.1.0")
+    assert images["demo-canary"].endswith(":0.2.0")
+    rollout = outcome.status.rollout
+    assert rollout is not None
+    assert rollout.phase is RolloutPhase.PROGRESSING
+    assert (rollout.canary_version, rollout.stable_version, rollout.weight) == ("0.2.0", "0.1.0", 0)
+    released = next(c for c in outcome.status.conditions if c.type == "Released")
+    assert released.status.value == "False"
+    assert released.reason == "Progressing"
+    assert any(e[1] == "CanaryStarted" for e in outcome.events)
+    assert outcome.requeue_after is not None
+
+
+def test_rolling_update_keeps_no_rollout_status() -> None:
+    kube = FakeKube()
+    outcome = _run(make_rs({"version": "0.2.0"}, status={"version": "0.1.0"}), kube)
+    assert outcome.status.rollout is None
+    assert _images(kube)["demo-api"].endswith(":0.2.0")
+    assert "demo-canary" not in _images(kube)
+
+
+def test_rolled_back_keeps_stable_and_no_canary() -> None:
+    status = {
+        "version": "0.1.0",
+        "rollout": {
+            "phase": "RolledBack",
+            "canaryVersion": "0.2.0",
+            "stableVersion": "0.1.0",
+            "generation": 1,
+            "message": "error-rate 0.5 > 0.05",
+        },
+    }
+    kube = FakeKube()
+    outcome = _run(canary_system(status), kube)
+    assert _images(kube)["demo-api"].endswith(":0.1.0")
+    assert "demo-canary" not in _images(kube)
+    assert outcome.status.rollout is not None
+    assert outcome.status.rollout.phase is RolloutPhase.ROLLED_BACK
