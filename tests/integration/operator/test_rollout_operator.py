@@ -179,10 +179,8 @@ def test_operator_killed_mid_rollout_resumes_without_double_steps(
         what="the canary removed",
     )
     metrics = operator.metrics()
-    assert (
-        f'ragops_operator_rollout_phase{{namespace="{ns}",phase="Succeeded",ragsystem="{name}"}} 1.0'
-        in metrics
-    )
+    phase = f'namespace="{ns}",phase="Succeeded",ragsystem="{name}"'
+    assert f"ragops_operator_rollout_phase{{{phase}}} 1.0" in metrics
     assert "ragops_operator_rollout_analysis_runs_total" in metrics
 
 
