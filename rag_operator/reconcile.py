@@ -27,16 +27,23 @@ from rag_operator.builders.common import STORES, credentials_name, store_mode
 from rag_operator.builders.runtime import SecretReference
 from rag_operator.builders.secret import PASSWORD_KEYS
 from rag_operator.children import BY_KIND, Capabilities
-from rag_operator.conditions import Problem, compute_status, events_for, now_rfc3339
+from rag_operator.conditions import (
+    Problem,
+    compute_status,
+    events_for,
+    now_rfc3339,
+    set_condition,
+)
 from rag_operator.kube import Kube, KubeError
-from rag_operator.models import OperatorConfig, RagSystem, RagSystemStatus
+from rag_operator.models import Condition, OperatorConfig, RagSystem, RagSystemStatus
 from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from rag_operator.models.status import RolloutPhase, RolloutStatus
 from rag_operator.observed import Key, Observed
 from rag_operator.release.canary import release_children
 from rag_operator.release.probes import ProbeTargets
 from rag_operator.release.prometheus import Prometheus
-from rag_operator.release.run import ReleaseOutcome, release_pass, rollout_condition
-from rag_operator.release.state import Plan, Verdict
+from rag_operator.release.run import ReleaseOutcome, release_pass
+from rag_operator.release.state import Plan, Verdict, fmt
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +311,18 @@ async def reconcile(
         verdict=release.verdict,
         requeue_after=release.decision.requeue_after,
         probes=release.probes,
+    )
+
+
+def rollout_condition(rs: RagSystem, st: RolloutStatus, now: float) -> Condition:
+    """Released: True once the asked version serves (or nothing is being released); False
+    while a canary runs or after a rollback (reason RolledBack, the failing metric in the
+    message)."""
+    ok = st.phase in (None, RolloutPhase.SUCCEEDED)
+    reason = st.phase.value if st.phase is not None else "Stable"
+    message = st.message or f"{st.stable_version} serves"
+    return set_condition(
+        rs.status.conditions, "Released", ok, reason, message, rs.metadata.generation, fmt(now)
     )
 
 

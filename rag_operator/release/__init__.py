@@ -1,9 +1,5 @@
-"""Releases: the canary state machine, its children, the analysis against Prometheus.
+"""The release state machine: pure decisions from the status and the observed children.
 
-- `state`: pure. The rollout status and what was observed in, the next status, the serving
-  plan (stable version, canary version and weight) and Events out.
-- `canary`: pure builders of the canary's children (Deployment, Service, ServiceMonitor,
-  nginx canary Ingress) and the HTTPRoute weights.
-- `analysis`, `prometheus`, `quality`, `probes`: the checks that judge a canary (PromQL
-  queries, the nDCG@10 gate on a golden set, synthetic probe traffic).
+Each transition is a pure function (no I/O); its state lives in the RagSystem's status and
+in child objects, so an operator restarted at any step resumes where it stopped.
 """

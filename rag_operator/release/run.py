@@ -12,10 +12,9 @@ from typing import Any
 
 from rag_operator.builders.common import child_name
 from rag_operator.children import Capabilities
-from rag_operator.conditions import set_condition, workload_counts
 from rag_operator.kube import Kube, KubeError
-from rag_operator.models import Condition, OperatorConfig, RagSystem
-from rag_operator.models.status import Measurement, RolloutPhase, RolloutStatus
+from rag_operator.models import OperatorConfig, RagSystem
+from rag_operator.models.status import Measurement
 from rag_operator.observed import Observed
 from rag_operator.release import analysis, quality
 from rag_operator.release.canary import canary_name
@@ -30,11 +29,8 @@ from rag_operator.release.state import (
     analysis_due,
     current,
     decide,
-    fmt,
     plan_of,
 )
-
-CONDITION = "Released"
 
 
 @dataclass
@@ -51,11 +47,25 @@ def _image(dep: Mapping[str, Any] | None) -> str:
 
 
 def rolled_out(dep: Mapping[str, Any] | None, image: str) -> bool:
-    """The Deployment runs `image` on every pod it wants, all ready."""
+    """The Deployment runs `image` on every pod it wants, all of them ready and available,
+    and its controller has seen its latest spec."""
     if dep is None or _image(dep) != image:
         return False
-    replicas = int(((dep.get("spec") or {}).get("replicas")) or 0)
-    return workload_counts(dep, replicas)[1] and replicas > 0
+    want = int(((dep.get("spec") or {}).get("replicas")) or 0)
+    status = dep.get("status") or {}
+    generation = int((dep.get("metadata") or {}).get("generation") or 0)
+
+    def count(key: str) -> int:
+        return int(status.get(key) or 0)
+
+    return (
+        want > 0
+        and count("observedGeneration") >= generation
+        and count("readyReplicas") >= want
+        and count("updatedReplicas") >= want
+        and count("availableReplicas") >= want
+        and count("replicas") <= want
+    )
 
 
 def canary_ready(rs: RagSystem, observed: Observed, version: str) -> bool:
@@ -124,13 +134,3 @@ async def release_pass(
     decision = decide(rs, obs)
     active = decision.status.phase in ACTIVE
     return ReleaseOutcome(decision, verdict, probe_targets(rs, observed, decision.plan, active))
-
-
-def rollout_condition(rs: RagSystem, st: RolloutStatus, now: float) -> Condition:
-    """Released: True once the asked version serves (or nothing is being released)."""
-    ok = st.phase in (None, RolloutPhase.SUCCEEDED)
-    reason = st.phase.value if st.phase is not None else "Stable"
-    message = st.message or f"{st.stable_version} serves"
-    return set_condition(
-        rs.status.conditions, CONDITION, ok, reason, message, rs.metadata.generation, fmt(now)
-    )
