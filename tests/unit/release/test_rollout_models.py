@@ -63,3 +63,20 @@ def test_invalid_canary_specs_are_refused(canary: dict[str, Any], fragment: str)
 def test_promql_check_needs_sane_bounds(bounds: dict[str, float], fragment: str) -> None:
     with pytest.raises(ValidationError, match=fragment):
         PromQLCheck.model_validate({"name": "m", "query": "up", **bounds})
+
+
+def test_canary_example_is_a_valid_system() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from rag_operator.models import RagSystem
+
+    path = Path(__file__).resolve().parents[3] / "examples" / "canary.yaml"
+    docs = list(yaml.safe_load_all(path.read_text()))
+    body = {**docs[0], "metadata": {**docs[0]["metadata"], "namespace": "default"}}
+    rs = RagSystem.from_body(body)
+    assert rs.spec.rollout.strategy is RolloutStrategy.CANARY
+    gate = rs.spec.rollout.canary.analysis.quality_gate
+    assert gate is not None
+    assert docs[1]["metadata"]["name"] == gate.golden_set_ref.name
