@@ -40,6 +40,7 @@ from rag_operator.models.naming import (
     INSTANCE_LABEL,
     MANAGED_SELECTOR,
 )
+from rag_operator.models.status import RolloutStatus
 from rag_operator.observed import POD_INDEX, SECRET_INDEX, Observed, pod_info, trim
 from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
 from rag_operator.release.probes import Prober
@@ -69,6 +70,9 @@ class State:
     prom: Prometheus = field(default_factory=Prometheus)
     prober: Prober = field(default_factory=Prober)
     due: dict[Key, float] = field(default_factory=dict)
+    # The rollout status last written per system: a pass that runs before the watch has
+    # delivered that write reads it from here, not from the stale body (no step twice).
+    rollouts: dict[Key, RolloutStatus] = field(default_factory=dict)
     discovery: asyncio.Task[None] | None = None
     # Systems reconciled at once: under a burst, whole systems finish in turn instead of
     # every system waiting on everyone's requests.
@@ -292,6 +296,15 @@ def _record_release(state: State, key: Key, outcome: Outcome) -> None:
     metrics.record_rollout(key[0], key[1], phase, rollout.weight, runs)
 
 
+def _with_written_rollout(state: State, key: Key, rs: RagSystem) -> RagSystem:
+    """The system with the rollout status this operator wrote last, when the body read from
+    the watch does not show it yet (the operator is the only writer of the status)."""
+    written = state.rollouts.get(key)
+    if written is None or rs.status.rollout == written:
+        return rs
+    return rs.model_copy(update={"status": rs.status.model_copy(update={"rollout": written})})
+
+
 async def _reconcile(
     trigger: str, body: kopf.Body, memo: kopf.Memo, indices: Mapping[str, Any]
 ) -> Outcome | None:
@@ -305,6 +318,7 @@ async def _reconcile(
             metrics.RECONCILES.labels(trigger, "invalid").inc()
             await _report_invalid(state, body, exc)
             return None
+        rs = _with_written_rollout(state, key, rs)
         observed = Observed.from_indices(rs.namespace, rs.name, credentials_name(rs), indices)
         outcome = await reconcile(
             rs, state.cfg, state.kube, observed, state.caps, state.applied, state.prom
@@ -316,6 +330,8 @@ async def _reconcile(
                 if exc.status == 404:
                     return outcome
                 raise kopf.TemporaryError(f"status write failed: {exc}", delay=2) from exc
+        if outcome.status.rollout is not None:
+            state.rollouts[key] = outcome.status.rollout
         for type_, reason, message in outcome.events:
             kopf.event(body, type=type_, reason=reason, message=message)
         _record(state, key, trigger, outcome, started)
@@ -403,6 +419,7 @@ def _forget(state: State, key: Key) -> None:
     state.not_before.pop(key, None)
     state.locks.pop(key, None)
     state.due.pop(key, None)
+    state.rollouts.pop(key, None)
     state.prober.update(key, None)
     metrics.forget_rollout(*key)
 
