@@ -130,6 +130,7 @@ async def release_pass(
         canary_ready=c_ready,
         stable_ready=stable_ready(rs, observed, st.stable_version),
         verdict=verdict,
+        ready_timeout_s=cfg.ready_timeout_seconds,
     )
     decision = decide(rs, obs)
     active = decision.status.phase in ACTIVE

@@ -80,6 +80,8 @@ class Observation:
     canary_ready: bool = False
     stable_ready: bool = False
     verdict: Verdict | None = None
+    # How long the canary's pods may take to become ready before the canary rolls back.
+    ready_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -348,7 +350,7 @@ class _Machine:
             self.not_passed(verdict)
 
     def wait_for_canary(self) -> None:
-        """Weight 0 until the canary's pods are ready; not ready for too long rolls back."""
+        """Weight 0 until the canary's pods are ready; not ready in time rolls back."""
         st, obs = self.st, self.obs
         if obs.canary_ready:
             weight = self.canary.steps[st.step - 1].weight
@@ -360,13 +362,9 @@ class _Machine:
             )
             self.events.append(("Normal", "CanaryStep", self.st.message))
             return
-        since = parse(st.last_analysis_at) or parse(st.started_at) or obs.now
-        if obs.now - since < interval_s(self.canary):
-            return
-        count = st.inconclusive + 1
-        self.update(inconclusive=count, last_analysis_at=self.now)
-        if count > self.canary.analysis.inconclusive_limit:
-            self.rollback(f"canary pods not ready after {count} analysis intervals")
+        started = parse(st.started_at) or obs.now
+        if obs.now - started > obs.ready_timeout_s:
+            self.rollback(f"canary pods not ready within {obs.ready_timeout_s:g}s")
 
     def passed(self) -> None:
         st = self.st

@@ -379,14 +379,16 @@ def test_another_version_mid_canary_replaces_it() -> None:
     assert sim.rollout.step == 1
 
 
-def test_canary_never_ready_rolls_back() -> None:
+def test_canary_not_ready_within_the_ready_timeout_rolls_back() -> None:
     sim = Sim()
-    for _ in range(3):
+    sim.tick(canary_ready=False)  # starts
+    for _ in range(29):  # 290 s of a slow start: the analysis' limits do not count it
         sim.tick(canary_ready=False)
         assert sim.rollout.phase is RolloutPhase.PROGRESSING
-    sim.tick(canary_ready=False)
+        assert sim.rollout.inconclusive == 0
+    sim.tick(canary_ready=False, after=11)
     assert sim.rollout.phase is RolloutPhase.ROLLED_BACK
-    assert "not ready" in sim.rollout.message
+    assert "not ready within 300s" in sim.rollout.message
 
 
 def test_canary_may_start_when_the_version_differs() -> None:
