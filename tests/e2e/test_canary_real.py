@@ -26,7 +26,8 @@ from hack.demo import operator_process
 from hack.paths import REPO_ROOT
 from tests.fixtures.cluster import namespace_for, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
+# Real pods load the embedding model: on a loaded 2-core machine a pod takes minutes.
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1800)]
 
 STEPS = [{"weight": 20, "pause": "10s"}, {"weight": 50, "pause": "10s"}]
 READY_TIMEOUT_S = 420
