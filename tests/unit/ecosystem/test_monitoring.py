@@ -32,11 +32,6 @@ TARGET_LABELS = {"namespace", "ragsystem", "component", "pod", "job", "instance"
 PENDING: dict[str, set[str]] = {
     # runtime: lookups of the result and embedding caches; result is hit or miss
     "rag_runtime_cache_lookups_total": {"cache", "result"},
-    # operator, releases (canary): weight 0-100, phase gauge 1/0, analysis runs and values
-    "ragops_operator_rollout_canary_weight": {"namespace", "ragsystem"},
-    "ragops_operator_rollout_phase": {"namespace", "ragsystem", "phase"},
-    "ragops_operator_rollout_analysis_runs_total": {"namespace", "ragsystem", "metric", "result"},
-    "ragops_operator_rollout_analysis_value": {"namespace", "ragsystem", "metric"},
     # operator, backups: unix time of the last successful and the last failed backup
     "ragops_operator_backup_last_success_timestamp_seconds": {"namespace", "ragsystem"},
     "ragops_operator_backup_last_failure_timestamp_seconds": {"namespace", "ragsystem"},
