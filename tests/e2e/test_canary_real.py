@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1800)]
 
 STEPS = [{"weight": 20, "pause": "10s"}, {"weight": 50, "pause": "10s"}]
 READY_TIMEOUT_S = 420
-ROLLOUT_TIMEOUT_S = 420
+ROLLOUT_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +45,18 @@ def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     assert platform.prometheus_url is not None
     rollout = lab.canary_spec(platform.prometheus_url, STEPS, interval="5s")
     manifest = lab.rag_system(ns, "0.1.0", rollout)
-    with operator_process(platform, tmp_path_factory.mktemp("operator")):
-        platform.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-        wait_for(lambda: lab.ready(platform, ns), timeout=READY_TIMEOUT_S, what="system Ready")
-        lab.seed(platform, ns)
-        yield ns
-        platform.kubectl("delete", "ragsystem", lab.NAME, "-n", ns, "--timeout=180s", check=False)
+    # A canary pod loads the embedding model: on a loaded machine that takes minutes, more
+    # than the operator's default ready timeout (after which a canary rolls back).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAGOPS_READY_TIMEOUT_SECONDS", "1200")
+        with operator_process(platform, tmp_path_factory.mktemp("operator")):
+            platform.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+            wait_for(lambda: lab.ready(platform, ns), timeout=READY_TIMEOUT_S, what="Ready")
+            lab.seed(platform, ns)
+            yield ns
+            platform.kubectl(
+                "delete", "ragsystem", lab.NAME, "-n", ns, "--timeout=180s", check=False
+            )
     next(ns_iter, None)
 
 
