@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -149,6 +150,8 @@ def main() -> int:
             "the namespace's ServiceAccount",
         )
         rollout = lab.canary_spec(c.prometheus_url, steps, interval=f"{INTERVAL_S}s", bake=bake)
+        # Canary pods load the embedding model; give them the time a loaded machine needs.
+        os.environ.setdefault("RAGOPS_READY_TIMEOUT_SECONDS", "1200")
         with operator_process(c, state):
             c.kubectl("apply", "-f", "-", input=json.dumps(lab.rag_system(ns, "0.1.0", rollout)))
             lab.wait(lambda: lab.ready(c, ns), 600, "the system Ready")
