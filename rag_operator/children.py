@@ -91,7 +91,16 @@ _APPLY_WHY = "children: cached (label-selected watch), server-side applied, prun
 
 KINDS: tuple[KindInfo, ...] = (
     # Children that `desired_children` emits.
-    KindInfo("ConfigMap", "v1", "configmaps", Read.CACHED, True, True, why=_APPLY_WHY),
+    KindInfo(
+        "ConfigMap",
+        "v1",
+        "configmaps",
+        Read.CACHED,
+        True,
+        True,
+        extra_verbs=frozenset({"get"}),
+        why=_APPLY_WHY + "; golden sets of the canary quality gate are read",
+    ),
     KindInfo("Service", "v1", "services", Read.CACHED, True, True, why=_APPLY_WHY),
     KindInfo("Deployment", "apps/v1", "deployments", Read.CACHED, True, True, why=_APPLY_WHY),
     KindInfo("StatefulSet", "apps/v1", "statefulsets", Read.CACHED, True, True, why=_APPLY_WHY),

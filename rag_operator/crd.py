@@ -209,6 +209,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Schema migration of the desired version: Pending, Running, Succeeded "
         "or Failed.",
     },
+    {
+        "name": "Canary",
+        "type": "integer",
+        "jsonPath": ".status.rollout.weight",
+        "description": "Percent of the traffic the canary receives.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {
         "name": "LastGood",
@@ -223,6 +229,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "jsonPath": ".status.backup.lastSuccessfulTime",
         "priority": 1,
         "description": "Age of the last good backup.",
+    },
+    {
+        "name": "Rollout",
+        "type": "string",
+        "jsonPath": ".status.rollout.phase",
+        "priority": 1,
+        "description": "Progressing, Paused, Promoting, RolledBack or Succeeded.",
     },
     {
         "name": "Endpoint",

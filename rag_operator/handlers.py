@@ -63,8 +63,11 @@ from rag_operator.models.ragbackup import (
     BackupPhase,
     RagBackup,
 )
+from rag_operator.models.status import RolloutStatus
 from rag_operator.observed import Observed
 from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
+from rag_operator.release.probes import Prober
+from rag_operator.release.prometheus import Prometheus
 from rag_operator.watches import Caches
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,14 @@ class State:
     not_before: dict[Key, float] = field(default_factory=dict)
     phases: dict[Key, str] = field(default_factory=dict)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
+    # The release: Prometheus for the analysis, probe traffic, and when a rollout's next
+    # analysis is due (the resync daemon wakes then instead of at its period).
+    prom: Prometheus = field(default_factory=Prometheus)
+    prober: Prober = field(default_factory=Prober)
+    due: dict[Key, float] = field(default_factory=dict)
+    # The rollout status last written per system: a pass that runs before the watch has
+    # delivered that write reads it from here, not from the stale body (no step twice).
+    rollouts: dict[Key, RolloutStatus] = field(default_factory=dict)
     discovery: asyncio.Task[None] | None = None
     caches: Caches | None = None
     # Systems reconciled at once: under a burst, whole systems finish in turn instead of
@@ -183,6 +194,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
                 await state.discovery
         if state.caches is not None:
             await state.caches.stop()
+        await state.prober.close()
+        await state.prom.close()
         await state.kube.close()
 
 
@@ -225,6 +238,7 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
             metrics.SYSTEMS.labels(old_phase).dec()
         metrics.SYSTEMS.labels(new_phase).inc()
         state.phases[key] = new_phase
+    _record_release(state, key, outcome)
     if outcome.applied or outcome.deleted:
         applied, deleted = ", ".join(outcome.applied) or "-", ", ".join(outcome.deleted) or "-"
         log.info("%s/%s: applied %s, deleted %s", *key, applied, deleted)
@@ -249,6 +263,33 @@ def _record(state: State, key: Key, trigger: str, outcome: Outcome, started: flo
         metrics.BACKOFF.labels(*key).set(0)
 
 
+def _record_release(state: State, key: Key, outcome: Outcome) -> None:
+    """Rollout metrics, probe traffic and the time of the next analysis."""
+    state.prober.update(key, outcome.probes)
+    if outcome.requeue_after is None:
+        state.due.pop(key, None)
+    else:
+        state.due[key] = time.monotonic() + outcome.requeue_after
+    rollout = outcome.status.rollout
+    if rollout is None:
+        return
+    runs: list[tuple[str, str, float | None]] = []
+    if outcome.verdict is not None:
+        runs.append(("analysis", outcome.verdict.result, None))
+        runs += [(m.metric, m.result, m.value) for m in outcome.verdict.measurements]
+    phase = rollout.phase.value if rollout.phase is not None else None
+    metrics.record_rollout(key[0], key[1], phase, rollout.weight, runs)
+
+
+def _with_written_rollout(state: State, key: Key, rs: RagSystem) -> RagSystem:
+    """The system with the rollout status this operator wrote last, when the body read from
+    the watch does not show it yet (the operator is the only writer of the status)."""
+    written = state.rollouts.get(key)
+    if written is None or rs.status.rollout == written:
+        return rs
+    return rs.model_copy(update={"status": rs.status.model_copy(update={"rollout": written})})
+
+
 async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome | None:
     state = _state(memo)
     key = _key(body)
@@ -262,11 +303,14 @@ async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome 
             metrics.RECONCILES.labels(trigger, "invalid").inc()
             await _report_invalid(state, body, exc)
             return None
+        rs = _with_written_rollout(state, key, rs)
         indices = state.caches.indices()
         observed = Observed.from_indices(
             rs.namespace, rs.name, credentials_name(rs), indices, (api_keys_name(rs),)
         )
-        outcome = await reconcile(rs, state.cfg, state.kube, observed, state.caps, state.applied)
+        outcome = await reconcile(
+            rs, state.cfg, state.kube, observed, state.caps, state.applied, state.prom
+        )
         if outcome.status_changed:
             try:
                 await state.kube.apply(status_body(rs, outcome.status), subresource="status")
@@ -274,6 +318,8 @@ async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome 
                 if exc.status == 404:
                     return outcome
                 raise kopf.TemporaryError(f"status write failed: {exc}", delay=2) from exc
+        if outcome.status.rollout is not None:
+            state.rollouts[key] = outcome.status.rollout
         for type_, reason, message in outcome.events:
             kopf.event(body, type=type_, reason=reason, message=message)
         _record(state, key, trigger, outcome, started)
@@ -299,12 +345,18 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, reason: str, **kwargs: Any
         )
 
 
-async def _woken(state: State, wakeup: asyncio.Event, stop_task: asyncio.Future[Any]) -> None:
-    """Wait for a child event (then let the burst settle), the stop, or the resync period."""
+async def _woken(
+    state: State, key: Key, wakeup: asyncio.Event, stop_task: asyncio.Future[Any]
+) -> None:
+    """Wait for a child event (then let the burst settle), the stop, the next analysis of a
+    rollout, or the resync period."""
     wake_task = asyncio.ensure_future(wakeup.wait())
+    timeout = state.cfg.resync_seconds
+    if key in state.due:
+        timeout = min(timeout, max(0.05, state.due[key] - time.monotonic()))
     done, _ = await asyncio.wait(
         {wake_task, stop_task},
-        timeout=state.cfg.resync_seconds,
+        timeout=timeout,
         return_when=asyncio.FIRST_COMPLETED,
     )
     wake_task.cancel()
@@ -331,7 +383,7 @@ async def resync(
     stop_task = asyncio.ensure_future(until_stopped())
     try:
         while not stopped:
-            await _woken(state, wakeup, stop_task)
+            await _woken(state, key, wakeup, stop_task)
             if stopped or body.metadata.get("deletionTimestamp"):
                 break
             if time.monotonic() < state.not_before.get(key, 0.0):
@@ -354,6 +406,10 @@ def _forget(state: State, key: Key) -> None:
     state.failures.pop(key, None)
     state.not_before.pop(key, None)
     state.locks.pop(key, None)
+    state.due.pop(key, None)
+    state.rollouts.pop(key, None)
+    state.prober.update(key, None)
+    metrics.forget_rollout(*key)
     for metric in (metrics.BACKOFF, metrics.ERRORS):
         _remove_system(metric, key)
 

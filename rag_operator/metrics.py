@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -86,3 +88,58 @@ BACKUP_LAST_FAILURE = Gauge(
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Serve /metrics on a background thread."""
     start_http_server(port, addr=addr, registry=REGISTRY)
+
+
+# The release of each RagSystem (labels namespace and ragsystem on all four).
+ROLLOUT_WEIGHT = Gauge(
+    "ragops_operator_rollout_canary_weight",
+    "Percent of the traffic the canary receives.",
+    ["namespace", "ragsystem"],
+    registry=REGISTRY,
+)
+ROLLOUT_PHASE = Gauge(
+    "ragops_operator_rollout_phase",
+    "1 for the rollout's current phase (Progressing, Paused, Promoting, RolledBack, "
+    "Succeeded), 0 for the others.",
+    ["namespace", "ragsystem", "phase"],
+    registry=REGISTRY,
+)
+ANALYSIS_RUNS = Counter(
+    "ragops_operator_rollout_analysis_runs",
+    "Analysis results by metric (error-rate, latency-p95, ndcg@10, user metrics; analysis "
+    "for the whole run) and result (pass, fail, nodata, error).",
+    ["namespace", "ragsystem", "metric", "result"],
+    registry=REGISTRY,
+)
+ANALYSIS_VALUE = Gauge(
+    "ragops_operator_rollout_analysis_value",
+    "The value each analysis metric measured last.",
+    ["namespace", "ragsystem", "metric"],
+    registry=REGISTRY,
+)
+ROLLOUT_PHASES = ("Progressing", "Paused", "Promoting", "RolledBack", "Succeeded")
+
+
+def record_rollout(
+    namespace: str,
+    name: str,
+    phase: str | None,
+    weight: int,
+    runs: list[tuple[str, str, float | None]],
+) -> None:
+    """The gauges of one system's rollout, and the results of this pass's analysis run."""
+    ROLLOUT_WEIGHT.labels(namespace, name).set(weight)
+    for each in ROLLOUT_PHASES:
+        ROLLOUT_PHASE.labels(namespace, name, each).set(1 if each == phase else 0)
+    for metric, result, value in runs:
+        ANALYSIS_RUNS.labels(namespace, name, metric, result).inc()
+        if value is not None:
+            ANALYSIS_VALUE.labels(namespace, name, metric).set(value)
+
+
+def forget_rollout(namespace: str, name: str) -> None:
+    with contextlib.suppress(KeyError):
+        ROLLOUT_WEIGHT.remove(namespace, name)
+    for each in ROLLOUT_PHASES:
+        with contextlib.suppress(KeyError):
+            ROLLOUT_PHASE.remove(namespace, name, each)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag_operator.children import CACHED_CHILDREN, index_id
-from rag_operator.models.naming import COMPONENT_LABEL
+from rag_operator.models.naming import COMPONENT_LABEL, TRACK_LABEL
 
 Key = tuple[str, str]  # (kind, name)
 POD_INDEX = "idx_pods"
@@ -68,6 +68,9 @@ class PodInfo:
     job: str = ""  # the Job that made the pod, if any
     terminated_message: str = ""  # what its container said when it ended (Jobs' pods)
     finished_at: str = ""
+
+    ip: str = ""
+    track: str = ""  # label ragops.io/track (canary pods)
 
 
 def _terminated(status: Mapping[str, Any]) -> tuple[str, str]:
@@ -175,7 +178,7 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
     message, finished = _terminated(status) if job else ("", "")
     return PodInfo(
         name=meta.get("name", ""),
-        component=(meta.get("labels") or {}).get(COMPONENT_LABEL, ""),
+        component=labels.get(COMPONENT_LABEL, ""),
         ready=ready,
         unschedulable=unschedulable,
         waiting=waiting,
@@ -183,4 +186,6 @@ def pod_info(body: Mapping[str, Any]) -> PodInfo:
         job=job,
         terminated_message=message,
         finished_at=finished,
+        ip=str(status.get("podIP") or ""),
+        track=labels.get(TRACK_LABEL, ""),
     )

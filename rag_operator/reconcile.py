@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import secrets
 import time
@@ -23,7 +24,6 @@ from rag_operator.builders import (
     Release,
     RuntimeConfig,
     build_credentials_secret,
-    desired_children,
     runtime_config,
 )
 from rag_operator.builders.common import (
@@ -41,14 +41,27 @@ from rag_operator.builders.secret import (
     missing_credentials,
 )
 from rag_operator.children import BY_KIND, Capabilities
-from rag_operator.conditions import Problem, compute_status, events_for, now_rfc3339
+from rag_operator.conditions import (
+    Problem,
+    compute_status,
+    events_for,
+    now_rfc3339,
+    set_condition,
+)
 from rag_operator.kube import Kube, KubeError
-from rag_operator.models import OperatorConfig, RagSystem, RagSystemStatus
+from rag_operator.models import Condition, OperatorConfig, RagSystem, RagSystemStatus
 from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from rag_operator.models.ragbackup import BACKUP_API_VERSION, BACKUP_KIND, RagBackup
+from rag_operator.models.rollout import RolloutStrategy
+from rag_operator.models.status import RolloutPhase, RolloutStatus
 from rag_operator.observed import Key, Observed
+from rag_operator.release.canary import release_children
 from rag_operator.release.migration import MigrationPlan, plan_migration
+from rag_operator.release.probes import ProbeTargets
+from rag_operator.release.prometheus import Prometheus
 from rag_operator.release.restore import RestorePlan, plan_restore
+from rag_operator.release.run import ReleaseOutcome, release_pass
+from rag_operator.release.state import Plan, Verdict, fmt
 
 log = logging.getLogger(__name__)
 REFUSED = frozenset({policy.IMAGE_NOT_ALLOWED, policy.SECRET_NOT_ALLOWED})
@@ -64,6 +77,10 @@ class Outcome:
     retry_after: float | None = None
     error: str = ""
     reasons: list[str] = field(default_factory=list)  # of the problems this pass found
+    # The release: the analysis run of this pass, when the next one is due, what to probe.
+    verdict: Verdict | None = None
+    requeue_after: float | None = None
+    probes: ProbeTargets | None = None
 
 
 class AppliedCache:
@@ -102,6 +119,7 @@ class Pass:
     runtime: RuntimeConfig
     migration: MigrationPlan
     restore: RestorePlan
+    plan: Plan
     problems: list[Problem] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     applied_keys: set[Key] = field(default_factory=set)
@@ -334,7 +352,7 @@ async def converge(p: Pass) -> None:
         return  # refused by the operator's policy: nothing is applied (or pruned)
     await ensure_credentials(p)
     await ensure_api_keys(p)
-    desired = desired_children(p.rs, p.cfg, p.caps, p.runtime, release_of(p.migration, p.restore))
+    desired = release_children(p.rs, p.cfg, p.caps, p.runtime, p.plan, joined_release(p))
     await apply_all(p, plan(p, desired))
     for manifest in desired:
         if manifest["kind"] == "StatefulSet":
@@ -374,6 +392,15 @@ def release_of(migration: MigrationPlan, restore: RestorePlan | None = None) -> 
     )
 
 
+def joined_release(p: Pass) -> Release:
+    """The migration step's release, with the stable version the canary release decided
+    while a Canary strategy runs (the canary starts only after its migration succeeded)."""
+    release = release_of(p.migration, p.restore)
+    if p.rs.spec.rollout.strategy is RolloutStrategy.CANARY and release.stable_version:
+        release = dataclasses.replace(release, stable_version=p.plan.stable_version)
+    return release
+
+
 def retry_for(exc: KubeError) -> float:
     """Seconds until the next try after an API error."""
     if exc.status == 403 and "being terminated" in exc.message:
@@ -399,20 +426,24 @@ async def reconcile(
     observed: Observed,
     caps: Capabilities | None = None,
     applied_cache: AppliedCache | None = None,
+    prom: Prometheus | None = None,
 ) -> Outcome:
-    """One level-based pass: apply drift, prune leftovers, compute status."""
+    """One level-based pass: the release decision, apply drift, prune leftovers, status."""
+    caps = caps or Capabilities()
     db_ready, now = postgres_ready(rs, observed), now_rfc3339()
     restore = await restore_plan(rs, kube, observed, db_ready, now)
+    release = await release_pass(rs, cfg, kube, observed, caps, prom, time.time())
     p = Pass(
         rs=rs,
         cfg=cfg,
-        caps=caps or Capabilities(),
+        caps=caps,
         kube=kube,
         observed=observed,
         cache=applied_cache or AppliedCache(),
         runtime=runtime_config(rs),
         migration=plan_migration(rs, observed, db_ready, now, restore.hold),
         restore=restore,
+        plan=release.decision.plan,
     )
     if restore.problem:
         p.problems.append(Problem("RestoreFailed", restore.problem, "restore"))
@@ -430,10 +461,31 @@ async def reconcile(
         retry = retry_for(exc)
     if p.problems and retry is None:
         retry = 5.0
+    status = pass_status(p, release)
+    return Outcome(
+        status=status,
+        status_changed=status.wire() != rs.status.wire(),
+        applied=p.applied,
+        deleted=p.deleted,
+        events=[
+            *events_for(rs.status, status, created and bool(p.applied)),
+            *release.decision.events,
+        ],
+        retry_after=retry,
+        error=error,
+        reasons=sorted({*reasons, *(q.reason for q in p.problems if q.reason != "ApplyFailed")}),
+        verdict=release.verdict,
+        requeue_after=release.decision.requeue_after,
+        probes=release.probes,
+    )
+
+
+def pass_status(p: Pass, release: ReleaseOutcome) -> RagSystemStatus:
+    """The status after the pass: components, conditions, migration, restore and rollout."""
     status = compute_status(
-        rs,
-        cfg,
-        observed,
+        p.rs,
+        p.cfg,
+        p.observed,
         p.problems,
         p.applied_keys,
         now_rfc3339(),
@@ -441,16 +493,34 @@ async def reconcile(
         migration=p.migration,
         restore=p.restore.status,
     )
-    return Outcome(
-        status=status,
-        status_changed=status.wire() != rs.status.wire(),
-        applied=p.applied,
-        deleted=p.deleted,
-        events=events_for(rs.status, status, created and bool(p.applied)),
-        retry_after=retry,
-        error=error,
-        reasons=sorted({*reasons, *(q.reason for q in p.problems if q.reason != "ApplyFailed")}),
+    return with_rollout(p.rs, status, release)
+
+
+def rollout_condition(rs: RagSystem, st: RolloutStatus, now: float) -> Condition:
+    """Released: True once the asked version serves (or nothing is being released); False
+    while a canary runs or after a rollback (reason RolledBack, the failing metric in the
+    message)."""
+    ok = st.phase in (None, RolloutPhase.SUCCEEDED)
+    reason = st.phase.value if st.phase is not None else "Stable"
+    message = st.message or f"{st.stable_version} serves"
+    return set_condition(
+        rs.status.conditions, "Released", ok, reason, message, rs.metadata.generation, fmt(now)
     )
+
+
+def with_rollout(
+    rs: RagSystem, status: RagSystemStatus, release: ReleaseOutcome
+) -> RagSystemStatus:
+    """The status with the release's part: status.rollout and the Released condition.
+
+    A system that never used the Canary strategy keeps no rollout status.
+    """
+    rollout = release.decision.status
+    if rs.status.rollout is None and rollout.phase is None:
+        return status
+    now = time.time()
+    conditions = [*status.conditions, rollout_condition(rs, rollout, now)]
+    return status.model_copy(update={"rollout": rollout, "conditions": conditions})
 
 
 async def finalize(rs: RagSystem, kube: Kube) -> list[str]:

@@ -24,8 +24,17 @@ from rag_runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 
+PROBE_HEADER = b"x-ragops-probe"
+
+
+def request_source(scope: Scope) -> str:
+    """probe for the operator's canary probes (header X-Ragops-Probe), else client."""
+    headers = scope.get("headers") or []
+    return "probe" if any(k.lower() == PROBE_HEADER for k, _ in headers) else "client"
+
+
 class MetricsMiddleware:
-    """Counts and times every HTTP request by route template, method and status."""
+    """Counts and times every HTTP request by route template, method, status and source."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,7 +59,7 @@ class MetricsMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
             if runtime is not None:
-                labels = (template, scope["method"], str(status))
+                labels = (template, scope["method"], str(status), request_source(scope))
                 runtime.metrics.requests.labels(*labels).inc()
                 runtime.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
 

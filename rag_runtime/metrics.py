@@ -33,14 +33,15 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             f"{PREFIX}_http_requests",
-            "HTTP requests by route template, method and status.",
-            ["route", "method", "status"],
+            "HTTP requests by route template, method, status and source (client, or probe: "
+            "the operator's canary probes, marked by the X-Ragops-Probe header).",
+            ["route", "method", "status", "source"],
             registry=r,
         )
         self.request_seconds = Histogram(
             f"{PREFIX}_http_request_duration_seconds",
-            "HTTP request duration by route template, method and status.",
-            ["route", "method", "status"],
+            "HTTP request duration by route template, method, status and source.",
+            ["route", "method", "status", "source"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

@@ -78,6 +78,11 @@ class OperatorConfig(BaseSettings):
         description="A standby takes over after seeing the Lease unrenewed this long; the "
         "holder renews every quarter of it and stops at three quarters without renewal.",
     )
+    prometheus_url: str = Field(
+        "",
+        description="Prometheus HTTP API the canary analysis queries when a RagSystem names "
+        "none (spec.rollout.canary.analysis.prometheus).",
+    )
     verbose: bool = Field(False, description="Log at debug level.")
     # Policy: what a RagSystem may ask for (see docs/security.md). Whoever may edit a
     # RagSystem chooses the images its pods run and the Secrets they read.

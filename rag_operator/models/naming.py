@@ -18,6 +18,9 @@ MANAGED_BY = OPERATOR_NAME
 # Server-side apply field manager of every write the operator makes.
 FIELD_MANAGER = OPERATOR_NAME
 
+# Label of the canary's pods (value canary).
+TRACK_LABEL = "ragops.io/track"
+
 # Annotations (prefix ragops.io/).
 ANNOTATION_PREFIX = "ragops.io"
 CONFIG_HASH_ANNOTATION = f"{ANNOTATION_PREFIX}/config-hash"
@@ -28,3 +31,12 @@ RETRY_MIGRATION_ANNOTATION = f"{ANNOTATION_PREFIX}/retry-migration"
 
 # Label selector of everything the operator manages.
 MANAGED_SELECTOR = {MANAGED_BY_LABEL: MANAGED_BY}
+
+# Manual rollout requests (kubectl ragops promote|abort|retry): a new value is a new request.
+PROMOTE_ANNOTATION = f"{ANNOTATION_PREFIX}/rollout-promote"
+ABORT_ANNOTATION = f"{ANNOTATION_PREFIX}/rollout-abort"
+RETRY_ANNOTATION = f"{ANNOTATION_PREFIX}/rollout-retry"
+# A promote request whose value starts with this skips every remaining step.
+PROMOTE_FULL_PREFIX = "full:"
+# Header of the operator's synthetic probe queries (the runtime counts them as origin=probe).
+PROBE_HEADER = "X-Ragops-Probe"

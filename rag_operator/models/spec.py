@@ -16,6 +16,7 @@ from rag_operator.models.common import (
     resources,
     validations,
 )
+from rag_operator.models.rollout import RolloutSpec
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -875,6 +876,10 @@ class RagSystemSpec(ApiModel):
     )
     bootstrap: BootstrapSpec | None = Field(
         None, description="Start from a backup: restored before the API and worker start."
+    )
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec,
+        description="How a new spec.version reaches users: RollingUpdate (default) or Canary.",
     )
     deletion_policy: DeletionPolicy = Field(
         DeletionPolicy.RETAIN,

@@ -120,6 +120,78 @@ class RestoreStatus(ApiModel):
     completed_at: str = Field("", description="When it finished (RFC 3339).")
 
 
+class RolloutPhase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTING = "Promoting"
+    ROLLED_BACK = "RolledBack"
+    SUCCEEDED = "Succeeded"
+
+
+class Measurement(ApiModel):
+    """One metric of one analysis run: the value measured and the limit it was held to."""
+
+    metric: str = Field(..., max_length=63, description="error-rate, latency-p95, ndcg, ...")
+    result: str = Field(..., max_length=16, description="pass, fail or nodata.")
+    value: float | None = Field(None, description="The measured value; unset = no data.")
+    limit: str = Field("", max_length=256, description="What it was compared with.")
+
+
+class AnalysisRun(ApiModel):
+    """One analysis run of the release."""
+
+    time: str = Field(..., description="When the run finished (RFC 3339).")
+    step: int = Field(0, ge=0, description="The canary step (1-based; 0 = during the bake).")
+    weight: int = Field(0, ge=0, le=100, description="The canary weight during the run.")
+    result: str = Field(
+        ..., max_length=16, description="pass, fail, nodata or error (Prometheus unreachable)."
+    )
+    message: str = Field("", max_length=1024, description="What decided the result.")
+    measurements: list[Measurement] = Field(
+        default_factory=list, max_length=32, description="Each metric's value."
+    )
+
+
+class RolloutRequests(ApiModel):
+    """The manual requests (annotations ragops.io/rollout-*) already acted on."""
+
+    promote: str = Field("", max_length=128, description="Last promote token handled.")
+    abort: str = Field("", max_length=128, description="Last abort token handled.")
+    retry: str = Field("", max_length=128, description="Last retry token handled.")
+
+
+class RolloutStatus(ApiModel):
+    """Where the release of spec.version stands; the operator resumes from it after a restart."""
+
+    phase: RolloutPhase | None = Field(
+        None, description="Progressing, Paused, Promoting, RolledBack or Succeeded."
+    )
+    canary_version: str = Field("", max_length=128, description="The version under release.")
+    stable_version: str = Field(
+        "", max_length=128, description="The version the stable Deployments run."
+    )
+    previous_version: str = Field(
+        "", max_length=128, description="The stable version before the promotion (bake revert)."
+    )
+    weight: int = Field(0, ge=0, le=100, description="Percent of traffic the canary receives.")
+    step: int = Field(0, ge=0, description="Current canary step, 1-based (0 = none).")
+    message: str = Field("", max_length=1024, description="What the release is doing, or why.")
+    generation: int = Field(
+        0, ge=0, description="metadata.generation the release of canaryVersion started from."
+    )
+    started_at: str = Field("", description="When the release started (RFC 3339).")
+    step_started_at: str = Field("", description="When the current step (or bake) began.")
+    last_analysis_at: str = Field("", description="When the last analysis run finished.")
+    failures: int = Field(0, ge=0, description="Failed analysis runs in a row.")
+    inconclusive: int = Field(0, ge=0, description="Analysis runs in a row without enough data.")
+    requests: RolloutRequests = Field(
+        default_factory=RolloutRequests, description="Manual requests already handled."
+    )
+    analysis: list[AnalysisRun] = Field(
+        default_factory=list, max_length=20, description="The most recent analysis runs."
+    )
+
+
 class RagSystemStatus(ApiModel):
     """Observed state of the RagSystem; written only by the operator."""
 
@@ -161,3 +233,6 @@ class RagSystemStatus(ApiModel):
         None, description="Last good and last failed backup (spec.backup and RagBackups)."
     )
     config_hash: str = Field("", description="Hash of the runtime configuration last applied.")
+    rollout: RolloutStatus | None = Field(
+        None, description="The release of spec.version (canary steps, analysis, rollback)."
+    )

@@ -121,7 +121,7 @@ def test_optional_kinds_are_served_only_when_discovered() -> None:
 @pytest.mark.parametrize(
     ("api_version", "kind", "verb", "subresource"),
     [
-        ("v1", "ConfigMap", "get", ""),  # children are read from the watch cache
+        ("apps/v1", "Deployment", "get", ""),  # children are read from the watch cache
         ("v1", "Pod", "delete", ""),
         ("apps/v1", "Deployment", "update", ""),
         ("ragops.io/v1alpha1", "RagSystem", "delete", ""),
