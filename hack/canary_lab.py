@@ -138,8 +138,10 @@ def canary_ips(c: local_cluster.Cluster, ns: str) -> set[str]:
 
 
 def client(c: local_cluster.Cluster, ns: str) -> httpx.Client:
+    """A client of the system through the Gateway, with the admin key the operator made."""
     assert c.gateway_url is not None
-    return httpx.Client(base_url=c.gateway_url, headers={"Host": host(ns)}, timeout=30)
+    headers = {"Host": host(ns), "Authorization": f"Bearer {c.admin_key(ns, NAME)}"}
+    return httpx.Client(base_url=c.gateway_url, headers=headers, timeout=30)
 
 
 def wait(check: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> float:

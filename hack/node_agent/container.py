@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("node-agent.container")
 
 LAUNCHER = Path(__file__).resolve().parent / "launch.py"
+FRESH = ("/tmp", "/run", "/var/tmp")
+# What the programs of every image run from: this checkout and its environment. A checkout
+# under /tmp (a CI clone, say) would vanish behind the pod's fresh /tmp; it is bound back in.
+PROGRAM_DIRS = tuple(dict.fromkeys(str(p) for p in (LAUNCHER.parents[2], Path(sys.prefix))))
 START_ERROR = 128
 MAX_MESSAGE = 4096
 FALLBACK_LINES = 80
@@ -155,7 +159,7 @@ class Container:
         w = self.worker
         passwd, group = passwd_text(profile, uid, gid)
         fresh = {}
-        for target in ("/tmp", "/run", "/var/tmp"):
+        for target in FRESH:
             host = self.dir / "fresh" / target.strip("/").replace("/", "-")
             host.mkdir(parents=True, exist_ok=True)
             host.chmod(0o1777)
@@ -177,6 +181,7 @@ class Container:
             },
             "hide": list(w.ctx.hide),
             "fresh": fresh,
+            "keep": kept_under(FRESH, PROGRAM_DIRS),
             "files": [{"target": term_path, "source": str(term_file)}],
             "write": [
                 {"path": "/etc/hosts", "content": w.hosts_text()},
@@ -533,3 +538,8 @@ def _populated(cgroup: Path) -> bool:
         return "populated 1" in (cgroup / "cgroup.events").read_text()
     except OSError:
         return False
+
+
+def kept_under(fresh: tuple[str, ...], dirs: tuple[str, ...]) -> list[str]:
+    """The program directories that lie under a fresh directory (bound back in, read-only)."""
+    return [d for d in dirs if any(d == f or d.startswith(f + "/") for f in fresh)]

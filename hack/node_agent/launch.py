@@ -165,6 +165,11 @@ def build_root(spec: dict[str, Any]) -> str:
             _mkdirs(inside)
             bind(source, inside, recursive=False)
             fresh.append(inside)
+    for path in spec.get("keep", []):
+        # The program directories a fresh directory would hide (a checkout under /tmp).
+        inside = _inside(merged, path)
+        _mkdirs(inside)
+        bind(path, inside, readonly=True)
     for path in spec.get("hide", []):
         inside = _inside(merged, path)
         if os.path.isdir(inside):

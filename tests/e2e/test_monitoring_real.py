@@ -171,7 +171,8 @@ def _prom(c: Cluster, path: str, **params: str) -> Any:
 
 def _traffic(c: Cluster, ns: str) -> None:
     assert c.gateway_url is not None
-    client = httpx.Client(base_url=c.gateway_url, headers={"Host": f"{ns}.rag.test"}, timeout=60)
+    headers = {"Host": f"{ns}.rag.test", "Authorization": f"Bearer {c.admin_key(ns, NAME)}"}
+    client = httpx.Client(base_url=c.gateway_url, headers=headers, timeout=60)
     wait_for(
         lambda: client.get("/api/v1/ready").status_code == 200,
         timeout=90,

@@ -175,8 +175,11 @@ def test_failed_migration_keeps_the_old_version_serving_and_a_fix_completes(
     assert rag["status"]["lastGoodVersion"] == "0.1.0"
 
     assert platform.gateway_url is not None
+    key = platform.admin_key(ns, NAME)
     client = httpx.Client(
-        base_url=platform.gateway_url, headers={"Host": f"{ns}.upg.test"}, timeout=30
+        base_url=platform.gateway_url,
+        headers={"Host": f"{ns}.upg.test", "Authorization": f"Bearer {key}"},
+        timeout=30,
     )
     wait_for(
         lambda: client.get("/api/v1/ready").status_code == 200,

@@ -66,3 +66,15 @@ def test_referenced_objects_cover_env_and_volumes() -> None:
         }
     }
     assert referenced_objects(pod) == ({"c1", "c2"}, {"s1", "s2", "s3"})
+
+
+def test_a_checkout_under_a_fresh_directory_is_kept_visible() -> None:
+    from hack.node_agent.container import kept_under
+
+    fresh = ("/tmp", "/run", "/var/tmp")
+    assert kept_under(fresh, ("/tmp/ci-clone", "/tmp/ci-clone/.venv")) == [
+        "/tmp/ci-clone",
+        "/tmp/ci-clone/.venv",
+    ]
+    assert kept_under(fresh, ("/work/main", "/work/main/.venv")) == []
+    assert kept_under(fresh, ("/tmpfoo/x",)) == []
