@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 from pydantic import ValidationError
 
 from rag_runtime.domain import RetrievalStrategy
@@ -61,14 +65,31 @@ def check_embedding_model(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM keeps serving `delay` seconds before it stops
+    accepting: the pod's endpoint leaves the load balancer first (no 502 on rollouts)."""
+
+    def __init__(self, config: uvicorn.Config, delay: float) -> None:
+        super().__init__(config)
+        self.delay = delay
+        self.draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.delay <= 0 or self.draining or sig != signal.SIGTERM:
+            super().handle_exit(sig, frame)
+            return
+        self.draining = True
+        timer = threading.Timer(self.delay, uvicorn.Server.handle_exit, args=(self, sig, frame))
+        timer.daemon = True
+        timer.start()
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (RAG_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (RAG_PORT).")] = None,
 ) -> None:
     """Serve the HTTP API. With no configuration: embedded Postgres, inline ingestion."""
-    import uvicorn
-
     from rag_runtime.app import create_app
     from rag_runtime.embedding import sleeping_compute_threads
     from rag_runtime.errors import ConfigurationError
@@ -82,7 +103,7 @@ def serve(
     except ConfigurationError as exc:
         typer.echo(f"rag-runtime: {exc.log_text}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
@@ -90,6 +111,7 @@ def serve(
         log_config=uvicorn_log_config(settings.log_format),
         proxy_headers=True,
     )
+    DrainingServer(config, settings.shutdown_delay_seconds).run()
 
 
 @app.command()

@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         description="Apply schema migrations when `rag-runtime serve` starts; the operator "
         "turns it off and runs `rag-runtime migrate` as a Job instead. The worker never migrates.",
     )
+    shutdown_delay_seconds: float = Field(
+        0.0,
+        ge=0.0,
+        le=60.0,
+        description="On SIGTERM keep serving this long before shutting down, so a load "
+        "balancer drops the endpoint before the process stops accepting (the operator sets it).",
+    )
 
     # Worker
     worker_concurrency: int = Field(

@@ -98,6 +98,8 @@ def runtime_settings(rs: RagSystem) -> dict[str, str]:
         "RAG_WORKER_CONCURRENCY": str(spec.worker.concurrency),
         # The migration Job moves the schema; the API pods never migrate at start.
         "RAG_MIGRATE_ON_START": "false",
+        # On SIGTERM the API keeps serving while Services and the Gateway drop its endpoint.
+        "RAG_SHUTDOWN_DELAY_SECONDS": "5",
     }
     if spec.api.auth.anonymous:
         # The runtime refuses to serve without keys unless anonymous access is explicit.
