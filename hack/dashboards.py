@@ -92,7 +92,9 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "Share of API requests answered with a 5xx status.",
                 (
                     q(
-                        f'sum(rate(rag_runtime_http_requests_total{{{API},status=~"5.."}}[{RATE}]))'
+                        # 0 rather than no data while no request failed.
+                        f'(sum(rate(rag_runtime_http_requests_total{{{API},status=~"5.."}}[{RATE}]))'
+                        " or vector(0))"
                         f" / sum(rate(rag_runtime_http_requests_total{{{API}}}[{RATE}]))",
                         "5xx",
                     ),
