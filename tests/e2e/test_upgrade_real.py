@@ -229,7 +229,12 @@ def test_failed_migration_keeps_the_old_version_serving_and_a_fix_completes(
             timeout=TIMEOUT_S,
             what="upgraded to 0.2.0 and Ready",
         )
-        assert _ready_images(platform, ns) == {"0.2.0"}
+        # The replaced 0.1.0 pod keeps serving while it drains after SIGTERM, then goes.
+        wait_for(
+            lambda: _ready_images(platform, ns) == {"0.2.0"},
+            timeout=120,
+            what="only 0.2.0 pods ready",
+        )
         rag = _rag(platform, ns)
         assert rag["status"]["lastGoodVersion"] == "0.2.0"
         assert _cond(rag, "MigrationSucceeded")["status"] == "True"
