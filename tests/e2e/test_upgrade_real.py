@@ -9,7 +9,7 @@ Aspects covered:
   Degraded carrying the failed pod's last log lines, and a MigrationFailed Event;
 - fixing the spec (a good version) completes the upgrade: status.version moves to it;
 - queries sent through the Gateway all along never fail (a known defect today: 502s while
-  the old API pod terminates; strict xfail until the rollout drains).
+  the old API pod terminates; an xfail until measured with the drain on SIGTERM).
 """
 
 from __future__ import annotations
@@ -246,9 +246,9 @@ def test_failed_migration_keeps_the_old_version_serving_and_a_fix_completes(
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the API rollout drops requests at Traefik (502 while the old pod "
-    "terminates: no drain before SIGTERM)",
+    strict=False,
+    reason="502s while the old API pod terminated were seen before the drain on SIGTERM "
+    "(RAG_SHUTDOWN_DELAY_SECONDS); not yet measured with it: make strict or drop once known",
 )
 def test_queries_through_the_gateway_never_fail_during_the_upgrade() -> None:
     queries = SEEN.get("queries")
