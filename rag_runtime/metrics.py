@@ -31,6 +31,13 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self._serving(r)
+        self._ingestion(r)
+        self.build = Info(f"{PREFIX}_build", "Build information.", registry=r)
+        self.build.info({"version": package_version(), "python": platform.python_version()})
+
+    def _serving(self, r: CollectorRegistry) -> None:
+        """Requests, retrieval, generation and the cache."""
         self.requests = Counter(
             f"{PREFIX}_http_requests",
             "HTTP requests by route template, method, status and source (client, or probe: "
@@ -71,6 +78,9 @@ class Metrics:
             ["cache", "result"],
             registry=r,
         )
+
+    def _ingestion(self, r: CollectorRegistry) -> None:
+        """The ingestion queue, documents, chunks and jobs."""
         self.queue_depth = Gauge(
             f"{PREFIX}_ingestion_queue_depth",
             "Ingestion jobs waiting in the queue.",
@@ -92,5 +102,3 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.build = Info(f"{PREFIX}_build", "Build information.", registry=r)
-        self.build.info({"version": package_version(), "python": platform.python_version()})

@@ -78,13 +78,7 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, *, role: Role = "api") -> Runtime:
         url, embedded = await asyncio.to_thread(resolve_database_url, settings)
-        schema_current = False
-        if migrates_at_start(settings, role):
-            try:
-                status = await asyncio.to_thread(migrate.upgrade, url)
-                schema_current = status.servable
-            except Exception as exc:  # the API still starts; /ready reports the database
-                log.error("migration failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        schema_current = await _migrate_at_start(settings, role, url)
         # Jobs hold a connection only per statement (writes to one collection queue in
         # process first), so the pool need not grow with the jobs in flight.
         db = Database(url, max_size=max(4, min(settings.worker_concurrency + 2, MAX_POOL)))
@@ -95,15 +89,7 @@ class Runtime:
         chunker = Chunker(
             embedder.count_tokens, max_tokens=chunk_tokens, overlap=settings.chunk_overlap_tokens
         )
-        redis = (
-            Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-            if settings.redis_url
-            else None
-        )
-        graph = None
-        if settings.neo4j_uri:
-            password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
-            graph = GraphStore(settings.neo4j_uri, settings.neo4j_user, password)
+        redis, graph = _redis_client(settings), _graph_store(settings)
         store = Store(db, keyword_cache_bytes=settings.keyword_cache_bytes)
         cache = Cache(redis, settings.cache_ttl_seconds)
         ingestor = Ingestor(
@@ -142,12 +128,16 @@ class Runtime:
             embedded_postgres=embedded,
         )
         if role == "api":  # the worker consumes Redis; the CLI ingests what it is given
-            rt.queue = await rt._make_queue()
-            rt._warm_up = asyncio.create_task(rt._warm_keyword_indexes())
-            rt.parser.start()
-            if graph is not None:
-                rt._graph_sweep = asyncio.create_task(rt._sweep_graph_forever())
+            await rt._start_api_tasks()
         return rt
+
+    async def _start_api_tasks(self) -> None:
+        """The API's queue, keyword-index warm-up, parser process and graph sweep."""
+        self.queue = await self._make_queue()
+        self._warm_up = asyncio.create_task(self._warm_keyword_indexes())
+        self.parser.start()
+        if self.graph is not None:
+            self._graph_sweep = asyncio.create_task(self._sweep_graph_forever())
 
     async def _warm_keyword_indexes(self) -> None:
         """Load keyword indexes in the background so first searches do not wait for them."""
@@ -316,3 +306,29 @@ def _first(exc: BaseException) -> str:
 
 def _log_down(name: str, exc: BaseException) -> None:
     log.warning("readiness: %s down: %s", name, _first(exc))
+
+
+async def _migrate_at_start(settings: Settings, role: Role, url: str) -> bool:
+    """Migrate when this process should (see `migrates_at_start`); whether the schema serves."""
+    if not migrates_at_start(settings, role):
+        return False
+    try:
+        status = await asyncio.to_thread(migrate.upgrade, url)
+    except Exception as exc:  # the API still starts; /ready reports the database
+        log.error("migration failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return False
+    return status.servable
+
+
+def _redis_client(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    client: Redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    return client
+
+
+def _graph_store(settings: Settings) -> GraphStore | None:
+    if not settings.neo4j_uri:
+        return None
+    password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
+    return GraphStore(settings.neo4j_uri, settings.neo4j_user, password)

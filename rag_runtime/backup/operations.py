@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from rag_runtime import migrate
 from rag_runtime.backup import postgres
 from rag_runtime.backup.manifest import (
+    Counts,
     FileEntry,
     Manifest,
     check_name,
@@ -187,6 +188,39 @@ def restore(
     """
     clock = time.perf_counter()
     manifest = _require(dest, name)
+    target = _check_restorable(manifest, settings, database_url, replace=replace)
+    with tempfile.TemporaryDirectory(prefix="rag-restore-") as tmp:
+        entry = next((f for f in manifest.files if f.name == postgres.DUMP_FILE), None)
+        if entry is None:
+            raise BackupError(f"backup {name}: the manifest lists no {postgres.DUMP_FILE}")
+        local = _fetch_dump(dest, name, entry, Path(tmp))
+        if target.tables:
+            postgres.clear(database_url)
+        postgres.restore(database_url, local, jobs=jobs)
+    status = migrate.schema_status(database_url)
+    if status.state is migrate.SchemaState.BEHIND:
+        status = migrate.upgrade(database_url)
+    got = _check_counts(name, manifest, database_url)
+    pending = asyncio.run(_requeue(settings, database_url))
+    graph = asyncio.run(_rebuild_graph(settings, database_url)) if settings.neo4j_uri else None
+    return {
+        "ok": True,
+        "action": "restore",
+        "name": name,
+        "location": dest.url,
+        "schema_revision": status.current,
+        "documents": got.documents,
+        "chunks": got.chunks,
+        "requeued": pending,
+        "graph_documents": graph,
+        "seconds": round(time.perf_counter() - clock, 3),
+    }
+
+
+def _check_restorable(
+    manifest: Manifest, settings: Settings, database_url: str, *, replace: bool
+) -> postgres.Target:
+    """The target database, once the backup is one this runtime serves and may write there."""
     ours = migrate.declared_revisions()
     refusal = restore_refusal(
         manifest,
@@ -204,17 +238,11 @@ def restore(
             f"{target.documents} documents; restore refuses a non-empty target "
             "(pass --replace to drop what it holds)"
         )
-    with tempfile.TemporaryDirectory(prefix="rag-restore-") as tmp:
-        entry = next((f for f in manifest.files if f.name == postgres.DUMP_FILE), None)
-        if entry is None:
-            raise BackupError(f"backup {name}: the manifest lists no {postgres.DUMP_FILE}")
-        local = _fetch_dump(dest, name, entry, Path(tmp))
-        if target.tables:
-            postgres.clear(database_url)
-        postgres.restore(database_url, local, jobs=jobs)
-    status = migrate.schema_status(database_url)
-    if status.state is migrate.SchemaState.BEHIND:
-        status = migrate.upgrade(database_url)
+    return target
+
+
+def _check_counts(name: str, manifest: Manifest, database_url: str) -> Counts:
+    """The restored counts; an error unless they are the manifest's."""
     facts = postgres.counts(database_url)
     got, want = facts.counts, manifest.counts
     if (got.documents, got.chunks) != (want.documents, want.chunks):
@@ -222,20 +250,7 @@ def restore(
             f"restored {got.documents} documents and {got.chunks} chunks; the manifest of "
             f"{name} records {want.documents} and {want.chunks}"
         )
-    pending = asyncio.run(_requeue(settings, database_url))
-    graph = asyncio.run(_rebuild_graph(settings, database_url)) if settings.neo4j_uri else None
-    return {
-        "ok": True,
-        "action": "restore",
-        "name": name,
-        "location": dest.url,
-        "schema_revision": status.current,
-        "documents": got.documents,
-        "chunks": got.chunks,
-        "requeued": pending,
-        "graph_documents": graph,
-        "seconds": round(time.perf_counter() - clock, 3),
-    }
+    return got
 
 
 async def _requeue(settings: Settings, database_url: str) -> int:

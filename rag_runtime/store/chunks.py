@@ -120,7 +120,6 @@ class ChunkStore:
         self, document: Document, chunks: list[Chunk], vectors: Vectors, *, ready: bool = True
     ) -> list[int] | None:
         """Store a document's chunks (and mark it ready); None if it was deleted meanwhile."""
-        dims = int(vectors.shape[1]) if len(vectors) else 0
         # Writers of one collection take turns on its row lock; waiting for the turn here
         # rather than inside a transaction keeps one pooled connection per collection busy,
         # not one per job in flight.
@@ -132,51 +131,8 @@ class ChunkStore:
                 return None
             version = await self._bump_version(conn, document.collection_id)
             await self._remove_chunks(conn, document.collection_id, document.id, version)
-            meta = Jsonb(document.metadata)
-            async with conn.cursor() as c:
-                await c.executemany(
-                    "INSERT INTO chunks (document_id, collection_id, ordinal, text, tsv, length, "
-                    "embedding, embedding_dim, metadata, version) "
-                    f"SELECT %(doc)s, %(col)s, %(ord)s, %(text)s, v.tsv, "
-                    "(SELECT coalesce(sum(cardinality(u.positions)), 0) FROM unnest(v.tsv) u), "
-                    "%(emb)s, %(dim)s, %(meta)s, %(version)s "
-                    f"FROM (SELECT to_tsvector('{TEXT_CONFIG}', %(text)s) AS tsv) v",
-                    [
-                        {
-                            "doc": document.id,
-                            "col": document.collection_id,
-                            "ord": ch.ordinal,
-                            "text": ch.text,
-                            "emb": np.asarray(vec, dtype=np.float32),
-                            "dim": dims,
-                            "meta": meta,
-                            "version": version,
-                        }
-                        for ch, vec in zip(chunks, vectors, strict=True)
-                    ],
-                )
-            # The collection row serializes concurrent writers, so term upserts never deadlock.
-            await conn.execute(
-                "UPDATE collections c SET chunk_count = c.chunk_count + s.n, "
-                "total_length = c.total_length + s.len FROM (SELECT count(*) AS n, "
-                "coalesce(sum(length), 0) AS len FROM chunks WHERE document_id = %s) s "
-                "WHERE c.id = %s",
-                (document.id, document.collection_id),
-            )
-            # Document frequencies and postings in one statement: the upsert returns the
-            # term ids the postings need.
-            await conn.execute(
-                "WITH lex AS MATERIALIZED (SELECT ch.id AS chunk_id, u.lexeme, "
-                "greatest(cardinality(u.positions), 1) AS tf FROM chunks ch "
-                "CROSS JOIN LATERAL unnest(ch.tsv) u WHERE ch.document_id = %s), "
-                "terms AS (INSERT INTO term_stats (collection_id, lexeme, df) "
-                "SELECT %s, lexeme, count(*) FROM lex GROUP BY lexeme ORDER BY lexeme "
-                "ON CONFLICT (collection_id, lexeme) DO UPDATE SET df = term_stats.df + "
-                "excluded.df RETURNING id, lexeme) "
-                "INSERT INTO postings (chunk_id, term_id, tf) "
-                "SELECT lex.chunk_id, terms.id, lex.tf FROM lex JOIN terms USING (lexeme)",
-                (document.id, document.collection_id),
-            )
+            await self._insert_chunk_rows(conn, document, chunks, vectors, version)
+            await self._index_terms(conn, document)
             await conn.execute(
                 "UPDATE documents SET status = CASE WHEN %s THEN 'ready' ELSE status END, "
                 "error = NULL, chunk_count = %s, updated_at = now() WHERE id = %s",
@@ -186,6 +142,65 @@ class ChunkStore:
                 "SELECT id FROM chunks WHERE document_id = %s ORDER BY ordinal", (document.id,)
             )
             return [r["id"] for r in await cur.fetchall()]
+
+    async def _insert_chunk_rows(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        document: Document,
+        chunks: list[Chunk],
+        vectors: Vectors,
+        version: int,
+    ) -> None:
+        """The chunk rows with their text search vectors and embeddings."""
+        dims = int(vectors.shape[1]) if len(vectors) else 0
+        meta = Jsonb(document.metadata)
+        async with conn.cursor() as c:
+            await c.executemany(
+                "INSERT INTO chunks (document_id, collection_id, ordinal, text, tsv, length, "
+                "embedding, embedding_dim, metadata, version) "
+                f"SELECT %(doc)s, %(col)s, %(ord)s, %(text)s, v.tsv, "
+                "(SELECT coalesce(sum(cardinality(u.positions)), 0) FROM unnest(v.tsv) u), "
+                "%(emb)s, %(dim)s, %(meta)s, %(version)s "
+                f"FROM (SELECT to_tsvector('{TEXT_CONFIG}', %(text)s) AS tsv) v",
+                [
+                    {
+                        "doc": document.id,
+                        "col": document.collection_id,
+                        "ord": ch.ordinal,
+                        "text": ch.text,
+                        "emb": np.asarray(vec, dtype=np.float32),
+                        "dim": dims,
+                        "meta": meta,
+                        "version": version,
+                    }
+                    for ch, vec in zip(chunks, vectors, strict=True)
+                ],
+            )
+
+    async def _index_terms(self, conn: psycopg.AsyncConnection[Any], document: Document) -> None:
+        """The collection's totals, document frequencies and the document's postings."""
+        # The collection row serializes concurrent writers, so term upserts never deadlock.
+        await conn.execute(
+            "UPDATE collections c SET chunk_count = c.chunk_count + s.n, "
+            "total_length = c.total_length + s.len FROM (SELECT count(*) AS n, "
+            "coalesce(sum(length), 0) AS len FROM chunks WHERE document_id = %s) s "
+            "WHERE c.id = %s",
+            (document.id, document.collection_id),
+        )
+        # Document frequencies and postings in one statement: the upsert returns the
+        # term ids the postings need.
+        await conn.execute(
+            "WITH lex AS MATERIALIZED (SELECT ch.id AS chunk_id, u.lexeme, "
+            "greatest(cardinality(u.positions), 1) AS tf FROM chunks ch "
+            "CROSS JOIN LATERAL unnest(ch.tsv) u WHERE ch.document_id = %s), "
+            "terms AS (INSERT INTO term_stats (collection_id, lexeme, df) "
+            "SELECT %s, lexeme, count(*) FROM lex GROUP BY lexeme ORDER BY lexeme "
+            "ON CONFLICT (collection_id, lexeme) DO UPDATE SET df = term_stats.df + "
+            "excluded.df RETURNING id, lexeme) "
+            "INSERT INTO postings (chunk_id, term_id, tf) "
+            "SELECT lex.chunk_id, terms.id, lex.tf FROM lex JOIN terms USING (lexeme)",
+            (document.id, document.collection_id),
+        )
 
     async def search_vector(
         self,
