@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hack.node_agent.agent import Agent
 from hack.node_agent.config import AgentConfig
+from hack.node_agent.reaper import become_subreaper
 
 
 async def _main(cfg: AgentConfig) -> None:
@@ -19,6 +20,10 @@ async def _main(cfg: AgentConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if not become_subreaper():
+        logging.getLogger("hack.node_agent").warning(
+            "not the child subreaper: pods' orphans go to init, which reaps them on its own time"
+        )
     await Agent(cfg).run(stop)
 
 

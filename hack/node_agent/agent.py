@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from hack.node_agent import network, promsd
+from hack.node_agent import network, promsd, reaper
 from hack.node_agent.config import NODE_LABEL, REAL, AgentConfig
 from hack.node_agent.dns import DnsServer
 from hack.node_agent.images import ImageTable, builtin_table, load_extras
@@ -497,6 +497,24 @@ class Agent:
                 else:
                     entry.unlink(missing_ok=True)
 
+    async def _reap_orphans(self) -> None:
+        """Reap zombies the agent adopted from running pods (a restarted container's
+        descendants, a daemon's children whose parent exited)."""
+        if self.cgroup_root is None:
+            return
+        mark = "/" + "/".join(self.cgroup_root.parts[-2:]) + "/"  # /ragops/<cluster>/
+        while True:
+            await asyncio.sleep(1.0)
+            keep = {
+                c.proc.pid
+                for w in self.workers.values()
+                for c in [*w.init, *w.main]
+                if c.proc is not None
+            }
+            zombies = await asyncio.to_thread(reaper.adopted_zombies, mark, keep)
+            if zombies:
+                reaper.reap(zombies)
+
     # -- run -------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -521,6 +539,7 @@ class Agent:
                 self._net_sync(),
                 self._prom_sync(),
                 self._claims_gc(),
+                self._reap_orphans(),
             )
         ]
         self._prom_dirty.set()

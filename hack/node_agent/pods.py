@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from hack.node_agent import network
+from hack.node_agent import network, reaper
 from hack.node_agent.container import Container
 from hack.node_agent.images import ImageTable
 from hack.node_agent.kubeapi import STRATEGIC, Api, ApiError
@@ -494,8 +494,18 @@ class PodWorker:
         self.sandbox_ready = False
         if self.cgroup is not None:
             await asyncio.to_thread(remove_cgroup_tree, self.cgroup)
+            await self._reap_orphans()
         if remove_dir:
             await asyncio.to_thread(shutil.rmtree, self.dir, True)
+
+    async def _reap_orphans(self) -> None:
+        """Reap the pod's processes the agent adopted, so none outlives the pod object."""
+        assert self.cgroup is not None
+        mark = "/" + "/".join(self.cgroup.parts[-3:])  # /ragops/<cluster>/pod<uid>
+        keep = {c.proc.pid for c in [*self.init, *self.main] if c.proc is not None}
+        left = await asyncio.to_thread(reaper.reap_until_clear, mark, keep)
+        if left:
+            log.warning("%s: processes %s not reaped", pod_ref(self.pod), left)
 
     async def _finalize(self) -> None:
         """The kubelet's last word: delete the pod object with grace 0 (this uid only)."""

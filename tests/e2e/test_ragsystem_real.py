@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +28,7 @@ from hack.node_agent import network
 from hack.node_agent.agent import cgroup2_mount
 from hack.node_agent.netplan import NetPlan
 from hack.paths import REPO_ROOT
-from tests.fixtures.cluster import get_json, namespace_for, wait_for
+from tests.fixtures.cluster import get_json, namespace_for, processes_of_pods, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -218,19 +217,4 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
     if cg is not None:
         for uid in pod_uids:
             assert not (cg / "ragops" / plan.prefix / f"pod{uid}").exists()
-    assert _processes_of(plan, pod_uids) == []
-
-
-def _processes_of(plan: NetPlan, pod_uids: list[str]) -> list[int]:
-    """Processes still in the cgroup of any of the pods (a container's leftovers)."""
-    marks = [f"/ragops/{plan.prefix}/pod{uid}" for uid in pod_uids]
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                text = (entry / "cgroup").read_text()
-            except OSError:
-                continue
-            if any(mark in text for mark in marks):
-                found.append(int(entry.name))
-    return found
+    assert processes_of_pods(plan, pod_uids) == []

@@ -44,6 +44,7 @@ from tests.fixtures.cluster import (
     get_json,
     logs,
     pod,
+    processes_of_pods,
     wait_for,
     wait_phase,
     wait_ready,
@@ -527,6 +528,35 @@ spec:
     assert took >= 2  # it ignored SIGTERM for the whole grace period
     assert netns not in network.own_netns(plan)
     assert not pod_dir.exists()
+
+
+def test_orphaned_descendants_are_reaped_before_the_pod_is_gone(
+    cluster: Cluster, real_ns: str
+) -> None:
+    """A daemon's children outlive the shell that started them: once the pod is deleted,
+    none is left, not even as a zombie (the agent adopts and reaps them)."""
+    apply(
+        cluster,
+        real_ns,
+        """
+apiVersion: v1
+kind: Pod
+metadata: {name: forks}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, "sh -c 'sleep 1000 & sleep 1000 &'; touch /tmp/forked; exec sleep 1000"]
+    readinessProbe: {exec: {command: [test, -f, /tmp/forked]}, periodSeconds: 1}
+""",
+    )
+    p = wait_ready(cluster, real_ns, "forks")
+    plan = _plan(cluster)
+    uid = p["metadata"]["uid"]
+    assert len(processes_of_pods(plan, [uid])) >= 3  # the main sleep and two orphans
+    cluster.kubectl("delete", "pod", "forks", "-n", real_ns, "--wait=true", timeout=60)
+    assert processes_of_pods(plan, [uid]) == []
 
 
 def test_unmappable_image_waits_with_a_clear_reason_and_never_becomes_ready(
