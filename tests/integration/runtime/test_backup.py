@@ -50,6 +50,7 @@ TOPICS = [
 QUERIES = ["where are embeddings stored", "backup schedule", "graph of entities",
            "traffic routing", "keyword scores"]  # fmt: skip
 COLLECTION = "notes"
+HEAD = migrate.head_revision()
 
 
 def cli(*args: str, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
@@ -155,7 +156,9 @@ def test_manifest_records_what_a_restore_needs(
     assert code == 0, err
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["schema_revision"] == migrate.head_revision()
-    assert [r["revision"] for r in manifest["schema_revisions"]] == ["0001", "0002", "0003"]
+    assert [r["revision"] for r in manifest["schema_revisions"]] == [
+        "0001", "0002", "0003", "0004"
+    ]  # fmt: skip
     assert manifest["collections"] == [
         {"name": COLLECTION, "embedding_model": "all-MiniLM-L6-v2",
          "embedding_dimensions": 384, "documents": len(TOPICS) + 1, "chunks": made["chunks"]}
@@ -220,15 +223,15 @@ def test_restore_refuses_what_this_runtime_cannot_serve(
     manifest = json.loads((copy / "b1" / "manifest.json").read_text())
     ahead = [
         *manifest["schema_revisions"],
-        {"revision": "0099", "down_revision": "0003", "compatible_with_previous": False},
+        {"revision": "0099", "down_revision": HEAD, "compatible_with_previous": False},
     ]
     _edit_manifest(f"file://{copy}", "b1", {"schema_revision": "0099", "schema_revisions": ahead})
     code, _, err = cli("restore", "--from", f"file://{copy}", "--name", "b1", env=env)
     assert code == 1
-    assert "0099 cannot be run on by a runtime at 0003" in err
+    assert f"0099 cannot be run on by a runtime at {HEAD}" in err
     collections = [{**manifest["collections"][0], "embedding_model": "other-model",
                     "embedding_dimensions": 768}]  # fmt: skip
-    _edit_manifest(f"file://{copy}", "b1", {"schema_revision": "0003",
+    _edit_manifest(f"file://{copy}", "b1", {"schema_revision": HEAD,
                                              "collections": collections})  # fmt: skip
     code, _, err = cli("restore", "--from", f"file://{copy}", "--name", "b1", env=env)
     assert code == 1
