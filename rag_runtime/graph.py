@@ -6,6 +6,10 @@ the same chunk are RELATED (one edge per document, weight = its chunks in common
 is keyed by the collection's id, never its name: a collection created again under an old
 name starts with an empty graph. A query's entities lead to the chunks
 that mention them, and, with less weight, to chunks of related entities.
+
+Every node and relation carries the database's graph scope (migration 0004), and every
+statement matches it: databases number collections and chunks alike, so runtimes of several
+databases can share one Neo4j without reading, or sweeping away, each other's graphs.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import re
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -34,6 +39,37 @@ _STOP_WORDS = (
 _STOP = frozenset(_STOP_WORDS.split())
 MAX_ENTITIES_PER_CHUNK = 24
 DELETE_BATCH = 5000  # nodes per DETACH DELETE transaction
+LABELS = ("Chunk", "Entity", "Document", "Collection")  # in the order a delete removes them
+# The graph's schema before it had scopes: its constraints would make one database's ids
+# block another's writes; its indexes have no reader left.
+UNSCOPED_CONSTRAINTS = ("rag_entity_of_collection", "rag_chunk", "rag_document", "rag_collection")
+UNSCOPED_INDEXES = (
+    "rag_chunk_collection",
+    "rag_document_collection",
+    "rag_entity_collection",
+    "rag_related_document",
+)
+SCHEMA = (
+    "CREATE CONSTRAINT rag_scoped_entity IF NOT EXISTS FOR (e:Entity) "
+    "REQUIRE (e.scope, e.collection_id, e.name) IS UNIQUE",
+    "CREATE CONSTRAINT rag_scoped_chunk IF NOT EXISTS FOR (c:Chunk) REQUIRE (c.scope, c.id) "
+    "IS UNIQUE",
+    "CREATE CONSTRAINT rag_scoped_document IF NOT EXISTS FOR (d:Document) "
+    "REQUIRE (d.scope, d.id) IS UNIQUE",
+    "CREATE CONSTRAINT rag_scoped_collection IF NOT EXISTS FOR (k:Collection) "
+    "REQUIRE (k.scope, k.id) IS UNIQUE",
+    "CREATE INDEX rag_scoped_chunk_collection IF NOT EXISTS FOR (c:Chunk) "
+    "ON (c.scope, c.collection_id)",
+    "CREATE INDEX rag_scoped_chunk_document IF NOT EXISTS FOR (c:Chunk) "
+    "ON (c.scope, c.document_id)",
+    "CREATE INDEX rag_scoped_document_collection IF NOT EXISTS FOR (d:Document) "
+    "ON (d.scope, d.collection_id)",
+    "CREATE INDEX rag_scoped_entity_collection IF NOT EXISTS FOR (e:Entity) "
+    "ON (e.scope, e.collection_id)",
+    "CREATE INDEX rag_scoped_related_document IF NOT EXISTS FOR ()-[r:RELATED]-() "
+    "ON (r.scope, r.document_id)",
+)
+Scope = Callable[[], Awaitable[str]]  # the database's graph scope (Store.graph_scope)
 
 
 def extract_entities(text: str) -> list[str]:
@@ -87,9 +123,10 @@ class GraphChunk:
 
 
 class GraphStore:
-    """Neo4j access for one runtime; every call maps driver failures to 503."""
+    """Neo4j access for one runtime, within its database's scope; every call maps driver
+    failures to 503."""
 
-    def __init__(self, uri: str, user: str, password: str) -> None:
+    def __init__(self, uri: str, user: str, password: str, scope: Scope) -> None:
         from neo4j import AsyncGraphDatabase
 
         self.driver = AsyncGraphDatabase.driver(
@@ -99,6 +136,7 @@ class GraphStore:
             max_transaction_retry_time=30,
             notifications_min_severity="OFF",
         )
+        self._scope = scope
         self._schema_ready = False
         # Concurrent MERGEs on shared entities deadlock in Neo4j; write one at a time here
         # (managed transactions also retry deadlocks between processes).
@@ -140,20 +178,11 @@ class GraphStore:
     async def _create_schema(self) -> None:
         if self._schema_ready:
             return
-        for stmt in (
-            "CREATE CONSTRAINT rag_entity_of_collection IF NOT EXISTS FOR (e:Entity) "
-            "REQUIRE (e.collection_id, e.name) IS UNIQUE",
-            "CREATE CONSTRAINT rag_chunk IF NOT EXISTS FOR (c:Chunk) REQUIRE c.id IS UNIQUE",
-            "CREATE CONSTRAINT rag_document IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
-            "CREATE CONSTRAINT rag_collection IF NOT EXISTS FOR (c:Collection) REQUIRE c.id "
-            "IS UNIQUE",
-            "CREATE INDEX rag_chunk_collection IF NOT EXISTS FOR (c:Chunk) ON (c.collection_id)",
-            "CREATE INDEX rag_document_collection IF NOT EXISTS FOR (d:Document) "
-            "ON (d.collection_id)",
-            "CREATE INDEX rag_entity_collection IF NOT EXISTS FOR (e:Entity) ON (e.collection_id)",
-            "CREATE INDEX rag_related_document IF NOT EXISTS FOR ()-[r:RELATED]-() "
-            "ON (r.document_id)",
-        ):
+        for name in UNSCOPED_CONSTRAINTS:
+            await self._run(f"DROP CONSTRAINT {name} IF EXISTS")
+        for name in UNSCOPED_INDEXES:
+            await self._run(f"DROP INDEX {name} IF EXISTS")
+        for stmt in SCHEMA:
             await self._run(stmt)
         self._schema_ready = True
 
@@ -168,6 +197,7 @@ class GraphStore:
         """
         await self.ensure_schema()
         await self.delete_document(document_id)
+        scope = await self._scope()
         rows = []
         pairs: Counter[tuple[str, str]] = Counter()
         names: set[str] = set()
@@ -178,16 +208,17 @@ class GraphStore:
             pairs.update(combinations(sorted(entities), 2))
         doc = str(document_id)
         await self._run(
-            "MERGE (k:Collection {id: $collection}) "
-            "MERGE (d:Document {id: $doc}) SET d.collection_id = $collection "
+            "MERGE (k:Collection {scope: $s, id: $collection}) "
+            "MERGE (d:Document {scope: $s, id: $doc}) SET d.collection_id = $collection "
             "WITH d UNWIND $rows AS row "
-            "MERGE (c:Chunk {id: row.id}) SET c.collection_id = $collection, "
+            "MERGE (c:Chunk {scope: $s, id: row.id}) SET c.collection_id = $collection, "
             "c.document_id = $doc, c.ordinal = row.ordinal "
             "MERGE (d)-[:HAS_CHUNK]->(c) "
             "WITH c, row UNWIND row.entities AS name "
-            "MERGE (e:Entity {collection_id: $collection, name: name}) "
+            "MERGE (e:Entity {scope: $s, collection_id: $collection, name: name}) "
             "MERGE (c)-[:MENTIONS]->(e)",
             write=True,
+            s=scope,
             doc=doc,
             collection=collection_id,
             rows=rows,
@@ -195,10 +226,11 @@ class GraphStore:
         if pairs:
             await self._run(
                 "UNWIND $pairs AS p "
-                "MATCH (a:Entity {collection_id: $collection, name: p.a}) "
-                "MATCH (b:Entity {collection_id: $collection, name: p.b}) "
-                "MERGE (a)-[r:RELATED {document_id: $doc}]->(b) SET r.weight = p.w",
+                "MATCH (a:Entity {scope: $s, collection_id: $collection, name: p.a}) "
+                "MATCH (b:Entity {scope: $s, collection_id: $collection, name: p.b}) "
+                "MERGE (a)-[r:RELATED {scope: $s, document_id: $doc}]->(b) SET r.weight = p.w",
                 write=True,
+                s=scope,
                 collection=collection_id,
                 doc=doc,
                 pairs=[{"a": a, "b": b, "w": w} for (a, b), w in pairs.items()],
@@ -207,48 +239,70 @@ class GraphStore:
 
     async def delete_document(self, document_id: uuid.UUID) -> None:
         """Remove the document's nodes and relations, then entities no chunk mentions."""
-        doc = str(document_id)
+        scope, doc = await self._scope(), str(document_id)
         await self._run(
-            "MATCH ()-[r:RELATED {document_id: $doc}]->() DELETE r", write=True, doc=doc
+            "MATCH ()-[r:RELATED {scope: $s, document_id: $doc}]->() DELETE r",
+            write=True,
+            s=scope,
+            doc=doc,
         )
         await self._run(
-            "MATCH (d:Document {id: $doc}) OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk) "
+            "MATCH (d:Document {scope: $s, id: $doc}) OPTIONAL MATCH (d)-[:HAS_CHUNK]->(c:Chunk) "
             "OPTIONAL MATCH (c)-[:MENTIONS]->(e:Entity) "
             "WITH d, collect(DISTINCT c) AS chunks, collect(DISTINCT e) AS entities "
             "FOREACH (c IN chunks | DETACH DELETE c) DETACH DELETE d "
             "WITH entities UNWIND entities AS e "
             "WITH e WHERE NOT (e)<-[:MENTIONS]-() DETACH DELETE e",
             write=True,
+            s=scope,
             doc=doc,
         )
 
     async def delete_collection(self, collection_id: int) -> int:
         """Remove every node of the collection, in batches of DELETE_BATCH; how many went."""
         removed = 0
-        for label in ("Chunk", "Entity", "Document", "Collection"):
+        for label in LABELS:
             key = "id" if label == "Collection" else "collection_id"
-            while True:
-                rows = await self._run(
-                    f"MATCH (n:{label} {{{key}: $c}}) WITH n LIMIT $batch "
-                    "DETACH DELETE n RETURN count(*) AS n",
-                    write=True,
-                    c=collection_id,
-                    batch=DELETE_BATCH,
-                )
-                count = int(rows[0]["n"]) if rows else 0
-                removed += count
-                if count < DELETE_BATCH:
-                    break
+            removed += await self._delete_batched(label, f"{key}: $c", c=collection_id)
         return removed
 
+    async def clear(self) -> int:
+        """Remove every node of this scope (a restore starts its graph again); how many went."""
+        removed = 0
+        for label in LABELS:
+            removed += await self._delete_batched(label, "")
+        return removed
+
+    async def _delete_batched(self, label: str, match: str, **params: Any) -> int:
+        """DETACH DELETE the scope's `label` nodes matching `match`, DELETE_BATCH at a time."""
+        scope, props = await self._scope(), ", ".join(["scope: $s", *([match] if match else [])])
+        removed = 0
+        while True:
+            rows = await self._run(
+                f"MATCH (n:{label} {{{props}}}) WITH n LIMIT $batch "
+                "DETACH DELETE n RETURN count(*) AS n",
+                write=True,
+                s=scope,
+                batch=DELETE_BATCH,
+                **params,
+            )
+            count = int(rows[0]["n"]) if rows else 0
+            removed += count
+            if count < DELETE_BATCH:
+                return removed
+
     async def collection_ids(self) -> set[int]:
-        rows = await self._run("MATCH (k:Collection) RETURN k.id AS id")
+        """The collections this scope's graph holds (never another database's)."""
+        rows = await self._run(
+            "MATCH (k:Collection {scope: $s}) RETURN k.id AS id", s=await self._scope()
+        )
         return {int(r["id"]) for r in rows}
 
     async def document_ids(self, collection_id: int, *, after: str, limit: int) -> list[str]:
         rows = await self._run(
-            "MATCH (d:Document {collection_id: $c}) WHERE d.id > $after "
+            "MATCH (d:Document {scope: $s, collection_id: $c}) WHERE d.id > $after "
             "RETURN d.id AS id ORDER BY d.id LIMIT $limit",
+            s=await self._scope(),
             c=collection_id,
             after=after,
             limit=limit,
@@ -257,8 +311,9 @@ class GraphStore:
 
     async def count_document_nodes(self, document_id: uuid.UUID) -> int:
         rows = await self._run(
-            "MATCH (n) WHERE (n:Document AND n.id = $doc) OR (n:Chunk AND n.document_id = $doc) "
-            "RETURN count(n) AS n",
+            "MATCH (n) WHERE n.scope = $s AND ((n:Document AND n.id = $doc) "
+            "OR (n:Chunk AND n.document_id = $doc)) RETURN count(n) AS n",
+            s=await self._scope(),
             doc=str(document_id),
         )
         return int(rows[0]["n"]) if rows else 0
@@ -268,23 +323,26 @@ class GraphStore:
         names = query_candidates(query)
         if not names:
             return []
+        scope = await self._scope()
         direct = await self._run(
-            "MATCH (e:Entity {collection_id: $c}) WHERE e.name IN $names "
+            "MATCH (e:Entity {scope: $s, collection_id: $c}) WHERE e.name IN $names "
             "MATCH (ch:Chunk)-[:MENTIONS]->(e) "
             "WITH ch, collect(e.name) AS entities "
             "RETURN ch.id AS id, entities ORDER BY size(entities) DESC LIMIT $limit",
+            s=scope,
             c=collection_id,
             names=names,
             limit=k * 4,
         )
         related = await self._run(
-            "MATCH (e:Entity {collection_id: $c}) WHERE e.name IN $names "
+            "MATCH (e:Entity {scope: $s, collection_id: $c}) WHERE e.name IN $names "
             "MATCH (e)-[r:RELATED]-(o:Entity) WHERE NOT o.name IN $names "
             "WITH o, sum(r.weight) AS w, collect(DISTINCT e.name) AS via "
             "ORDER BY w DESC LIMIT 20 "
             "MATCH (ch:Chunk)-[:MENTIONS]->(o) "
             "RETURN ch.id AS id, collect(o.name) AS entities, sum(w) AS weight, "
             "collect(via) AS via LIMIT $limit",
+            s=scope,
             c=collection_id,
             names=names,
             limit=k * 4,

@@ -20,7 +20,7 @@ from rag_runtime.embedding import Embedder, build_embedder
 from rag_runtime.errors import RagError, ServiceUnavailableError, first_line
 from rag_runtime.extract import Parser
 from rag_runtime.generation import Generator, build_generator
-from rag_runtime.graph import GraphStore
+from rag_runtime.graph import GraphStore, Scope
 from rag_runtime.ingest import Ingestor, IngestQueue, InlineQueue, RedisQueue
 from rag_runtime.metrics import Metrics
 from rag_runtime.retrieval import Retriever
@@ -89,8 +89,8 @@ class Runtime:
         chunker = Chunker(
             embedder.count_tokens, max_tokens=chunk_tokens, overlap=settings.chunk_overlap_tokens
         )
-        redis, graph = _redis_client(settings), _graph_store(settings)
         store = Store(db, keyword_cache_bytes=settings.keyword_cache_bytes)
+        redis, graph = _redis_client(settings), _graph_store(settings, store.graph_scope)
         cache = Cache(redis, settings.cache_ttl_seconds)
         ingestor = Ingestor(
             store=store,
@@ -154,7 +154,8 @@ class Runtime:
 
     async def sweep_graph(self) -> int:
         """Remove graph nodes whose collection or document Postgres no longer has (a delete
-        that failed in Neo4j, or one that raced an ingestion); how many went.
+        that failed in Neo4j, or one that raced an ingestion); how many went. Only this
+        database's scope is listed: other databases' graphs in the same Neo4j are not ours.
 
         The graph is listed before Postgres is read: whatever the graph names was created in
         Postgres first, so what Postgres lacks afterwards was deleted, not not yet created.
@@ -327,8 +328,9 @@ def _redis_client(settings: Settings) -> Redis | None:
     return client
 
 
-def _graph_store(settings: Settings) -> GraphStore | None:
+def _graph_store(settings: Settings, scope: Scope) -> GraphStore | None:
+    """The graph, within the database's `scope`, when a Neo4j is configured."""
     if not settings.neo4j_uri:
         return None
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
-    return GraphStore(settings.neo4j_uri, settings.neo4j_user, password)
+    return GraphStore(settings.neo4j_uri, settings.neo4j_user, password, scope)

@@ -184,7 +184,8 @@ def restore(
     Refuses a backup this runtime cannot serve (schema revision, embedding model) and a
     target that holds data unless `replace`. After pg_restore: the schema is migrated up when
     the backup is behind; counts are compared with the manifest; documents that were not ready
-    are queued again; the graph is rebuilt from the chunks when a graph is configured.
+    are queued again; the database keeps its own graph scope (a new one when it had none,
+    never the backup's) and the graph is rebuilt there when a graph is configured.
     """
     clock = time.perf_counter()
     manifest = _require(dest, name)
@@ -197,12 +198,16 @@ def restore(
         if target.tables:
             postgres.clear(database_url)
         postgres.restore(database_url, local, jobs=jobs)
+    backup_scope = postgres.inspect_target(database_url).graph_scope  # its source's
     status = migrate.schema_status(database_url)
     if status.state is migrate.SchemaState.BEHIND:
         status = migrate.upgrade(database_url)
     got = _check_counts(name, manifest, database_url)
+    scope = postgres.set_graph_scope(database_url, target.graph_scope)
     pending = asyncio.run(_requeue(settings, database_url))
-    graph = asyncio.run(_rebuild_graph(settings, database_url)) if settings.neo4j_uri else None
+    graph = None
+    if settings.neo4j_uri:
+        graph = asyncio.run(_rebuild_graph(settings, database_url, scope))
     return {
         "ok": True,
         "action": "restore",
@@ -213,6 +218,8 @@ def restore(
         "chunks": got.chunks,
         "requeued": pending,
         "graph_documents": graph,
+        "graph_scope": scope,
+        "backup_graph_scope": backup_scope,
         "seconds": round(time.perf_counter() - clock, 3),
     }
 
@@ -278,30 +285,32 @@ async def _requeue(settings: Settings, database_url: str) -> int:
     return len(ids)
 
 
-async def _rebuild_graph(settings: Settings, database_url: str) -> int:
-    """Rebuild the graph from the restored chunks: what ingestion writes, document by document."""
+async def _rebuild_graph(settings: Settings, database_url: str, scope: str) -> int:
+    """Rebuild the graph from the restored chunks: what ingestion writes, document by document,
+    in the restored database's `scope` (whatever that scope held before goes first)."""
     from rag_runtime.graph import GraphChunk, GraphStore
+
+    async def own_scope() -> str:
+        return scope
 
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
     assert settings.neo4j_uri is not None
-    graph = GraphStore(settings.neo4j_uri, settings.neo4j_user, password)
+    graph = GraphStore(settings.neo4j_uri, settings.neo4j_user, password, own_scope)
     done = 0
     try:
+        await graph.clear()
         async with await psycopg.AsyncConnection.connect(database_url) as conn:
-            cur = await conn.execute("SELECT name FROM collections ORDER BY name")
-            for (collection,) in await cur.fetchall():
-                await graph.delete_collection(collection)
             cur = await conn.execute(
-                "SELECT d.id, c.name FROM documents d JOIN collections c ON c.id = d.collection_id "
-                "WHERE d.status = 'ready' ORDER BY d.created_at, d.id"
+                "SELECT id, collection_id FROM documents WHERE status = 'ready' "
+                "ORDER BY created_at, id"
             )
-            for document_id, collection in await cur.fetchall():
+            for document_id, collection_id in await cur.fetchall():
                 rows = await conn.execute(
                     "SELECT id, ordinal, text FROM chunks WHERE document_id = %s ORDER BY ordinal",
                     (document_id,),
                 )
                 chunks = [GraphChunk(r[0], r[1], r[2]) for r in await rows.fetchall()]
-                await graph.index_document(collection, uuid.UUID(str(document_id)), chunks)
+                await graph.index_document(collection_id, uuid.UUID(str(document_id)), chunks)
                 done += 1
     finally:
         await graph.close()

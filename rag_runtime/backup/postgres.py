@@ -171,6 +171,7 @@ class Target:
     tables: int
     collections: int
     documents: int
+    graph_scope: str | None = None  # its own scope in Neo4j (migration 0004), if it has one
 
     @property
     def holds_data(self) -> bool:
@@ -186,7 +187,24 @@ def inspect_target(url: str) -> Target:
             collections = int(conn.execute("SELECT count(*) FROM collections").fetchone()[0])  # type: ignore[index]
         if _has_table(conn, "documents"):
             documents = int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])  # type: ignore[index]
-    return Target(tables, collections, documents)
+        scope = None
+        if _has_table(conn, "graph_scope"):
+            found = conn.execute("SELECT id FROM graph_scope").fetchone()
+            scope = str(found[0]) if found else None
+    return Target(tables, collections, documents, scope)
+
+
+def set_graph_scope(url: str, scope: str | None) -> str:
+    """Give the restored database `scope` (the target's own), or a new one: never the
+    backup's, whose database may still be writing that scope in a shared Neo4j."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO graph_scope (id) VALUES (coalesce(%s::uuid, gen_random_uuid())) "
+            "ON CONFLICT (singleton) DO UPDATE SET id = EXCLUDED.id RETURNING id",
+            (scope,),
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def clear(url: str) -> None:

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from rag_runtime.errors import ConflictError, NotFoundError
+from rag_runtime.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from rag_runtime.store.chunks import ChunkStore
 from rag_runtime.store.rows import (
     Accepted,
@@ -46,6 +46,22 @@ _IDENTITY = (
 
 class Catalog(ChunkStore):
     """Collections and documents; deleting a document removes its chunks (ChunkStore)."""
+
+    _graph_scope: str | None = None
+
+    async def graph_scope(self) -> str:
+        """This database's graph scope (migration 0004), read once: its nodes in Neo4j."""
+        if self._graph_scope is None:
+            try:
+                async with self.db.connection() as conn:
+                    cur = await conn.execute("SELECT id FROM graph_scope")
+                    row = await cur.fetchone()
+            except psycopg.errors.UndefinedTable as exc:
+                raise ServiceUnavailableError("graph scope unknown: schema behind 0004") from exc
+            if row is None:
+                raise ServiceUnavailableError("graph scope unknown: graph_scope has no row")
+            self._graph_scope = str(row["id"])
+        return self._graph_scope
 
     async def create_collection(
         self, name: str, *, description: str, model: str, dimensions: int

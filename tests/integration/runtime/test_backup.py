@@ -5,7 +5,9 @@ Covers: a backup to S3 restored into an empty database has the manifest's docume
 counts and answers the same queries with the same top-10 (vector, keyword, hybrid); documents
 not yet ready when the backup ran are queued again in Redis after restore; the manifest records
 time, versions, schema revision, embedding model and dimension, counts, sizes and checksums;
-restore refuses a target that holds data unless --replace, a backup whose schema revision is
+a restored database has a graph scope of its own, never the backup's (a restore with --replace
+keeps the target's); restore refuses a target that holds data unless --replace, a backup
+whose schema revision is
 ahead by an incompatible migration, one built with another embedding model, a missing name and
 a corrupted file (which `verify` reports); prune keeps the newest by count; bad input names
 the option; a backup process killed midway leaves nothing listed as complete, and the same name
@@ -50,6 +52,7 @@ TOPICS = [
 QUERIES = ["where are embeddings stored", "backup schedule", "graph of entities",
            "traffic routing", "keyword scores"]  # fmt: skip
 COLLECTION = "notes"
+HEAD = migrate.head_revision()
 
 
 def cli(*args: str, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
@@ -65,6 +68,13 @@ def cli(*args: str, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
     lines = result.stdout.strip().splitlines()
     assert lines, f"no output; stderr: {result.stderr}"
     return result.returncode, json.loads(lines[-1]), result.stderr
+
+
+def graph_scope(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT id::text FROM graph_scope").fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def top10(client: TestClient) -> dict[str, list[list[Any]]]:
@@ -135,6 +145,7 @@ def test_backup_to_s3_restores_counts_top10_and_pending_work(
     assert (restored["documents"], restored["chunks"]) == (made["documents"], made["chunks"])
     assert restored["requeued"] == 1
     assert restored["schema_revision"] == migrate.head_revision()
+    assert restored["graph_scope"] == graph_scope(target) != graph_scope(url)
     with psycopg.connect(target) as conn:
         row = conn.execute("SELECT count(*) FILTER (WHERE status = 'queued') FROM documents")
         assert row.fetchone() == (1,)
@@ -155,7 +166,9 @@ def test_manifest_records_what_a_restore_needs(
     assert code == 0, err
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["schema_revision"] == migrate.head_revision()
-    assert [r["revision"] for r in manifest["schema_revisions"]] == ["0001", "0002", "0003"]
+    assert [r["revision"] for r in manifest["schema_revisions"]] == [
+        "0001", "0002", "0003", "0004"
+    ]  # fmt: skip
     assert manifest["collections"] == [
         {"name": COLLECTION, "embedding_model": "all-MiniLM-L6-v2",
          "embedding_dimensions": 384, "documents": len(TOPICS) + 1, "chunks": made["chunks"]}
@@ -191,12 +204,14 @@ def test_restore_refuses_a_target_holding_data_unless_replace(
     with api(database_url=target) as client:
         add_documents(client, "other", [{"text": "something else entirely"}])
     env = {"RAG_DATABASE_URL": target}
+    own = graph_scope(target)
     code, out, err = cli("restore", "--from", where, "--name", "b1", env=env)
     assert code == 1
     assert out["ok"] is False
     assert "refuses a non-empty target (pass --replace" in err
     code, out, err = cli("restore", "--from", where, "--name", "b1", "--replace", env=env)
     assert code == 0, err
+    assert out["graph_scope"] == graph_scope(target) == own  # its graph stays its own
     with psycopg.connect(target) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM collections")]
     assert names == [COLLECTION]
@@ -220,15 +235,15 @@ def test_restore_refuses_what_this_runtime_cannot_serve(
     manifest = json.loads((copy / "b1" / "manifest.json").read_text())
     ahead = [
         *manifest["schema_revisions"],
-        {"revision": "0099", "down_revision": "0003", "compatible_with_previous": False},
+        {"revision": "0099", "down_revision": HEAD, "compatible_with_previous": False},
     ]
     _edit_manifest(f"file://{copy}", "b1", {"schema_revision": "0099", "schema_revisions": ahead})
     code, _, err = cli("restore", "--from", f"file://{copy}", "--name", "b1", env=env)
     assert code == 1
-    assert "0099 cannot be run on by a runtime at 0003" in err
+    assert f"0099 cannot be run on by a runtime at {HEAD}" in err
     collections = [{**manifest["collections"][0], "embedding_model": "other-model",
                     "embedding_dimensions": 768}]  # fmt: skip
-    _edit_manifest(f"file://{copy}", "b1", {"schema_revision": "0003",
+    _edit_manifest(f"file://{copy}", "b1", {"schema_revision": HEAD,
                                              "collections": collections})  # fmt: skip
     code, _, err = cli("restore", "--from", f"file://{copy}", "--name", "b1", env=env)
     assert code == 1

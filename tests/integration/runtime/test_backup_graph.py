@@ -1,18 +1,21 @@
 """Restore rebuilds the graph from Postgres, exactly (real Postgres and Neo4j).
 
 Covers: after a backup, the graph is lost and the system restored into a new database with
-RAG_NEO4J_URI set: the rebuilt graph has the same documents, chunks, mentions and relation
-weights as the one ingestion wrote, and graph retrieval returns the same top-10.
+RAG_NEO4J_URI set: the rebuilt graph, in the new database's own graph scope (not the
+backup's), has the same documents, chunks, mentions and relation weights as the one ingestion
+wrote, and graph retrieval returns the same top-10.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from neo4j import GraphDatabase
@@ -33,31 +36,48 @@ DOCS = [
 QUERIES = ["BRCA1 and RAD51", "Eiffel Tower in Paris", "DNA repair"]
 
 
-def graph_of(neo4j: Neo4jService) -> dict[str, list[Any]]:
+def scope_of(database_url: str) -> str:
+    """The database's graph scope: what its nodes in Neo4j carry."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id::text FROM graph_scope").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def graph_of(neo4j: Neo4jService, database_url: str) -> dict[str, list[Any]]:
+    """The graph of the database's collection COLLECTION: mentions and relation weights."""
+    scope = scope_of(database_url)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM collections WHERE name = %s", (COLLECTION,)).fetchone()
+    collection = row[0] if row else -1
     driver = GraphDatabase.driver(neo4j.uri, auth=(neo4j.user, neo4j.password))
     try:
         with driver.session() as session:
             mentions = session.run(
-                "MATCH (d:Document {collection: $c})-[:HAS_CHUNK]->(ch:Chunk)-[:MENTIONS]->"
-                "(e:Entity) RETURN d.id AS d, ch.id AS ch, ch.ordinal AS o, e.name AS e "
-                "ORDER BY d, ch, e",
-                c=COLLECTION,
+                "MATCH (d:Document {scope: $s, collection_id: $c})-[:HAS_CHUNK]->(ch:Chunk)"
+                "-[:MENTIONS]->(e:Entity) "
+                "RETURN d.id AS d, ch.id AS ch, ch.ordinal AS o, e.name AS e ORDER BY d, ch, e",
+                s=scope,
+                c=collection,
             ).values()
             related = session.run(
-                "MATCH (a:Entity {collection: $c})-[r:RELATED]-(b:Entity) WHERE a.name < b.name "
+                "MATCH (a:Entity {scope: $s, collection_id: $c})-[r:RELATED {scope: $s}]-"
+                "(b:Entity) WHERE a.name < b.name "
                 "RETURN a.name, b.name, r.weight ORDER BY a.name, b.name",
-                c=COLLECTION,
+                s=scope,
+                c=collection,
             ).values()
     finally:
         driver.close()
     return {"mentions": mentions, "related": related}
 
 
-def drop_graph(neo4j: Neo4jService) -> None:
+def drop_graph(neo4j: Neo4jService, database_url: str) -> None:
+    """Lose the database's whole graph (every node of its scope)."""
     driver = GraphDatabase.driver(neo4j.uri, auth=(neo4j.user, neo4j.password))
     try:
         with driver.session() as session:
-            session.run("MATCH (n {collection: $c}) DETACH DELETE n", c=COLLECTION).consume()
+            session.run("MATCH (n {scope: $s}) DETACH DELETE n", s=scope_of(database_url)).consume()
     finally:
         driver.close()
 
@@ -80,7 +100,7 @@ def test_restore_rebuilds_the_same_graph(
     with api(database_url=source, **graph) as client:
         add_documents(client, COLLECTION, DOCS)
         before_top = graph_top10(client)
-    before = graph_of(neo4j)
+    before = graph_of(neo4j, source)
     assert before["mentions"]
     assert before["related"]
     env = {**os.environ, "RAG_DATABASE_URL": source, "RAG_LOG_LEVEL": "warning",
@@ -91,14 +111,18 @@ def test_restore_rebuilds_the_same_graph(
     made = subprocess.run([*cli, "backup", "create", "--to", where, "--name", "g"], env=env,
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    drop_graph(neo4j)
-    assert graph_of(neo4j) == {"mentions": [], "related": []}
+    drop_graph(neo4j, source)
+    assert graph_of(neo4j, source) == {"mentions": [], "related": []}
     target = postgres.create_database("rt_backup_graph_target")
     done = subprocess.run([*cli, "restore", "--from", where, "--name", "g"],
                           env={**env, "RAG_DATABASE_URL": target}, capture_output=True,
                           text=True, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert '"graph_documents": 4' in done.stdout
-    assert graph_of(neo4j) == before
+    restored = json.loads(done.stdout.strip().splitlines()[-1])
+    assert restored["graph_documents"] == 4
+    assert restored["graph_scope"] == scope_of(target) != scope_of(source)
+    assert restored["backup_graph_scope"] == scope_of(source)
+    assert graph_of(neo4j, target) == before
+    assert graph_of(neo4j, source) == {"mentions": [], "related": []}  # not the backup's scope
     with api(database_url=target, **graph) as client:
         assert graph_top10(client) == before_top

@@ -6,7 +6,8 @@ Writes and deletes: indexing a document again (a retried ingestion) leaves the s
 (relation weights do not grow); a collection delete that fails in Neo4j after Postgres
 committed is completed by the graph sweep, in batches; a collection created again under the
 same name inherits nothing (the graph is keyed by collection id); a document deleted while it
-is being indexed leaves no nodes.
+is being indexed leaves no nodes. Every count here is of this database's graph scope: the
+session's Neo4j holds other test databases' graphs too (test_graph_scope covers that).
 """
 
 from __future__ import annotations
@@ -81,16 +82,17 @@ def test_ready_reports_the_graph_up(client: TestClient) -> None:
 
 def test_delete_removes_graph_nodes(client: TestClient, neo4j: Neo4jService) -> None:
     doc_id = add_documents(client, "genes", [{"text": "Kinase MAPK1 signals growth."}])[0]
+    scope = _scope(client)
     query = (
-        "MATCH (n) WHERE (n:Document AND n.id = $d) OR (n:Chunk AND n.document_id = $d) "
-        "RETURN count(n) AS n"
+        "MATCH (n {scope: $s}) WHERE (n:Document AND n.id = $d) "
+        "OR (n:Chunk AND n.document_id = $d) RETURN count(n) AS n"
     )
     with GraphDatabase.driver(neo4j.uri, auth=(neo4j.user, neo4j.password)) as driver:
-        before = driver.execute_query(query, d=doc_id).records[0]["n"]
+        before = driver.execute_query(query, s=scope, d=doc_id).records[0]["n"]
         assert client.delete(f"/api/v1/collections/genes/documents/{doc_id}").status_code == 204
-        after = driver.execute_query(query, d=doc_id).records[0]["n"]
+        after = driver.execute_query(query, s=scope, d=doc_id).records[0]["n"]
         orphan = driver.execute_query(
-            "MATCH (e:Entity {name: 'mapk1'}) RETURN count(e) AS n"
+            "MATCH (e:Entity {scope: $s, name: 'mapk1'}) RETURN count(e) AS n", s=scope
         ).records[0]["n"]
     assert before >= 2
     assert (after, orphan) == (0, 0)
@@ -123,6 +125,10 @@ def _call(client: TestClient, fn: Any, *args: Any, **kwargs: Any) -> Any:
     return client.portal.call(functools.partial(fn, *args, **kwargs))
 
 
+def _scope(client: TestClient) -> str:
+    return str(_call(client, _runtime(client).store.graph_scope))
+
+
 def _count(neo4j: Neo4jService, query: str, **params: Any) -> int:
     with GraphDatabase.driver(neo4j.uri, auth=(neo4j.user, neo4j.password)) as driver:
         return int(driver.execute_query(query, **params).records[0]["n"])
@@ -135,17 +141,22 @@ def test_indexing_a_document_again_leaves_the_same_graph(
     collection = _call(client, rt.store.get_collection, "genes")
     doc_id = uuid.uuid4()
     chunks = [GraphChunk(10_000_001, 0, "BRCA1 binds PALB2 and BRCA2 in Homologous Repair.")]
-    weights = "MATCH ()-[r:RELATED]->() RETURN coalesce(sum(r.weight), 0) AS n"
-    nodes = "MATCH (n) RETURN count(n) AS n"
-    before = (_count(neo4j, weights), _count(neo4j, nodes))
+    weights = "MATCH ()-[r:RELATED {scope: $s}]->() RETURN coalesce(sum(r.weight), 0) AS n"
+    nodes = "MATCH (n {scope: $s}) RETURN count(n) AS n"
+
+    def graph() -> tuple[int, int]:
+        scope = _scope(client)
+        return _count(neo4j, weights, s=scope), _count(neo4j, nodes, s=scope)
+
+    before = graph()
     _call(client, rt.graph.index_document, collection.id, doc_id, chunks)
-    once = (_count(neo4j, weights), _count(neo4j, nodes))
+    once = graph()
     for _ in range(2):  # retried ingestions
         _call(client, rt.graph.index_document, collection.id, doc_id, chunks)
-    assert (_count(neo4j, weights), _count(neo4j, nodes)) == once
+    assert graph() == once
     assert once[0] > before[0]
     _call(client, rt.graph.delete_document, doc_id)
-    assert (_count(neo4j, weights), _count(neo4j, nodes)) == before
+    assert graph() == before
 
 
 @pytest.fixture
@@ -172,12 +183,13 @@ def test_a_collection_delete_failing_in_neo4j_is_completed_and_inherits_nothing(
     client, proxy = proxied
     add_documents(client, "phoenix", DOCS)
     old = _call(client, _runtime(client).store.get_collection, "phoenix")
-    of_old = "MATCH (n) WHERE n.collection_id = $c RETURN count(n) AS n"
-    assert _count(neo4j, of_old, c=old.id) > 3
+    scope = _scope(client)
+    of_old = "MATCH (n {scope: $s}) WHERE n.collection_id = $c RETURN count(n) AS n"
+    assert _count(neo4j, of_old, s=scope, c=old.id) > 3
     proxy.down()
     assert client.delete("/api/v1/collections/phoenix").status_code == 204  # Postgres did
     proxy.up()
-    assert _count(neo4j, of_old, c=old.id) > 3  # Neo4j did not
+    assert _count(neo4j, of_old, s=scope, c=old.id) > 3  # Neo4j did not
     add_documents(client, "phoenix", [{"text": "The Golden Gate Bridge spans the bay."}])
     resp = client.post(
         "/api/v1/search",
@@ -186,8 +198,9 @@ def test_a_collection_delete_failing_in_neo4j_is_completed_and_inherits_nothing(
     assert resp.status_code == 200
     assert resp.json()["results"] == []  # the new collection inherits no old entity
     assert _call(client, _runtime(client).sweep_graph) > 0
-    assert _count(neo4j, of_old, c=old.id) == 0
-    assert _count(neo4j, "MATCH (k:Collection {id: $c}) RETURN count(k) AS n", c=old.id) == 0
+    assert _count(neo4j, of_old, s=scope, c=old.id) == 0
+    collection = "MATCH (k:Collection {scope: $s, id: $c}) RETURN count(k) AS n"
+    assert _count(neo4j, collection, s=scope, c=old.id) == 0
 
 
 def test_a_document_deleted_while_indexed_leaves_no_nodes(
@@ -216,11 +229,13 @@ def test_a_document_deleted_while_indexed_leaves_no_nodes(
     assert done.wait(60)
     doc_id = resp.json()["id"]
     query = (
-        "MATCH (n) WHERE (n:Document AND n.id = $d) OR (n:Chunk AND n.document_id = $d) "
+        "MATCH (n {scope: $s}) WHERE (n:Document AND n.id = $d) "
+        "OR (n:Chunk AND n.document_id = $d) "
         "OR (n:Entity AND n.name IN ['erk2', 'mek1']) RETURN count(n) AS n"
     )
+    scope = _scope(client)
     deadline = time.monotonic() + 60
-    while _count(neo4j, query, d=doc_id) and time.monotonic() < deadline:
+    while _count(neo4j, query, s=scope, d=doc_id) and time.monotonic() < deadline:
         time.sleep(0.2)  # the ingestion finishes its clean-up
-    assert _count(neo4j, query, d=doc_id) == 0
+    assert _count(neo4j, query, s=scope, d=doc_id) == 0
     assert [str(d) for d in seen] == [doc_id]

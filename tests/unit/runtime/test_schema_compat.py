@@ -85,8 +85,8 @@ def test_a_migration_without_a_declaration_is_refused_by_name(tmp_path: Path) ->
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, scripts)
     (scripts / "versions" / "0099_undecided.py").write_text(
-        'revision = "0099"\ndown_revision = "0003"\nbranch_labels = None\n'
-        "depends_on = None\ncompatible_with_previous = None\n\n\n"
+        f'revision = "0099"\ndown_revision = "{migrate.head_revision()}"\n'
+        "branch_labels = None\ndepends_on = None\ncompatible_with_previous = None\n\n\n"
         "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
     )
     with pytest.raises(SchemaIncompatibleError, match=r"migration 0099 .* must declare"):
