@@ -130,7 +130,8 @@ def ingest(client: httpx.Client, data: Beir, collection: str) -> Ingested:
             json={"text": doc_text(doc), "title": doc_id, "metadata": {"beir_id": doc_id}},
         )
         if resp.is_client_error:
-            rejected[doc_id] = f"{resp.status_code}: {resp.json().get('detail', resp.text)}"
+            body = resp.json()  # a 422 says it all in `message`; other errors in `detail`
+            rejected[doc_id] = f"{resp.status_code}: {body.get('message') or body.get('detail')}"
             continue
         resp.raise_for_status()
         body = resp.json()

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_runtime.api import collections, documents, search, system
 from rag_runtime.api.guard import AuthMiddleware, BodyLimitMiddleware, MethodGuard
+from rag_runtime.api.responses import describe_anonymous_access
 from rag_runtime.auth import KeyRing, parse_api_keys
 from rag_runtime.errors import ConfigurationError, InvalidInputError, RagError, RateLimitedError
 from rag_runtime.metrics import package_version
@@ -129,6 +130,20 @@ def check_access_settings(settings: Settings) -> None:
         )
 
 
+def _describe_access(app: FastAPI, settings: Settings) -> None:
+    """The served OpenAPI says what the running API asks for: a bearer key, or nothing."""
+    if not settings.allow_anonymous:
+        return
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_anonymous_access(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
     """Build the API. The lifespan opens the runtime's pools (or uses `runtime` if given).
 
@@ -156,6 +171,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.settings = settings
     keys = KeyRing(parse_api_keys(settings.api_keys))
     _install_error_handlers(app)
+    _describe_access(app, settings)
     for router in (system.router, collections.router, documents.router, search.router):
         app.include_router(router)
     # JSON escapes add to the document itself; a multipart form adds a little.

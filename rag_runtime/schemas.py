@@ -6,11 +6,36 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+    with_config,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType, TypedDict
 
 from rag_runtime.domain import DocumentStatus, FusionMethod, RetrievalStrategy
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+# Text Postgres can store, as the OpenAPI can say it: no NUL. A lone surrogate (not valid
+# Unicode) is refused as well, but no pattern can name it: validators built on Unicode
+# scalar values (jsonschema-rs, which schemathesis uses) reject such a pattern outright.
+# `Strict` enforces both. NOT_BLANK adds one character that is not whitespace.
+STORABLE_TEXT = r"^[^\u0000]*$"
+STORABLE: dict[str, JsonValue] = {"pattern": STORABLE_TEXT}
+NOT_BLANK: dict[str, JsonValue] = {"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}
+
+
+def _printable(key: Any) -> str:
+    """A key as a path may name it: what Postgres cannot store (and a lone surrogate, which
+    no encoder can write) spelled as escapes, so the message itself is always valid text."""
+    return str(key).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def storable_text_problem(value: Any, path: str = "") -> str | None:
@@ -25,7 +50,7 @@ def storable_text_problem(value: Any, path: str = "") -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{_printable(key)}" if path else _printable(key)
             problem = storable_text_problem(key, where) or storable_text_problem(item, where)
             if problem:
                 return problem
@@ -82,40 +107,29 @@ class ValidationErrorOut(BaseModel):
     message: str
 
 
-_SCALAR: list[dict[str, Any]] = [
-    {"type": "string"},
-    {"type": "number"},
-    {"type": "boolean"},
-    {"type": "null"},
-]
-FILTER_VALUE_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        *_SCALAR,
-        {"type": "array", "items": {}},
-        {
-            "type": "object",
-            "properties": {"$in": {"type": "array", "items": {}}},
-            "required": ["$in"],
-            "additionalProperties": False,
-        },
-    ]
-}
+StorableStr = Annotated[str, Field(pattern=STORABLE_TEXT)]
+_KEYS: dict[str, JsonValue] = {"propertyNames": STORABLE}  # Strict checks keys as well
+StorableObject = Annotated[dict[str, "StorableJson"], Field(json_schema_extra=_KEYS)]
+# Any JSON whose text Postgres can store (what a filter compares metadata with).
+StorableJson = TypeAliasType(
+    "StorableJson", "StorableStr | int | float | bool | list[StorableJson] | StorableObject | None"
+)
+InValues = TypedDict("InValues", {"$in": list[StorableJson]})  # one of these values
+with_config(ConfigDict(extra="forbid"))(InValues)
+FilterValue = StorableStr | int | float | bool | list[StorableJson] | InValues | None
+Filters = Annotated[dict[str, FilterValue], Field(json_schema_extra=_KEYS)]
 
 
-def _filters_schema(schema: dict[str, Any]) -> None:
-    description = schema.get("description")
-    schema.clear()
-    schema["anyOf"] = [
-        {"type": "object", "additionalProperties": FILTER_VALUE_SCHEMA},
-        {"type": "null"},
-    ]
-    if description:
-        schema["description"] = description
+def _not_blank(text: str) -> str:
+    """The document text holds more than whitespace (the 422 says it is empty)."""
+    if not text.strip():
+        raise PydanticCustomError("empty_document", "the document is empty (only whitespace)")
+    return text
 
 
 class CollectionCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Collection name (tenant or use).")
-    description: str = Field("", max_length=1000)
+    description: str = Field("", max_length=1000, json_schema_extra=STORABLE)
 
 
 class CollectionOut(BaseModel):
@@ -129,11 +143,12 @@ class CollectionOut(BaseModel):
 
 
 class DocumentCreate(Strict):
-    text: str = Field(
-        pattern=r"\S", description="Document text (plain or markdown); not only whitespace."
+    text: Annotated[str, AfterValidator(_not_blank)] = Field(
+        description="Document text (plain or markdown); not only whitespace.",
+        json_schema_extra=NOT_BLANK,  # _not_blank and Strict enforce it, each with its message
     )
-    title: str = Field("", max_length=1000)
-    source: str | None = Field(None, max_length=2000)
+    title: str = Field("", max_length=1000, json_schema_extra=STORABLE)
+    source: str | None = Field(None, max_length=2000, json_schema_extra=STORABLE)
     metadata: dict[str, Any] = Field(default_factory=dict)
     content_type: Literal["text/plain", "text/markdown", "text/html"] = "text/plain"
 
@@ -173,18 +188,26 @@ class RetryOut(BaseModel):
 
 class SearchRequest(Strict):
     collection: str = Field(pattern=NAME_PATTERN)
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=4000, json_schema_extra=STORABLE)
     strategy: RetrievalStrategy | None = Field(None, description="Default from settings.")
     top_k: Annotated[int, Field(ge=1, le=1000), NUMBER] | None = None
-    filters: dict[str, Any] | None = Field(
-        None,
-        description="Metadata filters: {key: value} or {key: {'$in': [values]}}.",
-        json_schema_extra=_filters_schema,
+    filters: Filters | None = Field(
+        None, description="Metadata filters: {key: value} or {key: {'$in': [values]}}."
     )
     similarity_threshold: Annotated[float, Field(ge=-1.0, le=1.0), NUMBER] | None = None
     fusion: FusionMethod | None = None
     rrf_k: Annotated[int, Field(ge=1, le=1000), NUMBER] | None = None
     vector_weight: Annotated[float, Field(ge=0.0, le=1.0), NUMBER] | None = None
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _operators(cls, value: Any) -> Any:
+        """One message for an operator other than `$in` (not each member of the union)."""
+        for key, item in value.items() if isinstance(value, dict) else ():
+            operator = isinstance(item, dict)
+            if operator and (set(item) != {"$in"} or not isinstance(item["$in"], list)):
+                raise ValueError(f"filter {key!r}: use a value or {{'$in': [values]}}")
+        return value
 
 
 class SearchHit(BaseModel):

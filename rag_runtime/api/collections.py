@@ -7,13 +7,23 @@ import logging
 from fastapi import APIRouter, Response, status
 
 from rag_runtime.api.deps import CollectionDep, PrincipalDep, RuntimeDep, require
-from rag_runtime.api.responses import error_responses
+from rag_runtime.api.responses import error_responses, link
 from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.schemas import CollectionCreate, CollectionOut
 from rag_runtime.store import Collection
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/collections", tags=["collections"], responses=error_responses())
+PREFIX = "/api/v1/collections"
+router = APIRouter(prefix=PREFIX, tags=["collections"], responses=error_responses())
+_NAME = {"name": "$response.body#/name"}
+_DOCUMENTS = PREFIX + "/{name}/documents"
+COLLECTION_LINKS = {
+    "GetCollection": link(PREFIX + "/{name}", "get", "The collection", _NAME),
+    "DeleteCollection": link(PREFIX + "/{name}", "delete", "Remove the collection", _NAME),
+    "AddDocument": link(_DOCUMENTS, "post", "Add a document as JSON text", _NAME),
+    "UploadDocument": link(_DOCUMENTS + "/upload", "post", "Add a document as a file", _NAME),
+    "ListDocuments": link(_DOCUMENTS, "get", "Its documents", _NAME),
+}
 
 
 def collection_out(c: Collection) -> CollectionOut:
@@ -28,7 +38,11 @@ def collection_out(c: Collection) -> CollectionOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"description": "The collection, created", "links": COLLECTION_LINKS}},
+)
 async def create_collection(
     body: CollectionCreate, principal: PrincipalDep, runtime: RuntimeDep
 ) -> CollectionOut:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 
 from rag_runtime.api.deps import CollectionDep, RuntimeDep
-from rag_runtime.api.responses import error_responses
+from rag_runtime.api.responses import error_responses, link
 from rag_runtime.domain import DocumentStatus
 from rag_runtime.errors import (
     ConflictError,
@@ -22,6 +22,7 @@ from rag_runtime.extract import detect_content_type
 from rag_runtime.ingest import IngestQueue
 from rag_runtime.runtime import Runtime
 from rag_runtime.schemas import (
+    STORABLE,
     DocumentCreate,
     DocumentOut,
     DocumentPage,
@@ -31,8 +32,9 @@ from rag_runtime.schemas import (
 from rag_runtime.store import Accepted, Collection, Document
 
 log = logging.getLogger(__name__)
+PREFIX = "/api/v1/collections/{name}/documents"
 router = APIRouter(
-    prefix="/api/v1/collections/{name}/documents",
+    prefix=PREFIX,
     tags=["documents"],
     responses=error_responses(),
 )
@@ -95,9 +97,22 @@ def _queue(runtime: Runtime) -> IngestQueue:
     return runtime.queue
 
 
+DOCUMENT = PREFIX + "/{document_id}"
+_IDS = {"name": "$response.body#/collection", "document_id": "$response.body#/id"}
+DOCUMENT_LINKS = {
+    "GetDocument": link(DOCUMENT, "get", "The document and its ingestion status", _IDS),
+    "RetryDocument": link(DOCUMENT + "/retry", "post", "Queue it again if it failed", _IDS),
+    "DeleteDocument": link(DOCUMENT, "delete", "Remove the document", _IDS),
+}
 RESENT: dict[int | str, dict[str, Any]] = {
-    200: {"description": "A re-send of a document that is queued, processing or ready"},
-    202: {"description": "A new document (or a re-send of a failed one), queued"},
+    200: {
+        "description": "A re-send of a document that is queued, processing or ready",
+        "links": DOCUMENT_LINKS,
+    },
+    202: {
+        "description": "A new document (or a re-send of a failed one), queued",
+        "links": DOCUMENT_LINKS,
+    },
 }
 
 
@@ -153,7 +168,7 @@ async def upload_document(
     collection: CollectionDep,
     runtime: RuntimeDep,
     response: Response,
-    title: Annotated[str, Form()] = "",
+    title: Annotated[str, Form(json_schema_extra=STORABLE)] = "",
     metadata: Annotated[str, Form(description="JSON object")] = "{}",
 ) -> DocumentOut:
     """Queue a document uploaded as a file (multipart form field `file`); re-sends as above."""

@@ -26,3 +26,33 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
     }
     responses[422] = {"model": ValidationErrorOut, "description": "Invalid request"}
     return responses
+
+
+def link(path: str, method: str, description: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """An OpenAPI link to the operation at `path` and `method` (values from a response)."""
+    pointer = path.replace("~", "~0").replace("/", "~1").replace("{", "%7B").replace("}", "%7D")
+    return {
+        "operationRef": f"#/paths/{pointer}/{method}",
+        "parameters": parameters,
+        "description": description,
+    }
+
+
+# What only a keyed API answers: with anonymous access nobody is refused for a key.
+_KEY_ONLY = ("401", "403")
+
+
+def describe_anonymous_access(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI of an API serving without keys: no security required, no 401 or 403.
+
+    In place, once (FastAPI caches the document); returns `schema`.
+    """
+    schema.get("components", {}).pop("securitySchemes", None)
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            operation.pop("security", None)
+            for code in _KEY_ONLY:
+                operation.get("responses", {}).pop(code, None)
+    return schema
