@@ -198,7 +198,7 @@ def restore(
         if target.tables:
             postgres.clear(database_url)
         postgres.restore(database_url, local, jobs=jobs)
-    backup_scope = postgres.inspect_target(database_url).graph_scope  # its source's
+    backup_scope = postgres.graph_scope(database_url)  # its source's
     status = migrate.schema_status(database_url)
     if status.state is migrate.SchemaState.BEHIND:
         status = migrate.upgrade(database_url)

@@ -187,11 +187,21 @@ def inspect_target(url: str) -> Target:
             collections = int(conn.execute("SELECT count(*) FROM collections").fetchone()[0])  # type: ignore[index]
         if _has_table(conn, "documents"):
             documents = int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])  # type: ignore[index]
-        scope = None
-        if _has_table(conn, "graph_scope"):
-            found = conn.execute("SELECT id FROM graph_scope").fetchone()
-            scope = str(found[0]) if found else None
+        scope = _graph_scope(conn)
     return Target(tables, collections, documents, scope)
+
+
+def graph_scope(url: str) -> str | None:
+    """The database's graph scope (migration 0004), None when it has none."""
+    with psycopg.connect(url) as conn:
+        return _graph_scope(conn)
+
+
+def _graph_scope(conn: psycopg.Connection[Any]) -> str | None:
+    if not _has_table(conn, "graph_scope"):
+        return None
+    found = conn.execute("SELECT id FROM graph_scope").fetchone()
+    return str(found[0]) if found else None
 
 
 def set_graph_scope(url: str, scope: str | None) -> str:
