@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command setup for a fresh machine; fast no-op when everything is already there.
-#   Debian packages (redis-server, prometheus, JDK, Maven, shellcheck), the uv-managed Python env
+#   Debian packages (redis-server, prometheus, JDK, Maven, shellcheck, chromium), the uv-managed Python env
 #   with all extras, the Neo4j harness jars, the S3Proxy jars (an S3-compatible server), the
 #   Go-built checkers (actionlint, compose-go's validator, the Argo CD health harness) and the local Kubernetes binaries (from Go modules).
 # Caches live under ~/.cache (uv, Maven, Go, binaries); nothing is written into git.
@@ -24,6 +24,8 @@ install_debian_packages() {
     command -v mvn >/dev/null || missing+=(maven)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
+    # The monitoring e2e draws the dashboard and screenshots it headless.
+    command -v chromium >/dev/null || missing+=(chromium)
     # The node agent: network namespaces and veths (ip), container namespaces (nsenter).
     command -v ip >/dev/null || missing+=(iproute2)
     command -v nsenter >/dev/null || missing+=(util-linux)
