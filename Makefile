@@ -10,6 +10,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
+# `make test` runs the lanes of tests/conftest.py side by side: one xdist worker each.
+TEST_WORKERS ?= 3
 
 .PHONY: help
 help: ## List the targets
@@ -27,8 +29,8 @@ lint: setup ## ruff (lint + format check), mypy and the import-linter layer cont
 	$(VENV)/bin/lint-imports
 
 .PHONY: test
-test: setup lint ## Set up and run lint plus every test tier
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: setup lint ## Set up and run lint plus every test tier (TEST_WORKERS=3 lanes side by side)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 .PHONY: test-unit test-integration test-e2e
 test-unit: setup ## Unit tests only (no processes)

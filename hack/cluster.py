@@ -622,6 +622,21 @@ def set_images(c: Cluster, entries: Sequence[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
+def install_crds(c: Cluster, timeout_s: int = 180) -> None:
+    """Apply ragops' CRDs (server-side) and wait until the API server serves RagSystems.
+
+    Establishing a CRD takes the API server longer on a busy machine than kubectl's default
+    30 s wait, so the wait is generous.
+    """
+    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
+    c.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/ragsystems.ragops.io",
+        f"--timeout={timeout_s}s",
+    )
+
+
 def real_namespace(c: Cluster, name: str) -> None:
     """Create (or mark) namespace ``name`` so that its pods run for real on the agent's nodes."""
     manifest = {

@@ -250,8 +250,7 @@ def run(timeout: float) -> int:
     if kube.gateway_url is None:
         raise DemoError("a cluster without the data plane is running: make cluster-down first")
     with steps.step("RagSystem CRD and the ragops operator"):
-        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
-        kube.kubectl("wait", "--for=condition=Established", "crd/ragsystems.ragops.io")
+        local_cluster.install_crds(kube)
         operator = contextlib.ExitStack()
         proc = operator.enter_context(operator_process(kube, workdir))
         print(f"    operator log: {proc.log_path}")

@@ -70,7 +70,8 @@ def _template(cache: Path, user: str | None) -> Path:
     template = cache / f"pg-template-{version}"
     if (template / "PG_VERSION").exists():
         return template
-    staging = template.with_suffix(".tmp")
+    # A staging directory per process: parallel test workers may make the template at once.
+    staging = template.with_name(f"{template.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     if user:
@@ -82,7 +83,12 @@ def _template(cache: Path, user: str | None) -> Path:
     result = subprocess.run(argv, capture_output=True, text=True, user=user, check=False)
     if result.returncode != 0:
         raise ServiceStartError(f"postgres: initdb failed:\n{result.stdout}\n{result.stderr}")
-    staging.rename(template)
+    try:
+        staging.rename(template)
+    except OSError:  # another process made it first: theirs is as good as ours
+        if not (template / "PG_VERSION").exists():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
     return template
 
 

@@ -21,9 +21,8 @@ from collections.abc import Iterator
 import pytest
 
 from hack import canary_lab as lab
-from hack.cluster import Cluster, set_images
+from hack.cluster import Cluster, install_crds, set_images
 from hack.demo import operator_process
-from hack.paths import REPO_ROOT
 from tests.fixtures.cluster import namespace_for, wait_for
 
 # Real pods load the embedding model: on a loaded 2-core machine a pod takes minutes.
@@ -37,8 +36,7 @@ ROLLOUT_TIMEOUT_S = 900
 @pytest.fixture(scope="module")
 def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The operator running and a Ready system at 0.1.0 with one document, traffic flowing."""
-    platform.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
-    platform.kubectl("wait", "--for=condition=Established", "crd/ragsystems.ragops.io")
+    install_crds(platform)
     set_images(platform, lab.faulty_images())
     ns_iter = namespace_for(platform, "canary", real=True)
     ns = next(ns_iter)

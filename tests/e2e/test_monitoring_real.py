@@ -32,12 +32,11 @@ import httpx
 import pytest
 
 from hack import dashboard_png, dashboards
-from hack.cluster import Cluster
+from hack.cluster import Cluster, install_crds
 from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
 from hack.demo import operator_process
 from hack.devtools import go_tool
 from hack.node_agent import promsd
-from hack.paths import REPO_ROOT
 from hack.services._process import free_port
 from tests.fixtures.cluster import get_json, namespace_for, wait_for
 
@@ -117,8 +116,7 @@ def broken_system(ns: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The operator (scraped by Prometheus as a host process) and a Ready system."""
-    platform.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
-    platform.kubectl("wait", "--for=condition=Established", "crd/ragsystems.ragops.io")
+    install_crds(platform)
     assert platform.state_dir is not None
     host_dir = platform.state_dir / "prometheus" / "host"
     port = free_port()

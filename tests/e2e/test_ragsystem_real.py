@@ -21,13 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from hack.cluster import Cluster
+from hack.cluster import Cluster, install_crds
 from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
 from hack.demo import operator_process
 from hack.node_agent import network
 from hack.node_agent.agent import cgroup2_mount
 from hack.node_agent.netplan import NetPlan
-from hack.paths import REPO_ROOT
 from tests.fixtures.cluster import get_json, namespace_for, processes_of_pods, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -75,8 +74,7 @@ def rag_system(ns: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The RagSystem CRD, the operator running, and a real namespace to apply a system in."""
-    platform.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
-    platform.kubectl("wait", "--for=condition=Established", "crd/ragsystems.ragops.io")
+    install_crds(platform)
     ns_iter = namespace_for(platform, "rag", real=True)
     ns = next(ns_iter)
     with operator_process(platform, tmp_path_factory.mktemp("operator")):

@@ -24,11 +24,10 @@ import httpx
 import pytest
 
 from hack import cluster as local_cluster
-from hack.cluster import Cluster
+from hack.cluster import Cluster, install_crds
 from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
 from hack.demo import operator_process
 from hack.node_agent.images import runtime_profile
-from hack.paths import REPO_ROOT
 from tests.fixtures.cluster import get_json, namespace_for, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -66,8 +65,7 @@ def _system(ns: str, version: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    platform.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
-    platform.kubectl("wait", "--for=condition=Established", "crd/ragsystems.ragops.io")
+    install_crds(platform)
     real_bin = runtime_profile().env["PATH"].split(":")[0] + "/rag-runtime"
     local_cluster.set_images(
         platform,
