@@ -791,6 +791,7 @@ def _start(
         "ports": ports,
         "pids": pids,
         "commands": {n: c[0] for n, c in commands.items()},
+        "argv": commands,
     }
 
     def save() -> None:
@@ -871,6 +872,38 @@ def _start(
         _stop_all(state_dir, state)
         raise
     return _cluster_from_state(state_dir, state)
+
+
+RESTARTABLE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def restart_component(c: Cluster, name: str, *, down_s: float = 0.0, timeout: float = 120) -> float:
+    """Stop one control-plane process of the running local cluster (SIGTERM, as a rollout of
+    it does), wait ``down_s``, start it again with the same command line, and wait until the
+    API server is ready again; returns the seconds the API server was not ready."""
+    if name not in RESTARTABLE:
+        raise ClusterError(f"cannot restart {name!r}: one of {', '.join(RESTARTABLE)}")
+    if c.state_dir is None or (state := _load_state(c.state_dir)) is None:
+        raise ClusterError("restarting a component needs the local cluster's state")
+    argv = (state.get("argv") or {}).get(name)
+    if not argv:
+        raise ClusterError(f"the cluster's state has no command line for {name}")
+    started = time.monotonic()
+    _stop({name: int(state["pids"][name])}, state["commands"])
+    time.sleep(down_s)
+    state["pids"][name] = _spawn(name, argv, c.state_dir / "logs")
+    (c.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    api = _Api(int(state["ports"]["apiserver"]), c.state_dir / "pki")
+
+    def ready() -> bool:
+        try:
+            return api.get("/readyz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    pids = {k: int(v) for k, v in state["pids"].items()}
+    _wait(f"{name} back after a restart", ready, time.monotonic() + timeout, c.state_dir, pids)
+    return time.monotonic() - started
 
 
 def _stop_all(state_dir: Path, state: dict[str, Any]) -> list[str]:

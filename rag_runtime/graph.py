@@ -126,14 +126,16 @@ class GraphStore:
     """Neo4j access for one runtime, within its database's scope; every call maps driver
     failures to 503."""
 
-    def __init__(self, uri: str, user: str, password: str, scope: Scope) -> None:
+    def __init__(
+        self, uri: str, user: str, password: str, scope: Scope, retry_seconds: float = 30.0
+    ) -> None:
         from neo4j import AsyncGraphDatabase
 
         self.driver = AsyncGraphDatabase.driver(
             uri,
             auth=(user, password),
             connection_timeout=5,
-            max_transaction_retry_time=30,
+            max_transaction_retry_time=retry_seconds,
             notifications_min_severity="OFF",
         )
         self._scope = scope

@@ -333,4 +333,6 @@ def _graph_store(settings: Settings, scope: Scope) -> GraphStore | None:
     if not settings.neo4j_uri:
         return None
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
-    return GraphStore(settings.neo4j_uri, settings.neo4j_user, password, scope)
+    return GraphStore(
+        settings.neo4j_uri, settings.neo4j_user, password, scope, settings.neo4j_retry_seconds
+    )

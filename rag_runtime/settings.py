@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     )
     neo4j_user: str = Field("neo4j", description="Neo4j user name.")
     neo4j_password: SecretStr | None = Field(None, description="Neo4j password.")
+    neo4j_retry_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long a graph write retries a Neo4j that is unreachable before the "
+        "request gives up (503; ingestion then skips the graph, deletes are completed by the "
+        "graph sweep).",
+    )
     graph_sweep_seconds: float = Field(
         300.0,
         gt=0,

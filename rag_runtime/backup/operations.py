@@ -295,7 +295,9 @@ async def _rebuild_graph(settings: Settings, database_url: str, scope: str) -> i
 
     password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else ""
     assert settings.neo4j_uri is not None
-    graph = GraphStore(settings.neo4j_uri, settings.neo4j_user, password, own_scope)
+    graph = GraphStore(
+        settings.neo4j_uri, settings.neo4j_user, password, own_scope, settings.neo4j_retry_seconds
+    )
     done = 0
     try:
         await graph.clear()

@@ -7,14 +7,20 @@ Aspects covered:
   asked through the Gateway is answered with citations of those documents;
 - Prometheus scrapes the API pods found through the operator's ServiceMonitor, and sees the
   requests made;
+- an on-demand RagBackup (a real backup Job on a user's volume claim) completes before the
+  system is deleted;
 - deleted with ``deletionPolicy: Delete``, the system leaves no pod, claim, process, network
-  namespace, cgroup or directory behind.
+  namespace, cgroup or directory behind (the user's backup claim and the RagBackup stay);
+- a new system of the same name bootstrapped from that RagBackup is Ready with the same
+  collection, document and chunk counts and the same top-10 results (chunk ids) as before
+  the delete; the time from apply to Ready (restore, migration, pods) is printed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,10 +52,23 @@ DOCUMENTS = [
     },
     {"title": "Redis", "text": "Redis keeps the ingestion queue and the query cache in memory."},
 ]
+QUESTIONS = ["Which indexes does pgvector offer?", "traffic weights", "query cache"]
+BACKUP_CLAIM = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "backups"},
+    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+}
+BACKUP = {
+    "schedule": "0 3 * * *",
+    "retention": {"keepLast": 3},
+    "destination": {"volume": {"claimName": "backups"}},
+}
+ON_DEMAND = "before-delete"
 
 
-def rag_system(ns: str) -> dict[str, Any]:
-    return {
+def rag_system(ns: str, bootstrap: dict[str, Any] | None = None) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
         "apiVersion": "ragops.io/v1alpha1",
         "kind": "RagSystem",
         "metadata": {"name": NAME, "namespace": ns},
@@ -66,9 +85,13 @@ def rag_system(ns: str) -> dict[str, Any]:
             },
             "worker": {"replicas": 1},
             "monitoring": {"enabled": True, "scrapeInterval": "1s"},
+            "backup": BACKUP,
             "deletionPolicy": "Delete",
         },
     }
+    if bootstrap is not None:
+        manifest["spec"]["bootstrap"] = bootstrap
+    return manifest
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +130,52 @@ def _prom(c: Cluster, query: str) -> list[dict[str, Any]]:
     return result
 
 
+def _client(c: Cluster, ns: str) -> httpx.Client:
+    assert c.gateway_url is not None
+    key = c.admin_key(ns, NAME)  # authentication by default: the operator generated it
+    return httpx.Client(
+        base_url=c.gateway_url,
+        headers={"Host": f"{ns}.rag.test", "Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+
+
+def _snapshot(client: httpx.Client) -> dict[str, Any]:
+    """What a restore must give back: the counts and each question's top-10 chunk ids."""
+    collection = client.get("/api/v1/collections/docs").json()
+    top10 = {}
+    for question in QUESTIONS:
+        resp = client.post(
+            "/api/v1/search",
+            json={"collection": "docs", "query": question, "strategy": "vector", "top_k": 10},
+        )
+        assert resp.status_code == 200, resp.text
+        top10[question] = [hit["chunk_id"] for hit in resp.json()["results"]]
+    return {"documents": collection["documents"], "chunks": collection["chunks"], **top10}
+
+
+def _back_up(c: Cluster, ns: str) -> None:
+    backup = {
+        "apiVersion": "ragops.io/v1alpha1",
+        "kind": "RagBackup",
+        "metadata": {"name": ON_DEMAND, "namespace": ns},
+        "spec": {"systemRef": {"name": NAME}},
+    }
+    c.kubectl("apply", "-f", "-", input=json.dumps(backup))
+
+    def phase() -> str:
+        rb = get_json(c, "ragbackup", ON_DEMAND, "-n", ns)
+        assert (rb.get("status") or {}).get("phase") != "Failed", rb.get("status")
+        return str((rb.get("status") or {}).get("phase"))
+
+    wait_for(lambda: phase() == "Completed", timeout=READY_TIMEOUT_S, what="RagBackup Completed")
+
+
 def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
     platform: Cluster, system: str
 ) -> None:
     ns = system
+    platform.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(BACKUP_CLAIM))
     platform.kubectl("apply", "-f", "-", input=json.dumps(rag_system(ns)))
     wait_for(
         lambda: _ready_condition(platform, ns).get("status") == "True",
@@ -129,14 +194,12 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
     pod_ips = [p["status"]["podIP"] for p in pods]
     assert all(plan.in_pod_network(ip) for ip in pod_ips)
     pod_uids = [p["metadata"]["uid"] for p in pods]
-    claims = get_json(platform, "-n", ns, "pvc")["items"]
-    claim_uids = [c["metadata"]["uid"] for c in claims]
+    claims = get_json(platform, "-n", ns, "pvc", "-l", f"app.kubernetes.io/instance={NAME}")
+    claim_uids = [c["metadata"]["uid"] for c in claims["items"]]
     assert len(claim_uids) == 2  # postgres and redis
 
     # Ingest and ask through Traefik.
     assert platform.gateway_url is not None
-    # Authentication by default: the operator generated the admin key.
-    key = platform.admin_key(ns, NAME)
     anonymous = httpx.post(
         f"{platform.gateway_url}/api/v1/collections",
         headers={"Host": f"{ns}.rag.test"},
@@ -144,11 +207,7 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
         timeout=60,
     )
     assert anonymous.status_code == 401
-    client = httpx.Client(
-        base_url=platform.gateway_url,
-        headers={"Host": f"{ns}.rag.test", "Authorization": f"Bearer {key}"},
-        timeout=60,
-    )
+    client = _client(platform, ns)
     wait_for(
         lambda: client.get("/api/v1/ready").status_code == 200,
         timeout=60,
@@ -190,14 +249,22 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
         what="the API's requests in Prometheus",
     )
 
-    # Delete: nothing may be left.
+    # An on-demand backup, then delete: nothing of the system may be left.
+    before = _snapshot(client)
+    _back_up(platform, ns)
     platform.kubectl(
         "delete", "ragsystem", NAME, "-n", ns, "--wait=true", "--timeout=180s", timeout=200
     )
 
     def all_gone() -> bool:
+        # What stays is the user's: the backup claim, and the RagBackup's finished Job pod.
         left = get_json(platform, "-n", ns, "pods,pvc")["items"]
-        return not left
+        return not [
+            o
+            for o in left
+            if o["metadata"]["name"] != "backups"
+            and o["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "backup"
+        ]
 
     wait_for(all_gone, timeout=180, what="pods and claims deleted")
     assert platform.state_dir is not None
@@ -216,3 +283,24 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
         for uid in pod_uids:
             assert not (cg / "ragops" / plan.prefix / f"pod{uid}").exists()
     assert processes_of_pods(plan, pod_uids) == []
+
+    # Restore into a new system of the same name: the same data answers the same way.
+    started = time.monotonic()
+    bootstrap = {"backup": {"name": ON_DEMAND}}
+    platform.kubectl("apply", "-f", "-", input=json.dumps(rag_system(ns, bootstrap)))
+    wait_for(
+        lambda: _ready_condition(platform, ns).get("status") == "True",
+        timeout=READY_TIMEOUT_S,
+        what=f"RagSystem {ns}/{NAME} restored and Ready",
+    )
+    restore_to_ready_s = time.monotonic() - started
+    restored = get_json(platform, "ragsystem", NAME, "-n", ns)
+    assert restored["status"]["restore"]["phase"] == "Succeeded", restored["status"]
+    again = _client(platform, ns)
+    wait_for(
+        lambda: again.get("/api/v1/ready").status_code == 200,
+        timeout=60,
+        what="the restored API through the Gateway",
+    )
+    assert _snapshot(again) == before
+    print(f"restore_to_ready_s={restore_to_ready_s:.1f}")

@@ -9,6 +9,9 @@ Aspects covered:
 - external stores instead of managed ones; a missing Secret is Degraded, then recovers;
 - deletion with Retain keeps the volume claims and credentials, Delete removes them;
 - an operator killed mid-reconcile resumes without duplicating or deleting anything;
+- the API server restarted while the operator runs: the operator stays up, its watches come
+  back (a change made after the restart and a new system are both reconciled), nothing is
+  recreated;
 - the operator's metrics and liveness endpoints.
 """
 
@@ -20,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from hack.cluster import Cluster
+from hack.cluster import Cluster, restart_component
 from tests.fixtures.cluster import wait_for
 from tests.integration.operator.conftest import (
     REPO,
@@ -344,6 +347,28 @@ def test_operator_restart_mid_reconcile_duplicates_and_deletes_nothing(
     operator.start()
     time.sleep(2 * 2.0 + 1)
     assert resource_versions(kube, ns, "restart") == before
+
+
+def test_api_server_restart_while_the_operator_runs_loses_no_watch(
+    cluster: Cluster, operator: Operator, kube: Kube, ns: str
+) -> None:
+    apply(cluster, ns, rag_manifest("steady", {}))
+    wait_phase(kube, ns, "steady", "Ready")
+    before = children_uids(kube, ns, "steady")
+    restart_component(cluster, "kube-apiserver", down_s=3)
+    assert operator.alive()
+    apply(cluster, ns, rag_manifest("steady", {"api": {"replicas": 3}}))
+    apply(cluster, ns, rag_manifest("newcomer", {}))
+
+    def scaled() -> bool:
+        deployment = kube.get("Deployment", ns, "steady-api") or {}
+        return (deployment.get("spec") or {}).get("replicas") == 3
+
+    wait_for(scaled, timeout=90, what="the change made after the restart reconciled")
+    wait_phase(kube, ns, "steady", "Ready", timeout=90)
+    wait_phase(kube, ns, "newcomer", "Ready", timeout=90)
+    assert children_uids(kube, ns, "steady") == before, "children were recreated"
+    assert operator.alive()
 
 
 def test_operator_serves_metrics_and_liveness(operator: Operator) -> None:
