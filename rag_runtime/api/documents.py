@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
 from rag_runtime.api.deps import CollectionDep, RuntimeDep
 from rag_runtime.api.responses import error_responses, link
@@ -168,10 +168,12 @@ async def upload_document(
     collection: CollectionDep,
     runtime: RuntimeDep,
     response: Response,
+    request: Request,
     title: Annotated[str, Form(json_schema_extra=STORABLE)] = "",
     metadata: Annotated[str, Form(description="JSON object")] = "{}",
 ) -> DocumentOut:
     """Queue a document uploaded as a file (multipart form field `file`); re-sends as above."""
+    _refuse_repeated_fields(await request.form(), ("file", "title", "metadata"))
     content_type = detect_content_type(file.filename, file.content_type)
     try:
         meta = json.loads(metadata)
@@ -204,6 +206,14 @@ async def upload_document(
         metadata=meta,
         field="file",
     )
+
+
+def _refuse_repeated_fields(form: Any, names: tuple[str, ...]) -> None:
+    """A field sent more than once is ambiguous (which one counts?): refuse it, naming it."""
+    for name in names:
+        count = len(form.getlist(name))
+        if count > 1:
+            raise InvalidInputError(f"{name}: given {count} times; send it once", field=name)
 
 
 @router.post("/retry", status_code=status.HTTP_202_ACCEPTED)

@@ -260,6 +260,20 @@ def test_uploaded_files_are_extracted_and_ingested(
     assert not any("var x" in t for t in texts)
 
 
+@pytest.mark.parametrize("field", ["metadata", "title", "file"])
+def test_a_form_field_sent_twice_is_refused_naming_it(client: TestClient, field: str) -> None:
+    parts: list[tuple[str, tuple[str | None, bytes, str | None]]] = [
+        ("file", ("a.txt", b"Glaciers carve valleys.", "text/plain")),
+        ("title", (None, b"Glaciers", None)),
+        ("metadata", (None, b'{"kind": "upload"}', None)),
+    ]
+    parts += [p for p in parts if p[0] == field]
+    resp = client.post("/api/v1/collections/docs/documents/upload", files=parts)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["fields"] == [field]
+    assert resp.json()["message"] == f"{field}: given 2 times; send it once"
+
+
 def test_html_title_becomes_document_title(client: TestClient) -> None:
     resp = client.post(
         "/api/v1/collections/docs/documents/upload",
