@@ -73,7 +73,11 @@ def matches(desired: Any, observed: Any) -> bool:
             return not desired
         if not isinstance(observed, list) or len(observed) < len(desired):
             return False
-        return all(any(matches(d, o) for o in observed) for d in desired)
+        # The live list is nearly always in the applied order: try the same position first.
+        return all(
+            matches(d, observed[i]) or any(matches(d, o) for o in observed)
+            for i, d in enumerate(desired)
+        )
     if isinstance(desired, bool) or isinstance(observed, bool):
         return desired is observed
     if desired == observed:
@@ -98,12 +102,32 @@ def stamp(manifest: dict[str, Any], digest: str) -> dict[str, Any]:
     return {**manifest, "metadata": meta}
 
 
+# Live objects already compared equal, by (uid, resourceVersion, applied hash): a child that
+# has not changed since it matched matches again, so a resync of an idle system skips the deep
+# comparison. Any write to the child (a hand edit included) gives it a new resourceVersion.
+_MATCHED: dict[tuple[str, str, str], None] = {}
+_MATCHED_MAX = 4096
+
+
 def in_sync(to_apply: Mapping[str, Any], observed: Mapping[str, Any] | None, digest: str) -> bool:
     """Whether the live child already is what applying `to_apply` would make it."""
     if observed is None:
         return False
-    annotations = (observed.get("metadata") or {}).get("annotations") or {}
-    return annotations.get(APPLIED_HASH_ANNOTATION) == digest and matches(to_apply, observed)
+    meta = observed.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if annotations.get(APPLIED_HASH_ANNOTATION) != digest:
+        return False
+    version = meta.get("resourceVersion")
+    key = (str(meta.get("uid")), str(version), digest)
+    if version and key in _MATCHED:
+        return True
+    if not matches(to_apply, observed):
+        return False
+    if version:
+        if len(_MATCHED) >= _MATCHED_MAX:
+            _MATCHED.pop(next(iter(_MATCHED)))
+        _MATCHED[key] = None
+    return True
 
 
 def keep_immutable(desired: dict[str, Any], observed: Mapping[str, Any] | None) -> dict[str, Any]:

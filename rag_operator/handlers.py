@@ -345,15 +345,27 @@ async def on_change(body: kopf.Body, memo: kopf.Memo, reason: str, **kwargs: Any
         )
 
 
+def wait_seconds(resync_s: float, due: float | None, not_before: float | None, now: float) -> float:
+    """How long a system's loop sleeps: until its resync, or its next analysis when sooner,
+    but never less than what is left of a backoff (nothing runs before it ends anyway: a due
+    analysis that is past would otherwise wake the loop every 50 ms until then)."""
+    timeout = resync_s
+    if due is not None:
+        timeout = min(timeout, max(0.05, due - now))
+    if not_before is not None and not_before > now:
+        timeout = max(timeout, not_before - now)
+    return timeout
+
+
 async def _woken(
     state: State, key: Key, wakeup: asyncio.Event, stop_task: asyncio.Future[Any]
 ) -> None:
     """Wait for a child event (then let the burst settle), the stop, the next analysis of a
     rollout, or the resync period."""
     wake_task = asyncio.ensure_future(wakeup.wait())
-    timeout = state.cfg.resync_seconds
-    if key in state.due:
-        timeout = min(timeout, max(0.05, state.due[key] - time.monotonic()))
+    timeout = wait_seconds(
+        state.cfg.resync_seconds, state.due.get(key), state.not_before.get(key), time.monotonic()
+    )
     done, _ = await asyncio.wait(
         {wake_task, stop_task},
         timeout=timeout,

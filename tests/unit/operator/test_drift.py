@@ -163,3 +163,43 @@ def test_volume_claim_templates_keep_their_live_shape() -> None:
     kept = drift.keep_immutable(sts, live)
     assert drift.claim_size(kept) == "1Gi"
     assert drift.claim_size(sts) == "5Gi"
+
+
+def _deployment(replicas: int, version: str, digest: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "uid": "u-1",
+            "resourceVersion": version,
+            "annotations": {APPLIED_HASH_ANNOTATION: digest},
+        },
+        "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "api"}]}}},
+    }
+
+
+def test_a_child_that_matched_is_not_compared_again_until_it_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    desired = {"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "api"}]}}}}
+    calls: list[int] = []
+    real = drift.matches
+
+    def counted(a: Any, b: Any) -> bool:
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(drift, "matches", counted)
+    assert drift.in_sync(desired, _deployment(2, "41", "h1"), "h1")
+    compared = len(calls)
+    assert drift.in_sync(desired, _deployment(2, "41", "h1"), "h1")  # same object: no comparison
+    assert len(calls) == compared
+    assert not drift.in_sync(desired, _deployment(5, "42", "h1"), "h1")  # scaled by hand
+    before = len(calls)
+    assert drift.in_sync(desired, _deployment(2, "41", "h2"), "h2")
+    assert len(calls) > before  # a new applied hash is compared again
+
+
+def test_lists_match_in_any_order_and_in_place() -> None:
+    desired = [{"name": "a", "value": "1"}, {"name": "b", "value": "2"}]
+    assert drift.matches(desired, [{"name": "a", "value": "1"}, {"name": "b", "value": "2"}])
+    assert drift.matches(desired, [{"name": "b", "value": "2"}, {"name": "a", "value": "1"}])
+    assert not drift.matches(desired, [{"name": "b", "value": "2"}, {"name": "a", "value": "9"}])
