@@ -390,7 +390,7 @@ async def resync(
     wakeup = state.wakeups.setdefault(key, asyncio.Event())
 
     async def until_stopped() -> None:
-        await stopped
+        await stopped.wait()  # (awaiting `stopped` itself raises at once: the loop would spin)
 
     stop_task = asyncio.ensure_future(until_stopped())
     try:

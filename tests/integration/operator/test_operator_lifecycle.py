@@ -18,7 +18,9 @@ Aspects covered:
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,8 +136,18 @@ def test_idle_ready_system_makes_no_writes(
     wait_phase(kube, ns, "idle", "Ready")
     time.sleep(1.0)
     before = resource_versions(kube, ns, "idle")
+    cpu_before = _cpu_seconds(operator)
     time.sleep(3 * 2.0 + 1)
     assert resource_versions(kube, ns, "idle") == before
+    # Idle systems cost a few passes, not a spinning loop (which takes whatever CPU it gets:
+    # even a quarter of a core is 1.75 s of these 7).
+    assert _cpu_seconds(operator) - cpu_before < 1.0
+
+
+def _cpu_seconds(operator: Operator) -> float:
+    assert operator.proc is not None
+    fields = Path(f"/proc/{operator.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_scale_and_settings_changes_reach_children(
