@@ -623,18 +623,25 @@ def set_images(c: Cluster, entries: Sequence[dict[str, Any]]) -> None:
 
 
 def install_crds(c: Cluster, timeout_s: int = 180) -> None:
-    """Apply ragops' CRDs (server-side) and wait until the API server serves RagSystems.
+    """Apply ragops' CRDs (server-side) and wait until the API server serves both kinds.
 
     Establishing a CRD takes the API server longer on a busy machine than kubectl's default
-    30 s wait, so the wait is generous.
+    30 s wait, so the wait is generous; while the new kinds' storage initializes the API
+    server answers 429 ("storage is (re)initializing"), which is waited out too.
     """
     c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
-    c.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/ragsystems.ragops.io",
-        f"--timeout={timeout_s}s",
-    )
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        served = [
+            c.kubectl("get", plural, "-A", "-o", "name", check=False, timeout=30)
+            for plural in ("ragsystems.ragops.io", "ragbackups.ragops.io")
+        ]
+        if all(out.returncode == 0 for out in served):
+            return
+        last = "; ".join(out.stderr.strip() for out in served if out.returncode != 0)
+        time.sleep(0.5)
+    raise RuntimeError(f"ragops' CRDs not served after {timeout_s}s: {last}")
 
 
 def real_namespace(c: Cluster, name: str) -> None:

@@ -20,12 +20,11 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from hack.cluster import Cluster
+from hack.cluster import Cluster, install_crds
 from tests.fixtures.cluster import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_FILE = REPO / "crds" / "ragops.io_ragsystems.yaml"
-CRD_DIR = REPO / "crds"  # RagSystem and RagBackup
 RESYNC_S = 2.0
 READY_TIMEOUT_S = 15.0
 DISCOVERY_S = 2.0
@@ -185,11 +184,7 @@ class Operator:
 
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> Path:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
-    for name in ("ragsystems", "ragbackups"):
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{name}.ragops.io", "--timeout=60s"
-        )
+    install_crds(cluster)
     return CRD_FILE
 
 
