@@ -523,11 +523,13 @@ def compute_status(
     config_hash: str,
     migration: MigrationPlan | None = None,
     restore: RestoreStatus | None = None,
+    waiting: Sequence[str] = (),
 ) -> RagSystemStatus:
-    """The status the system should show, from the observed children and known problems."""
+    """The status the system should show, from the observed children and known problems
+    (`waiting`: what the whole system waits for before anything is applied)."""
     clock = Clock(now)
-    held = ""
-    if migration is not None and migration.stable_version is None:
+    held = f"waiting for {waiting[0]}" if waiting else ""
+    if not held and migration is not None and migration.stable_version is None:
         held = f"waiting for the migration to {migration.status.version}"
     tally = component_views(rs, cfg, observed, applied, clock, held)
     release: list[Condition] = []
@@ -537,9 +539,8 @@ def compute_status(
             problem = Problem("MigrationFailed", migration_failure(migration), "migrate")
             problems = [problem, *problems]
     problems = [*problems, *tally.problems()]
-    not_ready = tally.not_ready
-    if migration is not None and not migration.failed and not migration.succeeded:
-        not_ready = ["migration", *not_ready]
+    migrating = migration is not None and not migration.failed and not migration.succeeded
+    not_ready = [*waiting, *(["migration"] if migrating else []), *tally.not_ready]
     ready, progressing, degraded, config = summary_conditions(rs, problems, not_ready, clock)
     started = bool(observed.children or applied)
     all_ready = not problems and not not_ready

@@ -7,6 +7,7 @@ credentials Secret. `Observed.from_indices` turns them into one `Observed` per p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -135,6 +136,26 @@ class Observed:
             if found is not None:
                 others[other] = found
         return cls.from_items(children, pods, keys, others)
+
+
+def earlier_system_children(observed: Observed, uid: str) -> list[Key]:
+    """Children of an earlier RagSystem of the same name (owned by a RagSystem of another
+    uid, none by this one): what the garbage collector has yet to delete after that one
+    was deleted. Applying over them would adopt its objects, data included."""
+    found = []
+    for key, child in observed.children.items():
+        owners = (child.get("metadata") or {}).get("ownerReferences") or []
+        systems = {o.get("uid") for o in owners if o.get("kind") == "RagSystem"}
+        if systems and uid not in systems:
+            found.append(key)
+    return sorted(found)
+
+
+def without(observed: Observed, keys: Iterable[Key]) -> Observed:
+    """The observed state with those children left out."""
+    gone = set(keys)
+    kept = {k: v for k, v in observed.children.items() if k not in gone}
+    return dataclasses.replace(observed, children=kept)
 
 
 def trim(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -54,7 +54,7 @@ from rag_operator.models.naming import COMPONENT_LABEL, INSTANCE_LABEL, MANAGED_
 from rag_operator.models.ragbackup import BACKUP_API_VERSION, BACKUP_KIND, RagBackup
 from rag_operator.models.rollout import RolloutStrategy
 from rag_operator.models.status import RolloutPhase, RolloutStatus
-from rag_operator.observed import Key, Observed
+from rag_operator.observed import Key, Observed, earlier_system_children, without
 from rag_operator.release.canary import release_children
 from rag_operator.release.migration import MigrationPlan, plan_migration
 from rag_operator.release.probes import ProbeTargets
@@ -429,7 +429,22 @@ async def reconcile(
     prom: Prometheus | None = None,
 ) -> Outcome:
     """One level-based pass: the release decision, apply drift, prune leftovers, status."""
-    caps = caps or Capabilities()
+    earlier = earlier_system_children(observed, rs.metadata.uid)
+    if earlier:
+        return waiting_for_earlier_system(rs, cfg, without(observed, earlier), earlier)
+    return await full_pass(rs, cfg, kube, observed, caps or Capabilities(), applied_cache, prom)
+
+
+async def full_pass(
+    rs: RagSystem,
+    cfg: OperatorConfig,
+    kube: Kube,
+    observed: Observed,
+    caps: Capabilities,
+    applied_cache: AppliedCache | None,
+    prom: Prometheus | None,
+) -> Outcome:
+    """The pass of a system whose children are its own."""
     db_ready, now = postgres_ready(rs, observed), now_rfc3339()
     restore = await restore_plan(rs, kube, observed, db_ready, now)
     release = await release_pass(rs, cfg, kube, observed, caps, prom, time.time())
@@ -478,6 +493,32 @@ async def reconcile(
         requeue_after=release.decision.requeue_after,
         probes=release.probes,
     )
+
+
+def waiting_for_earlier_system(
+    rs: RagSystem, cfg: OperatorConfig, observed: Observed, earlier: list[Key]
+) -> Outcome:
+    """A system recreated under the name of one just deleted: nothing is applied until the
+    garbage collector has deleted that one's children (applying over them would adopt its
+    workloads and its data); the status says what it waits for."""
+    shown = ", ".join(f"{kind}/{name}" for kind, name in earlier[:3])
+    if len(earlier) > 3:
+        shown += f" and {len(earlier) - 3} more"
+    what = f"the deletion of {shown} (left by an earlier RagSystem {rs.name})"
+    status = compute_status(
+        rs,
+        cfg,
+        observed,
+        [],
+        set(),
+        now_rfc3339(),
+        runtime_config(rs).config_hash,
+        waiting=[what],
+    )
+    changed = status.wire() != rs.status.wire()
+    if changed:
+        log.info("%s/%s: waiting for %s", rs.namespace, rs.name, what)
+    return Outcome(status=status, status_changed=changed, requeue_after=1.0)
 
 
 def pass_status(p: Pass, release: ReleaseOutcome) -> RagSystemStatus:

@@ -87,13 +87,13 @@ def plan_restore(
     prev = rs.status.restore
     if rs.spec.bootstrap is None:
         return RestorePlan(None)
-    if prev is not None and prev.phase is MigrationPhase.SUCCEEDED:
-        kept = None
+    if prev is not None and prev.phase in (MigrationPhase.SUCCEEDED, MigrationPhase.FAILED):
+        kept = None  # the Job stays while it exists: the record, and a failure's logs
         if ("Job", prev.job) in observed.children and prev.destination is not None:
-            kept = RestoreSource(prev.url, prev.backup_name, prev.destination)  # the record
-        return RestorePlan(prev, job=kept)
-    if prev is not None and prev.phase is MigrationPhase.FAILED:
-        return RestorePlan(prev, problem=f"restore failed: {prev.message}", done=False)
+            kept = RestoreSource(prev.url, prev.backup_name, prev.destination)
+        if prev.phase is MigrationPhase.SUCCEEDED:
+            return RestorePlan(prev, job=kept)
+        return RestorePlan(prev, job=kept, problem=f"restore failed: {prev.message}", done=False)
     name = restore_job_name(rs)
     source = source_of(rs, rb)
     if isinstance(source, str):

@@ -9,7 +9,10 @@ Aspects covered:
 - spec.backup makes a CronJob; a schedule that is not cron, retention 0 and a destination
   without credentials are refused by the API server naming the field;
 - a RagBackup runs its Job and completes, `kubectl get ragbackups` shows it;
-- a new system bootstrapped from that RagBackup restores before it migrates.
+- a new system bootstrapped from that RagBackup restores before it migrates;
+- a system deleted and applied again under the same name (bootstrapped from its backup)
+  waits, Pending and saying why, while the earlier one's children are being deleted, then
+  restores and owns every child alone.
 """
 
 from __future__ import annotations
@@ -38,6 +41,22 @@ BACKUP = {
     "retention": {"keepLast": 3},
     "destination": {"volume": {"claimName": "backups"}},
 }
+
+BACKUP_CLAIM = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "backups"},
+    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+}
+
+
+def _ragbackup(name: str, system: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "ragops.io/v1alpha1",
+        "kind": "RagBackup",
+        "metadata": {"name": name},
+        "spec": {"systemRef": {"name": system}},
+    }
 
 
 def _apply(cluster: Cluster, ns: str, manifest: dict[str, Any]) -> None:
@@ -152,22 +171,10 @@ def test_bad_backup_spec_is_refused_naming_the_field(
 def test_ragbackup_completes_and_a_new_system_restores_from_it(
     cluster: Cluster, operator: Operator, kube: Kube, ns: str
 ) -> None:
-    claim = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "backups"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-    _apply(cluster, ns, claim)
+    _apply(cluster, ns, BACKUP_CLAIM)
     _apply(cluster, ns, rag_manifest("src", {"api": {"replicas": 1}, "backup": BACKUP}))
     wait_phase(kube, ns, "src", "Ready", timeout=90)
-    backup = {
-        "apiVersion": "ragops.io/v1alpha1",
-        "kind": "RagBackup",
-        "metadata": {"name": "first"},
-        "spec": {"systemRef": {"name": "src"}},
-    }
-    _apply(cluster, ns, backup)
+    _apply(cluster, ns, _ragbackup("first", "src"))
 
     def phase() -> str:
         return str(((kube.get("RagBackup", ns, "first") or {}).get("status") or {}).get("phase"))
@@ -211,6 +218,73 @@ def test_ragbackup_completes_and_a_new_system_restores_from_it(
     migrations = [j for j in _jobs(kube, ns, "migrate") if j.metadata.name.startswith("dst-")]
     assert migrations[0].metadata.creation_timestamp >= restore.status.completion_time
     assert time.monotonic() - started < 90
+
+
+HOLD = "ragops.io/test-hold"
+
+
+def test_a_system_recreated_under_its_name_waits_for_the_earlier_ones_children(
+    cluster: Cluster, operator: Operator, kube: Kube, ns: str
+) -> None:
+    """Deleted and at once applied again (a restore under the same name, a GitOps re-sync):
+    the new system adopts nothing of the old one, whose children the garbage collector is
+    still deleting; it waits for them, says so, and then restores and starts clean."""
+    _apply(cluster, ns, BACKUP_CLAIM)
+    spec = {"api": {"replicas": 1}, "backup": BACKUP, "deletionPolicy": "Delete"}
+    _apply(cluster, ns, rag_manifest("same", spec))
+    old_uid = wait_phase(kube, ns, "same", "Ready", timeout=90)["metadata"]["uid"]
+    _apply(cluster, ns, _ragbackup("last", "same"))
+    wait_for(
+        lambda: (
+            ((kube.get("RagBackup", ns, "last") or {}).get("status") or {}).get("phase")
+            == "Completed"
+        ),
+        timeout=90,
+        what="RagBackup Completed",
+    )
+    # A finalizer keeps one of its children in place after its owner is gone, as a slow
+    # garbage collector would.
+    patch = json.dumps({"metadata": {"finalizers": [HOLD]}})
+    cluster.kubectl("patch", "service", "same-api", "-n", ns, "--type=merge", "-p", patch)
+    cluster.kubectl("delete", "ragsystem", "same", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_for(
+        lambda: (
+            (kube.get("Service", ns, "same-api") or {}).get("metadata", {}).get("deletionTimestamp")
+            is not None
+        ),
+        timeout=60,
+        what="the earlier system's Service marked for deletion",
+    )
+    _apply(
+        cluster,
+        ns,
+        rag_manifest("same", {**spec, "bootstrap": {"backup": {"name": "last"}}}),
+    )
+
+    def progressing() -> str:
+        return str(condition(kube.get("RagSystem", ns, "same") or {}, "Progressing").get("message"))
+
+    # The others go; the held one stays, and the new system waits for it alone.
+    wait_for(
+        lambda: "of Service/same-api (left by an earlier RagSystem same)" in progressing(),
+        timeout=60,
+        what="the new system waiting for the earlier one's held Service",
+    )
+    new = kube.rag(ns, "same")
+    assert new["status"]["phase"] in ("Pending", "Progressing")
+    assert kube.get("StatefulSet", ns, "same-postgres") is None  # nothing applied meanwhile
+    assert not _jobs(kube, ns, "restore")
+    unhold = json.dumps({"metadata": {"finalizers": None}})
+    cluster.kubectl("patch", "service", "same-api", "-n", ns, "--type=merge", "-p", unhold)
+    rag = wait_phase(kube, ns, "same", "Ready", timeout=90)
+    assert rag["status"]["restore"]["phase"] == "Succeeded"
+    new_uid = rag["metadata"]["uid"]
+    assert new_uid != old_uid
+    for kind, name in (("Service", "same-api"), ("StatefulSet", "same-postgres")):
+        obj = kube.get(kind, ns, name)
+        assert obj is not None
+        owners = {o["uid"] for o in obj["metadata"]["ownerReferences"]}
+        assert owners == {new_uid}, (kind, name, owners)
 
 
 def test_bootstrap_from_a_missing_backup_is_degraded(

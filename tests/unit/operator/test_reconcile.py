@@ -421,3 +421,55 @@ def test_pre_upgrade_backup_job_is_built_of_the_serving_version() -> None:
     assert container["image"].endswith(":0.1.0")
     assert container["args"][:2] == ["backup", "create"]
     assert _cond(outcome.status, "MigrationSucceeded").reason == "Pending"
+
+
+def _earlier(rs: RagSystem) -> Observed:
+    """What the caches hold right after a system of the same name was deleted: its children,
+    owned by that one's uid, not yet deleted by the garbage collector."""
+    old = make_rs()
+    observed = _applied_state(old)
+    for child in observed.children.values():
+        for owner in child["metadata"].get("ownerReferences") or []:
+            if owner["kind"] == "RagSystem":
+                owner["uid"] = "earlier-uid"
+    assert rs.metadata.uid != "earlier-uid"
+    return observed
+
+
+def test_a_system_recreated_under_a_deleted_ones_name_waits_for_its_children_to_go() -> None:
+    rs = make_rs()
+    kube = FakeKube()
+    outcome = _run(rs, kube, _earlier(rs))
+    # Nothing adopted, nothing deleted (the garbage collector's job), no backoff: a requeue.
+    assert (kube.applied, kube.created, kube.deleted) == ([], [], [])
+    assert outcome.retry_after is None
+    assert outcome.requeue_after == 1.0
+    assert outcome.status.phase == Phase.PENDING  # nothing of this system exists yet
+    progressing = _cond(outcome.status, "Progressing")
+    assert progressing.status == "True"
+    assert "left by an earlier RagSystem demo" in progressing.message
+    assert "StatefulSet/demo-postgres" in progressing.message or " more" in progressing.message
+    assert _cond(outcome.status, "Degraded").status == "False"
+    # Once they are gone, the first pass applies everything.
+    after = _run(rs, kube := FakeKube(), Observed())
+    assert kube.applied
+    assert after.requeue_after != 1.0
+
+
+def test_children_of_other_owners_are_not_an_earlier_system() -> None:
+    from rag_operator.observed import earlier_system_children
+
+    rs = make_rs()
+    observed = _applied_state(rs)
+    assert earlier_system_children(observed, rs.metadata.uid) == []
+    backup_job = {
+        "kind": "Job",
+        "metadata": {
+            "name": "demo-backup-1",
+            "ownerReferences": [{"kind": "RagBackup", "uid": "b", "name": "nightly"}],
+        },
+    }
+    claim = {"kind": "PersistentVolumeClaim", "metadata": {"name": "data-demo-postgres-0"}}
+    mixed = Observed.from_items([*observed.children.values(), backup_job, claim])
+    assert earlier_system_children(mixed, rs.metadata.uid) == []
+    assert earlier_system_children(mixed, "another-uid") == sorted(observed.children)

@@ -124,6 +124,23 @@ def test_finished_restore_is_not_run_again() -> None:
         assert plan.done is done
 
 
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_finished_restores_job_is_kept_while_it_exists(phase: str) -> None:
+    """Its pod holds the logs: a failed restore's Job is not pruned under the user."""
+    recorded = {
+        "phase": phase,
+        "job": "demo-restore",
+        "url": "file:///backups/team-a/old",
+        "backupName": "nightly-1",
+        "destination": {"volume": {"claimName": "bk"}},
+    }
+    rs = make_rs(BY_NAME, status={"restore": recorded})
+    plan = plan_restore(rs, Observed.from_items([_job(None)]), None, True, NOW)
+    assert plan.job is not None
+    assert (plan.job.url, plan.job.name) == ("file:///backups/team-a/old", "nightly-1")
+    assert plan.done is (phase == "Succeeded")
+
+
 def test_no_bootstrap_no_restore() -> None:
     plan = plan_restore(make_rs(), Observed(), None, True, NOW)
     assert plan.status is None
