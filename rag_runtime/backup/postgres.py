@@ -5,14 +5,21 @@ the manifest records in it; pg_dump dumps that same snapshot (`--snapshot`), so 
 counts and the data agree even while the system keeps ingesting. The dump is the custom
 format (tables, vectors, postings, indexes as definitions, the pgvector extension), read from
 pg_dump's stdout as it is produced.
+
+The restore leaves the dump's extensions out (`CREATE EXTENSION` and its comment need
+the extension's owner, a superuser, while the target belongs to the system's own user): it
+creates them with `IF NOT EXISTS` first, which is a no-op where the operator's init (or the
+database's admin) installed them, and restores everything else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,11 +164,63 @@ def dump(url: str, snapshot_id: str) -> Iterator[bytes]:
         raise PostgresError(f"pg_dump exited with {code}: {_tail(err)}")
 
 
+# Lines of `pg_restore --list`: "12; 3079 16385 EXTENSION - vector" and its comment,
+# "3601; 0 0 COMMENT - EXTENSION vector".
+_EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:EXTENSION - |COMMENT - EXTENSION )(\S+)")
+
+
+def split_extensions(toc: str) -> tuple[list[str], str]:
+    """The extensions a dump's table of contents creates, and the list without them."""
+    extensions: list[str] = []
+    kept = []
+    for line in toc.splitlines():
+        found = _EXTENSION_ENTRY.match(line)
+        if found is None:
+            kept.append(line)
+        elif found.group(1) not in extensions:
+            extensions.append(found.group(1))
+    return extensions, "\n".join(kept) + "\n"
+
+
+def ensure_extensions(url: str, extensions: list[str]) -> None:
+    """CREATE EXTENSION IF NOT EXISTS each; a user who may not is told what to ask for."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in extensions:
+            installed = conn.execute(
+                "SELECT 1 FROM pg_extension WHERE extname = %s", (name,)
+            ).fetchone()
+            if installed is not None:
+                continue
+            try:
+                conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{name}"')
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise PostgresError(
+                    f"the backup needs extension {name}, which the target database does not "
+                    f"have and its user may not create ({exc.diag.message_primary}): "
+                    f"have a superuser run CREATE EXTENSION {name} in it"
+                ) from exc
+
+
 def restore(url: str, dump_file: Path, jobs: int = 1) -> None:
-    """pg_restore the dump into `url` (ownership and grants left to the target's user)."""
-    argv = [pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
-            f"--jobs={jobs}", f"--dbname={url}", str(dump_file)]  # fmt: skip
-    result = subprocess.run(argv, capture_output=True, check=False)
+    """pg_restore the dump into `url` (ownership and grants left to the target's user; the
+    extensions created first, not restored)."""
+    listed = subprocess.run(
+        [pg_tool("pg_restore"), "--list", str(dump_file)], capture_output=True, check=False
+    )
+    if listed.returncode != 0:
+        raise PostgresError(f"pg_restore --list exited with {listed.returncode}: "
+                            f"{_tail([listed.stderr])}")  # fmt: skip
+    extensions, toc = split_extensions(listed.stdout.decode(errors="replace"))
+    ensure_extensions(url, extensions)
+    with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as fh:
+        fh.write(toc)
+    try:
+        argv = [pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+                f"--use-list={fh.name}", f"--jobs={jobs}", f"--dbname={url}",
+                str(dump_file)]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, check=False)
+    finally:
+        Path(fh.name).unlink(missing_ok=True)
     if result.returncode != 0:
         raise PostgresError(f"pg_restore exited with {result.returncode}: {_tail([result.stderr])}")
 

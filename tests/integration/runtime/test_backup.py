@@ -11,7 +11,8 @@ whose schema revision is
 ahead by an incompatible migration, one built with another embedding model, a missing name and
 a corrupted file (which `verify` reports); prune keeps the newest by count; bad input names
 the option; a backup process killed midway leaves nothing listed as complete, and the same name
-then completes.
+then completes; a restore as the database's own (not super) user leaves the extension to
+the superuser who installed it, and says what to ask for when none did.
 """
 
 from __future__ import annotations
@@ -215,6 +216,47 @@ def test_restore_refuses_a_target_holding_data_unless_replace(
     with psycopg.connect(target) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM collections")]
     assert names == [COLLECTION]
+
+
+def _owned_database(postgres: PostgresService, name: str, role: str, vector: bool) -> str:
+    """A database owned by an ordinary role, as the operator's Postgres has it (the
+    superuser installed pgvector in it, or did not); the URL of that role."""
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+            conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'CREATE DATABASE "{name}" OWNER "{role}"')
+    if vector:
+        with psycopg.connect(postgres.url_for(name), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+    return postgres.url_for(name).replace("postgres@", f"{role}@", 1)
+
+
+def test_restore_as_the_databases_own_user_not_a_superuser(
+    file_backup: tuple[str, str], postgres: PostgresService
+) -> None:
+    """The extension belongs to the superuser: restoring it (or its comment) as the owner
+    of the database would fail with "must be owner of extension vector"."""
+    where, source_url = file_backup
+    target = _owned_database(postgres, "rt_backup_owned", "ragapp", vector=True)
+    code, out, err = cli("restore", "--from", where, "--name", "b1",
+                         env={"RAG_DATABASE_URL": target})  # fmt: skip
+    assert code == 0, err
+    with psycopg.connect(source_url) as conn:
+        want = conn.execute("SELECT count(*) FROM chunks").fetchone()
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM chunks").fetchone() == want
+        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'chunks'")
+        assert owner.fetchone() == ("ragapp",)
+    assert out["chunks"] == want[0]  # type: ignore[index]
+
+    bare = _owned_database(postgres, "rt_backup_no_vector", "ragapp", vector=False)
+    code, out, err = cli("restore", "--from", where, "--name", "b1",
+                         env={"RAG_DATABASE_URL": bare})  # fmt: skip
+    assert code == 1
+    assert out["ok"] is False
+    assert "needs extension vector" in err
+    assert "CREATE EXTENSION vector" in err
 
 
 def _edit_manifest(where: str, name: str, change: dict[str, Any]) -> None:

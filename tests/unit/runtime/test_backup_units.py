@@ -129,3 +129,28 @@ def test_destination_urls() -> None:
     with pytest.raises(DestinationError, match="RAG_BACKUP_S3_ENDPOINT"):
         open_destination("s3://b/p", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s",
                                       "RAG_BACKUP_S3_ENDPOINT": "ftp://x"})  # fmt: skip
+
+
+def test_restore_list_leaves_extensions_and_their_comments_out() -> None:
+    from rag_runtime.backup.postgres import split_extensions
+
+    toc = "\n".join(
+        [
+            ";",
+            "; Archive created at 2026-12-02 19:30:00 UTC",
+            "2; 3079 16385 EXTENSION - vector ",
+            "3601; 0 0 COMMENT - EXTENSION vector ",
+            "215; 1259 16390 TABLE public chunks rag",
+            "3590; 0 16390 TABLE DATA public chunks rag",
+            "3420; 1259 16420 INDEX public chunks_embedding_hnsw rag",
+            "4; 3079 16400 EXTENSION - pg_trgm ",
+        ]
+    )
+    extensions, kept = split_extensions(toc)
+    assert extensions == ["vector", "pg_trgm"]
+    assert "EXTENSION" not in kept
+    assert kept.splitlines()[2:] == [
+        "215; 1259 16390 TABLE public chunks rag",
+        "3590; 0 16390 TABLE DATA public chunks rag",
+        "3420; 1259 16420 INDEX public chunks_embedding_hnsw rag",
+    ]
