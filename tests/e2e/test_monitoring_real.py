@@ -37,9 +37,8 @@ from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
 from hack.demo import operator_process
 from hack.devtools import go_tool
 from hack.node_agent import promsd
-from hack.node_agent.netplan import NetPlan
 from hack.services._process import free_port
-from tests.fixtures.cluster import frozen_pod, get_json, namespace_for, wait_for
+from tests.fixtures.cluster import frozen_pod, get_json, namespace_for, net_plan, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -339,8 +338,7 @@ def test_api_down_alert_fires_for_real(platform: Cluster, system: str) -> None:
     # A hung API (its pod frozen): scaling the Deployment to zero would not do, the operator
     # puts a hand-scaled Deployment back at once, sometimes before the alert's 5 s are over.
     (api,) = get_json(platform, "-n", ns, "pods", "-l", "app.kubernetes.io/component=api")["items"]
-    assert platform.state_dir is not None
-    plan = NetPlan.from_json(json.loads((platform.state_dir / "cluster.json").read_text())["plan"])
+    plan = net_plan(platform)
 
     def state() -> str | None:
         alerts = _prom(platform, "/api/v1/alerts")["alerts"]

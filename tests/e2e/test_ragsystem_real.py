@@ -32,8 +32,7 @@ from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
 from hack.demo import operator_process
 from hack.node_agent import network
 from hack.node_agent.agent import cgroup2_mount
-from hack.node_agent.netplan import NetPlan
-from tests.fixtures.cluster import get_json, namespace_for, processes_of_pods, wait_for
+from tests.fixtures.cluster import get_json, namespace_for, net_plan, processes_of_pods, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -103,11 +102,6 @@ def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with operator_process(platform, tmp_path_factory.mktemp("operator")):
         yield ns
     next(ns_iter, None)
-
-
-def _plan(c: Cluster) -> NetPlan:
-    assert c.state_dir is not None
-    return NetPlan.from_json(json.loads((c.state_dir / "cluster.json").read_text())["plan"])
 
 
 def _ready_condition(c: Cluster, ns: str) -> dict[str, Any]:
@@ -190,7 +184,7 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
     for component in ("api", "postgres", "redis"):
         statuses = components[component]["status"]["containerStatuses"]
         assert all(cs["ready"] and "running" in cs["state"] for cs in statuses), component
-    plan = _plan(platform)
+    plan = net_plan(platform)
     pod_ips = [p["status"]["podIP"] for p in pods]
     assert all(plan.in_pod_network(ip) for ip in pod_ips)
     pod_uids = [p["metadata"]["uid"] for p in pods]

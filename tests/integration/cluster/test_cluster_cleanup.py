@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
-import json
 import os
 import shutil
 import tempfile
@@ -24,17 +23,12 @@ from hack import cluster as local_cluster
 from hack.cluster import Cluster
 from hack.node_agent import network
 from hack.node_agent.agent import cgroup2_mount, mounts_under
-from hack.node_agent.netplan import LOCK_DIR, NetPlan
-from tests.fixtures.cluster import apply, wait_for
+from hack.node_agent.netplan import LOCK_DIR
+from tests.fixtures.cluster import apply, net_plan, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
-
-
-def _plan(c: Cluster) -> NetPlan:
-    assert c.state_dir is not None
-    return NetPlan.from_json(json.loads((c.state_dir / "cluster.json").read_text())["plan"])
 
 
 def _processes_under(path: Path) -> list[int]:
@@ -56,7 +50,7 @@ def test_second_cluster_runs_beside_and_down_leaves_nothing(cluster: Cluster) ->
     state_dir = Path(tempfile.mkdtemp(prefix="ragops-cluster-second-"))
     try:
         second = local_cluster.up(state_dir, timeout=180, real_namespaces=["work"])
-        mine, theirs = _plan(second), _plan(cluster)
+        mine, theirs = net_plan(second), net_plan(cluster)
         assert mine.slot != theirs.slot
         assert mine.prefix != theirs.prefix
         assert not mine.network.overlaps(theirs.network)

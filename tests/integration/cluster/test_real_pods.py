@@ -36,13 +36,13 @@ import pytest
 from hack import cluster as local_cluster
 from hack.cluster import REAL_NODE_NAMES, Cluster
 from hack.node_agent import network
-from hack.node_agent.netplan import NetPlan
 from tests.fixtures.cluster import (
     apply,
     condition,
     container_status,
     get_json,
     logs,
+    net_plan,
     pod,
     processes_of_pods,
     wait_for,
@@ -51,12 +51,6 @@ from tests.fixtures.cluster import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
-
-
-def _plan(cluster: Cluster) -> NetPlan:
-    assert cluster.state_dir is not None
-    state = json.loads((cluster.state_dir / "cluster.json").read_text())
-    return NetPlan.from_json(state["plan"])
 
 
 def _json_output(
@@ -149,7 +143,7 @@ spec:
     svc_ip = get_json(cluster, "-n", real_ns, "service/svc-a")["spec"]["clusterIP"]
     assert env["SVC_A_SERVICE_HOST"] == svc_ip
     assert env["SVC_A_SERVICE_PORT_HTTP"] == "8080"
-    assert env["KUBERNETES_SERVICE_HOST"] == str(_plan(cluster).kubernetes_service_ip)
+    assert env["KUBERNETES_SERVICE_HOST"] == str(net_plan(cluster).kubernetes_service_ip)
     assert out["argv"] == ["plain", "$(LITERAL)", "$(NOT_DEFINED)"]
 
 
@@ -481,7 +475,7 @@ spec:
         timeout=30,
         what="the new pod reading the claim",
     )
-    plan = _plan(cluster)
+    plan = net_plan(cluster)
     old_ip = first["status"]["podIP"]
     new_ip = pod(cluster, real_ns, "keeper-0")["status"]["podIP"]
     if old_ip != new_ip:
@@ -516,7 +510,7 @@ spec:
 """,
     )
     p = wait_phase(cluster, real_ns, "stubborn", "Running")
-    plan = _plan(cluster)
+    plan = net_plan(cluster)
     netns = plan.netns(plan.pod_index(ipaddress.IPv4Address(p["status"]["podIP"])))
     assert netns in network.own_netns(plan)
     assert cluster.state_dir is not None
@@ -552,7 +546,7 @@ spec:
 """,
     )
     p = wait_ready(cluster, real_ns, "forks")
-    plan = _plan(cluster)
+    plan = net_plan(cluster)
     uid = p["metadata"]["uid"]
     assert len(processes_of_pods(plan, [uid])) >= 3  # the main sleep and two orphans
     cluster.kubectl("delete", "pod", "forks", "-n", real_ns, "--wait=true", timeout=60)
@@ -699,7 +693,7 @@ spec:
 
     wait_for(both_endpoints_ready, what="both pods in the Service's EndpointSlice")
     names = sorted(p["metadata"]["name"] for p in pods)
-    plan = _plan(cluster)
+    plan = net_plan(cluster)
     assert len(set(ips)) == 2
     assert all(plan.in_pod_network(ip) for ip in ips)
     apply(
