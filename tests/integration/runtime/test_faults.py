@@ -40,8 +40,12 @@ DOCUMENTS = 16
 
 @pytest.fixture
 def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresService]:
-    """A Postgres of this test's own: it is crashed and restarted."""
-    service = start_postgres(tmp_path_factory.mktemp("pg-crash"), cache_dir())
+    """A Postgres of this test's own: it is crashed and restarted. With commits durable
+    (the shared test Postgres acknowledges them before their WAL is written, so a crash
+    would lose what the API already accepted: not the runtime's fault)."""
+    service = start_postgres(
+        tmp_path_factory.mktemp("pg-crash"), cache_dir(), settings={"synchronous_commit": "on"}
+    )
     try:
         yield service
     finally:
