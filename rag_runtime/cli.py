@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -65,13 +66,25 @@ def check_embedding_model(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
-class DrainingServer(uvicorn.Server):
-    """uvicorn's server, which on SIGTERM keeps serving `delay` seconds before it stops
-    accepting: the pod's endpoint leaves the load balancer first (no 502 on rollouts)."""
+def drain_over(elapsed: float, quiet_for: float, delay: float, quiet: float, most: float) -> bool:
+    """Whether a draining server may stop: `delay` seconds after SIGTERM once no request has
+    come for `quiet` seconds (the load balancers have let the endpoint go), or at `most`."""
+    return elapsed >= most or (elapsed >= delay and quiet_for >= quiet)
 
-    def __init__(self, config: uvicorn.Config, delay: float) -> None:
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM keeps serving at least `delay` seconds, and then
+    until no request has come for `quiet` seconds (at most `most` in all), before it stops
+    accepting: the pod's endpoint leaves every load balancer first, even one that is slow
+    to see it go, so a rollout fails no request (a 502 from a proxy that still sent to it)."""
+
+    def __init__(
+        self, config: uvicorn.Config, delay: float, quiet: float = 1.0, most: float = 0.0
+    ) -> None:
         super().__init__(config)
         self.delay = delay
+        self.quiet = quiet
+        self.most = max(most, delay)
         self.draining = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -79,9 +92,20 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self.draining = True
-        timer = threading.Timer(self.delay, uvicorn.Server.handle_exit, args=(self, sig, frame))
-        timer.daemon = True
-        timer.start()
+        drain = threading.Thread(target=self._drain, args=(sig, frame), daemon=True)
+        drain.start()
+
+    def _drain(self, sig: int, frame: FrameType | None) -> None:
+        start = last_change = time.monotonic()
+        seen = self.server_state.total_requests
+        while True:
+            now = time.monotonic()
+            if self.server_state.total_requests != seen:
+                seen, last_change = self.server_state.total_requests, now
+            if drain_over(now - start, now - last_change, self.delay, self.quiet, self.most):
+                break
+            time.sleep(0.05)
+        uvicorn.Server.handle_exit(self, sig, frame)
 
 
 @app.command()
@@ -110,8 +134,14 @@ def serve(
         log_level=settings.log_level,
         log_config=uvicorn_log_config(settings.log_format),
         proxy_headers=True,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
-    DrainingServer(config, settings.shutdown_delay_seconds).run()
+    DrainingServer(
+        config,
+        settings.shutdown_delay_seconds,
+        quiet=settings.shutdown_quiet_seconds,
+        most=settings.shutdown_max_delay_seconds,
+    ).run()
 
 
 @app.command()

@@ -145,6 +145,29 @@ class Settings(BaseSettings):
         description="On SIGTERM keep serving this long before shutting down, so a load "
         "balancer drops the endpoint before the process stops accepting (the operator sets it).",
     )
+    keep_alive_seconds: int = Field(
+        5,
+        ge=1,
+        le=3600,
+        description="How long an idle HTTP keep-alive connection stays open. Behind a proxy, "
+        "keep it above the proxy's idle timeout (the operator sets 120 s), so that the proxy, "
+        "not the server, closes idle connections: a server closing one the proxy is reusing "
+        "fails that request with a 502.",
+    )
+    shutdown_quiet_seconds: float = Field(
+        1.0,
+        gt=0.0,
+        le=60.0,
+        description="After the shutdown delay, keep serving until no request has come for this "
+        "long (a load balancer slow to drop the endpoint still sends some).",
+    )
+    shutdown_max_delay_seconds: float = Field(
+        0.0,
+        ge=0.0,
+        le=300.0,
+        description="The longest a SIGTERM'd API keeps serving (0: the shutdown delay); keep "
+        "it below the pod's termination grace period.",
+    )
 
     # Worker
     worker_concurrency: int = Field(

@@ -98,8 +98,13 @@ def runtime_settings(rs: RagSystem) -> dict[str, str]:
         "RAG_WORKER_CONCURRENCY": str(spec.worker.concurrency),
         # The migration Job moves the schema; the API pods never migrate at start.
         "RAG_MIGRATE_ON_START": "false",
-        # On SIGTERM the API keeps serving while Services and the Gateway drop its endpoint.
+        # On SIGTERM the API keeps serving while Services and the Gateway drop its endpoint:
+        # 5 s, then until 1 s passes without a request, 20 s at most (the grace period is 30).
         "RAG_SHUTDOWN_DELAY_SECONDS": "5",
+        "RAG_SHUTDOWN_MAX_DELAY_SECONDS": "20",
+        # Idle connections are closed by the proxy in front (Traefik 90 s, ingress-nginx 60 s),
+        # never by the API while the proxy may be reusing one (a POST failed with 502).
+        "RAG_KEEP_ALIVE_SECONDS": "120",
     }
     if spec.api.auth.anonymous:
         # The runtime refuses to serve without keys unless anonymous access is explicit.

@@ -56,6 +56,10 @@ def test_runtime_settings_model_accepts_the_values(
     assert settings.port == API_PORT
     assert settings.host == "0.0.0.0"
     assert settings.migrate_on_start is False  # the migration Job migrates, not the pods
+    # Idle connections outlive the proxies' idle timeouts (Traefik's 90 s), so the proxy
+    # closes them; the drain ends within the pod's termination grace period (30 s).
+    assert settings.keep_alive_seconds > 90
+    assert settings.shutdown_delay_seconds < settings.shutdown_max_delay_seconds < 30
 
 
 @pytest.mark.parametrize(
