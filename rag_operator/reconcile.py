@@ -183,6 +183,27 @@ def owns_credentials(rs: RagSystem, secret: dict[str, Any]) -> bool:
     return found.get(MANAGED_BY_LABEL) == MANAGED_BY and found.get(INSTANCE_LABEL) == rs.name
 
 
+def own_store_sets(rs: RagSystem, observed: Observed) -> bool:
+    """Whether any managed store's StatefulSet exists (or no store is managed)."""
+    stores = [s for s in STORES if store_mode(rs, s) == "managed"]
+    return not stores or any(
+        ("StatefulSet", child_name(rs, s)) in observed.children for s in stores
+    )
+
+
+async def claims_being_deleted(rs: RagSystem, kube: Kube) -> list[Key]:
+    """The stores' volume claims still terminating, before any StatefulSet of this system
+    exists: an earlier system of the name is being deleted with its data. They count as
+    data until they are gone (so the credentials would be refused as lost), and a new
+    StatefulSet would bind its pods to them, so nothing is applied until then."""
+    selector = f"{INSTANCE_LABEL}={rs.name},{MANAGED_BY_LABEL}={MANAGED_BY}"
+    return sorted(
+        ("PersistentVolumeClaim", str(pvc["metadata"]["name"]))
+        for pvc in await kube.list("v1", "PersistentVolumeClaim", rs.namespace, selector)
+        if (pvc.get("metadata") or {}).get("deletionTimestamp")
+    )
+
+
 async def store_data(p: Pass) -> list[str]:
     """Managed stores whose data exists: their StatefulSet or a volume claim of theirs."""
     stores = [s for s in STORES if store_mode(p.rs, s) == "managed"]
@@ -430,6 +451,8 @@ async def reconcile(
 ) -> Outcome:
     """One level-based pass: the release decision, apply drift, prune leftovers, status."""
     earlier = earlier_system_children(observed, rs.metadata.uid)
+    if not earlier and not own_store_sets(rs, observed):
+        earlier = await claims_being_deleted(rs, kube)
     if earlier:
         return waiting_for_earlier_system(rs, cfg, without(observed, earlier), earlier)
     return await full_pass(rs, cfg, kube, observed, caps or Capabilities(), applied_cache, prom)

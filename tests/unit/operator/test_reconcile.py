@@ -456,6 +456,29 @@ def test_a_system_recreated_under_a_deleted_ones_name_waits_for_its_children_to_
     assert after.requeue_after != 1.0
 
 
+def test_a_recreated_system_waits_for_the_earlier_ones_claims_to_go() -> None:
+    """Its StatefulSets gone, an earlier system's claims may still terminate (until their
+    pods are gone): counted as data they would have the fresh credentials refused as lost
+    for good, so the new system waits for them, applying nothing."""
+    rs = make_rs()
+    kube = FakeKube()
+    meta = {"name": "data-demo-postgres-0", "labels": labels(rs, "postgres")}
+    kube.pvcs = [{"metadata": {**meta, "deletionTimestamp": "2026-12-03T02:50:29Z"}}]
+    outcome = _run(rs, kube, Observed())
+    assert (kube.applied, kube.created, kube.deleted) == ([], [], [])
+    assert outcome.requeue_after == 1.0
+    progressing = _cond(outcome.status, "Progressing")
+    assert "PersistentVolumeClaim/data-demo-postgres-0" in progressing.message
+    assert _cond(outcome.status, "Degraded").status == "False"
+    # Gone: the credentials are drawn and everything applied. (Still there but not being
+    # deleted, they are data: test_deleted_credentials_with_only_volume_claims_left...)
+    kube.pvcs = []
+    after = _run(rs, kube, Observed())
+    assert any(m["kind"] == "Secret" for m in kube.created)
+    assert kube.applied
+    assert _cond(after.status, "Degraded").status == "False"
+
+
 def test_children_of_other_owners_are_not_an_earlier_system() -> None:
     from rag_operator.observed import earlier_system_children
 
