@@ -226,6 +226,8 @@ class Catalog(ChunkStore):
     async def delete_document(self, collection: Collection, document_id: uuid.UUID) -> Document:
         """Delete a document with its chunks and vectors, and take it out of the statistics."""
         async with self.db.transaction() as conn:
+            if not await self._lock_collection(conn, collection.id):
+                raise NotFoundError(f"collection {collection.name!r} not found")
             cur = await conn.execute(
                 sql.SQL(
                     "SELECT {} FROM documents d JOIN collections c ON c.id = d.collection_id "

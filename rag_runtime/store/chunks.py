@@ -55,6 +55,20 @@ class ChunkStore:
         async with self.db.transaction() as conn:
             await self._bump_version(conn, collection_id)
 
+    async def _lock_collection(
+        self, conn: psycopg.AsyncConnection[Any], collection_id: int
+    ) -> bool:
+        """Lock the collection's row for this transaction; False if it is gone.
+
+        Every writer takes the collection row before any document row, the order a
+        collection delete takes them in (its row, then its documents by cascade): a writer
+        holding a document while it waited for the collection would deadlock with that delete.
+        """
+        cur = await conn.execute(
+            "SELECT id FROM collections WHERE id = %s FOR NO KEY UPDATE", (collection_id,)
+        )
+        return await cur.fetchone() is not None
+
     async def _bump_version(self, conn: psycopg.AsyncConnection[Any], collection_id: int) -> int:
         """Next change version of the collection; its row stays locked until commit."""
         cur = await conn.execute(
@@ -124,6 +138,8 @@ class ChunkStore:
         # rather than inside a transaction keeps one pooled connection per collection busy,
         # not one per job in flight.
         async with self._writers[document.collection_id], self.db.transaction() as conn:
+            if not await self._lock_collection(conn, document.collection_id):
+                return None
             cur = await conn.execute(
                 "SELECT id FROM documents WHERE id = %s FOR UPDATE", (document.id,)
             )
