@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from rag_operator.models.common import ApiModel, cel, validations
+from rag_operator.models.common import ApiModel, SecretKeyRef, cel, validations
 
 # A Go-style duration of whole units: 500ms, 10s, 2m, 1h30m.
 DURATION = r"^([0-9]+(ms|s|m|h))+$"
@@ -230,6 +230,11 @@ class ProbeSpec(ApiModel):
     )
     query: str = Field(
         "ragops canary probe", min_length=1, max_length=1024, description="Text of each probe."
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        None,
+        description="Secret key holding the API key the probes and the quality gate send; "
+        "unset = the generated admin key. Needed when api.apiKeysSecretRef names the keys.",
     )
 
 

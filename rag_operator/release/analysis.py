@@ -195,7 +195,9 @@ def judge(
         if m.result == "fail":
             j.failed.append(f"{m.metric} {_num(m.value or 0)} {m.limit}".strip())
         elif m.result == "nodata":
-            j.missing.append(f"{m.metric}: no data")
+            j.missing.append(
+                f"{m.metric}: no data ({m.limit})" if m.limit else f"{m.metric}: no data"
+            )
     return j.verdict()
 
 

@@ -20,6 +20,7 @@ from rag_operator.models import API_PORT
 from rag_operator.models.naming import PROBE_HEADER
 from rag_operator.models.rollout import QualityGate
 from rag_operator.models.status import Measurement
+from rag_operator.release.probes import auth_headers
 
 K = 10
 MAX_QUERIES = 50
@@ -88,12 +89,15 @@ def gate_measurement(gate: QualityGate, canary: float, stable: float) -> Measure
     )
 
 
-async def mean_ndcg(session: aiohttp.ClientSession, ip: str, golden: GoldenSet) -> float:
+async def mean_ndcg(
+    session: aiohttp.ClientSession, ip: str, golden: GoldenSet, key: str | None = None
+) -> float:
     url = f"http://{ip}:{API_PORT}/api/v1/search"
+    headers = auth_headers(key, PROBE_HEADER, "quality")
     total = 0.0
     for q in golden.queries:
         body = {"collection": golden.collection, "query": q.query, "top_k": K}
-        async with session.post(url, json=body, headers={PROBE_HEADER: "quality"}) as resp:
+        async with session.post(url, json=body, headers=headers) as resp:
             resp.raise_for_status()
             hits = (await resp.json()).get("results") or []
         total += ndcg_at_k(ranked_documents(hits, q.relevant), q.relevant)
@@ -101,14 +105,21 @@ async def mean_ndcg(session: aiohttp.ClientSession, ip: str, golden: GoldenSet) 
 
 
 async def run_gate(
-    gate: QualityGate, golden: GoldenSet, canary_ip: str, stable_ip: str, timeout_s: float = 30
+    gate: QualityGate,
+    golden: GoldenSet,
+    canary_ip: str,
+    stable_ip: str,
+    key: str | None = None,
+    timeout_s: float = 30,
 ) -> Measurement:
-    """The gate's measurement; no data when either side cannot be asked."""
+    """The gate's measurement; no data when either side cannot be asked (the limit then
+    says why, e.g. a 401 for a wrong key)."""
     limit = f">= {gate.min_fraction_of_stable:g} x stable's"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s:
-            canary = await mean_ndcg(s, canary_ip, golden)
-            stable = await mean_ndcg(s, stable_ip, golden)
-    except (TimeoutError, aiohttp.ClientError, ValueError):
-        return Measurement(metric="ndcg@10", result="nodata", limit=limit)
+            canary = await mean_ndcg(s, canary_ip, golden, key)
+            stable = await mean_ndcg(s, stable_ip, golden, key)
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+        why = str(exc)[:120] or type(exc).__name__
+        return Measurement(metric="ndcg@10", result="nodata", limit=f"{limit}; {why}"[:256])
     return gate_measurement(gate, canary, stable)

@@ -18,7 +18,13 @@ from rag_operator.models.status import Measurement
 from rag_operator.observed import Observed
 from rag_operator.release import analysis, quality
 from rag_operator.release.canary import canary_name
-from rag_operator.release.probes import ProbeTargets, probe_targets, ready_ips
+from rag_operator.release.probes import (
+    ProbeKey,
+    ProbeTargets,
+    probe_key,
+    probe_targets,
+    ready_ips,
+)
 from rag_operator.release.prometheus import Prometheus
 from rag_operator.release.state import (
     ACTIVE,
@@ -79,12 +85,14 @@ def stable_ready(rs: RagSystem, observed: Observed, version: str) -> bool:
 
 
 async def quality_measurements(
-    rs: RagSystem, kube: Kube, observed: Observed, target: Target
+    rs: RagSystem, kube: Kube, observed: Observed, target: Target, key: ProbeKey
 ) -> list[Measurement]:
     """The quality gate's measurement (canary runs only, when a gate is configured)."""
     gate = rs.spec.rollout.canary.analysis.quality_gate
     if gate is None or target.mode != "canary":
         return []
+    if key.problem:
+        return [Measurement(metric="ndcg@10", result="nodata", limit=key.problem[:250])]
     ref = gate.golden_set_ref
     where = f"spec.rollout.canary.analysis.qualityGate.goldenSetRef: ConfigMap {ref.name}"
     nodata = [Measurement(metric="ndcg@10", result="nodata", limit=where)]
@@ -100,7 +108,7 @@ async def quality_measurements(
         golden = quality.parse_golden_set(text, where)
     except quality.GoldenSetError:
         return nodata
-    return [await quality.run_gate(gate, golden, canary[0], stable[0])]
+    return [await quality.run_gate(gate, golden, canary[0], stable[0], key.key)]
 
 
 async def release_pass(
@@ -118,12 +126,14 @@ async def release_pass(
         rs, observed, before.canary_version
     )
     target = analysis_due(rs, now, c_ready)
+    key: ProbeKey | None = None  # read when the gate or the probes need it
     verdict: Verdict | None = None
     if target is not None:
+        key = await probe_key(rs, kube)
         if prom is None:
             verdict = Verdict("error", "the operator has no Prometheus client")
         else:
-            extra = await quality_measurements(rs, kube, observed, target)
+            extra = await quality_measurements(rs, kube, observed, target, key)
             verdict = await analysis.run(prom, rs, cfg, target, extra)
     obs = Observation(
         now=now,
@@ -134,4 +144,7 @@ async def release_pass(
     )
     decision = decide(rs, obs)
     active = decision.status.phase in ACTIVE
-    return ReleaseOutcome(decision, verdict, probe_targets(rs, observed, decision.plan, active))
+    if active and key is None:
+        key = await probe_key(rs, kube)
+    probes = probe_targets(rs, observed, decision.plan, active, key or ProbeKey())
+    return ReleaseOutcome(decision, verdict, probes)

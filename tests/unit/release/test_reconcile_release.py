@@ -9,11 +9,12 @@ keeps no rollout status; a rolled-back rollout keeps stable and no canary.
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 from rag_operator.models import RagSystem
 from rag_operator.models.status import RolloutPhase
-from rag_operator.observed import Observed
+from rag_operator.observed import Observed, PodInfo
 from rag_operator.reconcile import Outcome, reconcile
 from tests.unit.operator.fakes import FakeKube, converged, ready
 from tests.unit.operator.helpers import CFG, NO_CRDS, make_rs
@@ -27,6 +28,7 @@ def _upgrade(spec: dict[str, Any], extra: dict[str, Any] | None = None) -> tuple
     """0.1.0 running, then `spec` (version 0.2.0) once its migration Job succeeded; `extra`
     is merged into the status the upgrade starts from."""
     observed = converged(make_rs(), NO_CRDS)
+    observed.pods.append(PodInfo(name="demo-api-1", component="api", ready=True, ip="10.0.0.1"))
     status = _pass(make_rs(), FakeKube(), observed).status.wire()
     kube = FakeKube()
     started = _pass(make_rs(spec, status={**status, **(extra or {})}), kube, observed)
@@ -34,7 +36,7 @@ def _upgrade(spec: dict[str, Any], extra: dict[str, Any] | None = None) -> tuple
     observed.children[("Job", job["metadata"]["name"])] = ready(job)
     status = {**started.status.wire(), **(extra or {})}
     migrated = _pass(make_rs(spec, status=status), FakeKube(), observed)  # sees the Job done
-    kube = FakeKube()
+    kube = FakeKube({"demo-api-keys": ADMIN_KEY_SECRET})
     status = {**migrated.status.wire(), **(extra or {})}
     outcome = _pass(make_rs(spec, status=status), kube, observed)
     # What runs after the pass: the children left as they were, and those it applied.
@@ -54,6 +56,7 @@ def _images(kube: FakeKube) -> dict[str, str]:
 
 
 CANARY = {"version": "0.2.0", "rollout": {"strategy": "Canary"}}
+ADMIN_KEY_SECRET = {"data": {"admin-key": base64.b64encode(b"admin-s3cret").decode()}}
 
 
 def test_new_version_starts_a_canary_beside_stable() -> None:
@@ -71,6 +74,10 @@ def test_new_version_starts_a_canary_beside_stable() -> None:
     assert released.reason == "Progressing"
     assert any(e[1] == "CanaryStarted" for e in outcome.events)
     assert outcome.requeue_after is not None
+    # Probes from the pass that starts the rollout on, with the system's key (a probe
+    # without it gets 401, which would count as canary traffic).
+    assert outcome.probes is not None
+    assert outcome.probes.key == "admin-s3cret"
 
 
 def test_rolling_update_keeps_no_rollout_status() -> None:
