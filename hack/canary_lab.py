@@ -1,9 +1,10 @@
 """A canary release on real pods behind Traefik, judged by the real Prometheus: the pieces the
 end-to-end tests and `benchmarks/canary.py` share.
 
-- `FAULTY`: image tags ending in ``-faulty`` run the runtime through `hack/faults/bin/
-  rag-runtime`, whose answers need an unreachable generation provider (queries fail with
-  503; health, readiness and search are fine);
+- `faulty_images()`: image tags ending in ``-faulty``, ``-slow`` or ``-worse`` run the
+  runtime through `hack/faults/bin/rag-runtime`: answers that fail with 503 (health,
+  readiness and search are fine), answers from a slow generation provider, or keyword-only
+  retrieval;
 - `rag_system()`: a RagSystem with the Canary strategy behind the local Gateway, no Redis
   (inline ingestion) and the local Prometheus as the analysis' source;
 - `Traffic`: client queries through the Gateway on a thread, each marked with a sequence
@@ -38,17 +39,28 @@ DOCUMENT = {
 QUESTION = "Which indexes does pgvector offer?"
 
 
-def faulty_images() -> list[dict[str, Any]]:
-    """The image mapping of the faulty release (for `hack.cluster.set_images`)."""
+FAULTS = {"faulty": "errors", "slow": "slow", "worse": "worse"}  # tag suffix -> RAGOPS_FAULT
+
+
+def faulty_images(delay_seconds: float = 1.5) -> list[dict[str, Any]]:
+    """The image mappings of the faulty releases (for `hack.cluster.set_images`): tags ending
+    in -faulty fail their answers, -slow answer `delay_seconds` late, -worse retrieve worse."""
     base = runtime_profile()
     path = f"{FAULT_BIN}:{base.env['PATH']}"
     real = str(Path(base.env["PATH"].split(":")[0]) / "rag-runtime")
     return [
         {
-            "image": "ghcr.io/ragops/rag-runtime:*-faulty",
+            "image": f"ghcr.io/ragops/rag-runtime:*-{suffix}",
             "base": "rag-runtime",
-            "env": {"PATH": path, "RAGOPS_RUNTIME_BIN": real},
+            "env": {
+                "PATH": path,
+                "RAGOPS_RUNTIME_BIN": real,
+                "RAGOPS_FAULT": fault,
+                "RAGOPS_FAULT_DELAY": str(delay_seconds),
+                "RAGOPS_REPO": str(REPO_ROOT),
+            },
         }
+        for suffix, fault in FAULTS.items()
     ]
 
 
@@ -127,9 +139,41 @@ def ready(c: local_cluster.Cluster, ns: str) -> bool:
     return False
 
 
-def set_version(c: local_cluster.Cluster, ns: str, version: str) -> None:
-    patch = json.dumps({"spec": {"version": version}})
+def set_version(
+    c: local_cluster.Cluster, ns: str, version: str, analysis: dict[str, Any] | None = None
+) -> None:
+    """A new version (a new rollout), with `analysis` merged into the canary's analysis."""
+    spec: dict[str, Any] = {"version": version}
+    if analysis:
+        spec["rollout"] = {"canary": {"analysis": analysis}}
+    patch = json.dumps({"spec": spec})
     c.kubectl("patch", "ragsystem", NAME, "-n", ns, "--type=merge", "-p", patch)
+
+
+def probe_answers(c: local_cluster.Cluster, ns: str) -> dict[str, float]:
+    """Status -> how many of the operator's probe queries the pods of `ns` answered so, as
+    Prometheus scraped the runtime's counters."""
+    assert c.prometheus_url is not None
+    query = f'sum by (status) (rag_runtime_http_requests_total{{namespace="{ns}",source="probe"}})'
+    resp = httpx.get(f"{c.prometheus_url}/api/v1/query", params={"query": query}, timeout=10)
+    resp.raise_for_status()
+    return {r["metric"]["status"]: float(r["value"][1]) for r in resp.json()["data"]["result"]}
+
+
+GOLDEN = "canary-golden"
+# Worded unlike DOCUMENT (no shared stem): vector search finds it, keyword search cannot.
+GOLDEN_QUERIES = ("Which Postgres plugin finds close embeddings?",)
+
+
+def golden_set(ns: str) -> dict[str, Any]:
+    """The quality gate's golden set: a ConfigMap whose queries all mean DOCUMENT."""
+    queries = [{"query": q, "relevant": [DOCUMENT["title"]]} for q in GOLDEN_QUERIES]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": GOLDEN, "namespace": ns},
+        "data": {"golden.json": json.dumps({"collection": COLLECTION, "queries": queries})},
+    }
 
 
 def canary_ips(c: local_cluster.Cluster, ns: str) -> set[str]:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.runtime.fake_providers import (
+from hack.fake_providers import (
     EMBED_DIMS,
     FakeProviders,
     start_fake_providers,

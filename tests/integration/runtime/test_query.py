@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtime.fake_providers import (
+from hack.fake_providers import (
     EMBED_DIMS,
     FakeProviders,
     start_fake_providers,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.runtime.fake_providers import (
+from hack.fake_providers import (
     EMBED_DIMS,
     FakeProviders,
     start_fake_providers,

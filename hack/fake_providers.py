@@ -8,10 +8,15 @@ They implement just what the runtime calls, in the providers' wire formats:
   content_block_start, content_block_delta, content_block_stop, message_delta, message_stop).
 Answers quote the first passage of the prompt and cite it as [1] (plus an invalid [99], which
 the runtime must drop). Every request is recorded for assertions.
+
+`python -m hack.fake_providers --port P --delay S` serves them on 127.0.0.1 with each answer
+S seconds late: the slow generation provider of the canary tests' latency fault.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import base64
 import hashlib
 import json
@@ -27,7 +32,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from tests.integration.runtime.helpers import free_port
+from hack.services import free_port
 
 EMBED_DIMS = 64
 
@@ -60,6 +65,10 @@ class FakeProviders:
     # Inputs holding this text are refused (with `rejected_status`), every time.
     rejected_text: str | None = None
     rejected_status: int = 400
+    # Seconds every chat or message answer waits before its first byte.
+    answer_delay_seconds: float = 0.0
+    # Off for a long-running server, whose list would only grow.
+    record_requests: bool = True
 
     @property
     def openai_base_url(self) -> str:
@@ -75,9 +84,12 @@ def build_app(state: FakeProviders) -> FastAPI:
 
     async def record(request: Request) -> dict[str, Any]:
         body: dict[str, Any] = await request.json()
-        state.requests.append(
-            {"path": request.url.path, "headers": dict(request.headers), "body": body}
-        )
+        if request.url.path != "/v1/embeddings" and state.answer_delay_seconds:
+            await asyncio.sleep(state.answer_delay_seconds)
+        if state.record_requests:
+            state.requests.append(
+                {"path": request.url.path, "headers": dict(request.headers), "body": body}
+            )
         return body
 
     @app.post("/v1/embeddings")
@@ -228,3 +240,16 @@ def start_fake_providers() -> tuple[FakeProviders, uvicorn.Server]:
             raise RuntimeError("fake provider server did not start")
         time.sleep(0.02)
     return state, server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the fake OpenAI and Anthropic APIs.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+    state = FakeProviders(port=args.port, answer_delay_seconds=args.delay, record_requests=False)
+    uvicorn.run(build_app(state), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
