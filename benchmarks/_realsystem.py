@@ -1,7 +1,10 @@
-"""A RagSystem on real pods and the same programs started directly: time to ready and answer.
+"""A RagSystem on real pods and the same programs started directly: time to ready and answer;
+and a system backed up, deleted and restored under its name: time from the restore's apply
+to Ready, against the same system's first create.
 
-Used by ``benchmarks/cluster_start.py``. Both paths ingest the same three documents and ask
-the same question; an answer counts only with a citation of the right document.
+Used by ``benchmarks/cluster_start.py`` and ``benchmarks/backup_restore.py``. Both paths
+ingest the same three documents and ask the same question; an answer counts only with a
+citation of the right document.
 """
 
 from __future__ import annotations
@@ -81,8 +84,8 @@ def ingest_and_ask(client: httpx.Client) -> float:
     return ingested_at
 
 
-def _rag_system(ns: str) -> dict[str, Any]:
-    return {
+def _rag_system(ns: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
         "apiVersion": "ragops.io/v1alpha1",
         "kind": "RagSystem",
         "metadata": {"name": "bench", "namespace": ns},
@@ -101,6 +104,8 @@ def _rag_system(ns: str) -> dict[str, Any]:
             "deletionPolicy": "Delete",
         },
     }
+    manifest["spec"].update(extra or {})
+    return manifest
 
 
 def _json(c: local_cluster.Cluster, *args: str) -> dict[str, Any]:
@@ -157,6 +162,135 @@ def system_run(c: local_cluster.Cluster, ns: str) -> dict[str, float]:
     )
     c.kubectl("delete", "namespace", ns, "--wait=false", check=False)
     return parts
+
+
+@contextlib.contextmanager
+def platform() -> Iterator[tuple[local_cluster.Cluster, float]]:
+    """The local cluster with its data plane, ragops' CRDs and the operator; and how long
+    the cluster took to be usable. Stopped, every process of it, on the way out."""
+    from hack.demo import operator_process
+
+    state_dir = Path(tempfile.mkdtemp(prefix="ragops-bench-platform-"))
+    t0 = time.monotonic()
+    c = local_cluster.up(state_dir, data_plane=True)
+    start_s = time.monotonic() - t0
+    print(f"cluster with the data plane usable in {start_s:.2f}s", file=sys.stderr)
+    try:
+        local_cluster.install_crds(c)
+        with operator_process(c, state_dir):
+            yield c, start_s
+    finally:
+        local_cluster.down(state_dir)
+
+
+BACKUP_SPEC = {
+    "schedule": "0 3 * * *",
+    "retention": {"keepLast": 3},
+    "destination": {"volume": {"claimName": "backups"}},
+}
+BACKUP_CLAIM = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "backups"},
+    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+}
+SAMPLED = (QUESTION, "traffic weights of a route", "the query cache")
+
+
+def _real_namespace(c: local_cluster.Cluster, ns: str) -> None:
+    local_cluster.real_namespace(c, ns)
+    wait(
+        lambda: c.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0,
+        60,
+        "the namespace's ServiceAccount",
+    )
+
+
+def _until_ready(c: local_cluster.Cluster, ns: str, timeout: float = 600) -> float:
+    """Seconds until RagSystem ns/bench is Ready for its generation; a failed restore raises."""
+    t0 = time.monotonic()
+
+    def ready() -> bool:
+        rs = _json(c, "ragsystem", "bench", "-n", ns)
+        status = rs.get("status") or {}
+        if (status.get("restore") or {}).get("phase") == "Failed":
+            raise RuntimeError(f"restore failed: {status['restore'].get('message')}")
+        generation = (rs.get("metadata") or {}).get("generation")
+        return any(
+            x["type"] == "Ready"
+            and x["status"] == "True"
+            and x.get("observedGeneration") == generation
+            for x in status.get("conditions") or []
+        )
+
+    wait(ready, timeout, f"RagSystem {ns}/bench Ready", every=0.2)
+    return time.monotonic() - t0
+
+
+def _gateway(c: local_cluster.Cluster, ns: str) -> httpx.Client:
+    assert c.gateway_url is not None
+    headers = {"Host": f"{ns}.bench.test", "Authorization": f"Bearer {c.admin_key(ns, 'bench')}"}
+    client = httpx.Client(base_url=c.gateway_url, headers=headers, timeout=60)
+    wait(lambda: _ok(client, "/api/v1/ready"), 120, "the API through the Gateway", every=0.05)
+    return client
+
+
+def _answers(client: httpx.Client) -> dict[str, Any]:
+    """Document and chunk counts and the top-10 chunk ids of the sampled questions."""
+    collection = client.get("/api/v1/collections/bench").json()
+    out: dict[str, Any] = {"documents": collection["documents"], "chunks": collection["chunks"]}
+    for question in SAMPLED:
+        body = {"collection": "bench", "query": question, "strategy": "vector", "top_k": 10}
+        resp = client.post("/api/v1/search", json=body)
+        resp.raise_for_status()
+        out[question] = [hit["chunk_id"] for hit in resp.json()["results"]]
+    return out
+
+
+def restore_cycle(c: local_cluster.Cluster, ns: str) -> dict[str, Any]:
+    """Create (the baseline), ingest, back up, delete, restore under the same name (timed)."""
+    _real_namespace(c, ns)
+    c.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(BACKUP_CLAIM))
+    c.kubectl("apply", "-f", "-", input=json.dumps(_rag_system(ns, {"backup": BACKUP_SPEC})))
+    create_s = _until_ready(c, ns)
+    client = _gateway(c, ns)
+    ingest_and_ask(client)
+    before = _answers(client)
+    backup = {
+        "apiVersion": "ragops.io/v1alpha1",
+        "kind": "RagBackup",
+        "metadata": {"name": "bench", "namespace": ns},
+        "spec": {"systemRef": {"name": "bench"}},
+    }
+    t0 = time.monotonic()
+    c.kubectl("apply", "-f", "-", input=json.dumps(backup))
+    wait(
+        lambda: (
+            (_json(c, "ragbackup", "bench", "-n", ns).get("status") or {}).get("phase")
+            == "Completed"
+        ),
+        300,
+        "RagBackup Completed",
+        every=0.2,
+    )
+    backup_s = time.monotonic() - t0
+    c.kubectl(
+        "delete", "ragsystem", "bench", "-n", ns, "--wait=true", "--timeout=300s", timeout=320
+    )
+    restored = {"backup": BACKUP_SPEC, "bootstrap": {"backup": {"name": "bench"}}}
+    c.kubectl("apply", "-f", "-", input=json.dumps(_rag_system(ns, restored)))
+    restore_s = _until_ready(c, ns)
+    after = _answers(_gateway(c, ns))
+    c.kubectl(
+        "delete", "ragsystem", "bench", "-n", ns, "--wait=true", "--timeout=300s", timeout=320
+    )
+    c.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    return {
+        "create_to_ready_s": create_s,
+        "backup_s": backup_s,
+        "restore_to_ready_s": restore_s,
+        "equal": after == before,
+    }
 
 
 @contextlib.contextmanager

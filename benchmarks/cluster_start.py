@@ -92,33 +92,16 @@ def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def real_systems(count: int) -> dict[str, Any]:
     """``count`` RagSystems on real pods, each after a direct start of the same programs."""
-    from benchmarks._realsystem import direct_run, system_run
-    from hack.demo import operator_process
+    from benchmarks._realsystem import direct_run, platform, system_run
 
-    state_dir = Path(tempfile.mkdtemp(prefix="ragops-bench-platform-"))
-    t0 = time.monotonic()
-    c = local_cluster.up(state_dir, data_plane=True)
-    start_s = time.monotonic() - t0
-    print(f"cluster with the data plane usable in {start_s:.2f}s", file=sys.stderr)
     systems: list[dict[str, float]] = []
     directs: list[dict[str, float]] = []
-    try:
-        c.kubectl(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            str(Path(__file__).resolve().parent.parent / "crds"),
-        )
-        c.kubectl("wait", "--for=condition=Established", "crd/ragsystems.ragops.io")
-        with operator_process(c, state_dir):
-            for i in range(count):
-                directs.append(direct_run())
-                print(f"direct {i + 1}/{count}: {directs[-1]}", file=sys.stderr)
-                systems.append(system_run(c, f"bench-{i}"))
-                print(f"system {i + 1}/{count}: {systems[-1]}", file=sys.stderr)
-    finally:
-        local_cluster.down(state_dir)
+    with platform() as (c, start_s):
+        for i in range(count):
+            directs.append(direct_run())
+            print(f"direct {i + 1}/{count}: {directs[-1]}", file=sys.stderr)
+            systems.append(system_run(c, f"bench-{i}"))
+            print(f"system {i + 1}/{count}: {systems[-1]}", file=sys.stderr)
     sys_parts, direct_parts = _medians(systems), _medians(directs)
     ready, answer = sys_parts["ragsystem_ready_s"], sys_parts["answered_s"]
     return {
