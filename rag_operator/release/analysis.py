@@ -193,7 +193,8 @@ def judge(
     for m in extra:
         j.measurements.append(m)
         if m.result == "fail":
-            j.failed.append(f"{m.metric} {_num(m.value or 0)} {m.limit}".strip())
+            needs = f" (needs {m.limit})" if m.limit else ""
+            j.failed.append(f"{m.metric} {_num(m.value or 0)}{needs}")
         elif m.result == "nodata":
             j.missing.append(
                 f"{m.metric}: no data ({m.limit})" if m.limit else f"{m.metric}: no data"

@@ -136,7 +136,8 @@ def test_a_failing_quality_gate_fails_the_run() -> None:
     gate = Measurement(metric="ndcg", result="fail", value=0.4, limit=">= 0.95 of stable's 0.8")
     verdict = judge(system(), CANARY, {"requests": 50, "error-rate": 0.0}, [gate])
     assert verdict.result == "fail"
-    assert "ndcg 0.4" in verdict.message
+    # The value, then the bound it missed (not a claim that the value meets it).
+    assert "ndcg 0.4 (needs >= 0.95 of stable's 0.8)" in verdict.message
 
 
 @pytest.mark.parametrize(
