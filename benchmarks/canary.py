@@ -12,7 +12,10 @@ every 10 s against the local Prometheus), client queries through the Gateway at 
   seconds from the canary taking traffic to a route without it (aim <= 25 s at a 10 s
   interval; the interval is the baseline, with the ratio), and
   ``requests_to_faulty_after_detection``: client requests answered by the canary's pods
-  after the operator set its weight to 0 (aim 0).
+  after the operator set its weight to 0 (aim 0);
+- the same for a slow canary (answers 1.5 s late, none failing; the p95 rule) and one that
+  retrieves worse (keyword-only; the quality gate on the golden set): ``by_fault`` holds
+  each one's figures, with the worst time and the total of late requests beside them.
 
 Run: ``make bench-canary`` (``ARGS=--quick``: two short steps and a 5 s bake; the pods'
 start, a minute or two, dominates either way).
@@ -99,12 +102,25 @@ def healthy(c: local_cluster.Cluster, ns: str, steps: list[dict[str, Any]]) -> d
     }
 
 
-def faulty(c: local_cluster.Cluster, ns: str) -> dict[str, Any]:
+# Each fault: the version whose image has it, and what the analysis is given to see it.
+FAULTS: dict[str, tuple[str, dict[str, Any] | None]] = {
+    "errors": ("0.3.0-faulty", None),
+    "latency": ("0.4.0-slow", {"latencyP95": {"maxSeconds": 1.0, "maxRatioToStable": 3}}),
+    "quality": (
+        "0.5.0-worse",
+        {"latencyP95": None, "qualityGate": {"goldenSetRef": {"name": lab.GOLDEN}}},
+    ),
+}
+
+
+def faulty(c: local_cluster.Cluster, ns: str, fault: str) -> dict[str, Any]:
+    """One faulty canary, from its first requests to weight 0 and after."""
+    version, analysis = FAULTS[fault]
     traffic = lab.Traffic(c, ns, rate=10)
     traffic.start()
     try:
-        lab.set_version(c, ns, "0.3.0-faulty")
-        lab.wait(lambda: route_canary_weight(c, ns) > 0, 900, "the faulty canary taking traffic")
+        lab.set_version(c, ns, version, analysis=analysis)
+        lab.wait(lambda: route_canary_weight(c, ns) > 0, 900, f"the {fault} canary taking traffic")
         live = time.time()
         ips = lab.canary_ips(c, ns)
         lab.wait(lambda: route_canary_weight(c, ns) == 0, 300, "weight 0", every=0.1)
@@ -121,6 +137,7 @@ def faulty(c: local_cluster.Cluster, ns: str) -> dict[str, Any]:
         "fault_to_weight_zero_ratio_to_interval": round((zero - live) / INTERVAL_S, 2),
         "requests_to_faulty_after_detection": to_faulty,
         "requests_after_detection": len(after),
+        "failed_client_requests": sum(1 for s in traffic.sent if s.status != 200),
         "rollback_message": lab.rollout(c, ns).get("message", ""),
     }
 
@@ -164,7 +181,16 @@ def main() -> int:
                 "bake": bake,
             }
             result.update(healthy(c, ns, steps))
-            result.update(faulty(c, ns))
+            c.kubectl("apply", "-f", "-", input=json.dumps(lab.golden_set(ns)))
+            by_fault = {fault: faulty(c, ns, fault) for fault in FAULTS}
+            result.update(by_fault["errors"])  # the headline figures: answers that fail
+            result["by_fault"] = by_fault
+            result["fault_to_weight_zero_s_max"] = max(
+                f["fault_to_weight_zero_s"] for f in by_fault.values()
+            )
+            result["requests_to_faulty_after_detection_total"] = sum(
+                f["requests_to_faulty_after_detection"] for f in by_fault.values()
+            )
     finally:
         local_cluster.down(state)
     print(json.dumps(result))
