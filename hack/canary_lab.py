@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 
 from hack import cluster as local_cluster
-from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
+from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE, INGRESS_CLASS
 from hack.node_agent.images import runtime_profile
 from hack.paths import REPO_ROOT
+from rag_operator.models.naming import TRACK_LABEL
 
 NAME = "canary"
 FAULT_BIN = REPO_ROOT / "hack" / "faults" / "bin"
@@ -91,7 +92,25 @@ def canary_spec(
     }
 
 
-def rag_system(ns: str, version: str, rollout: dict[str, Any]) -> dict[str, Any]:
+def gateway_exposure(ns: str) -> dict[str, Any]:
+    """The API served through the local Gateway (an HTTPRoute) on `host(ns)`."""
+    return {
+        "httpRoute": {
+            "parentRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
+            "hostnames": [host(ns)],
+        }
+    }
+
+
+def ingress_exposure(ns: str) -> dict[str, Any]:
+    """The API served through an Ingress of Traefik's nginx class on `host(ns)`."""
+    return {"ingress": {"className": INGRESS_CLASS, "host": host(ns)}}
+
+
+def rag_system(
+    ns: str, version: str, rollout: dict[str, Any], exposure: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The lab's system; exposed through the Gateway unless `exposure` says otherwise."""
     return {
         "apiVersion": "ragops.io/v1alpha1",
         "kind": "RagSystem",
@@ -100,12 +119,7 @@ def rag_system(ns: str, version: str, rollout: dict[str, Any]) -> dict[str, Any]
             "version": version,
             "api": {
                 "replicas": 1,
-                "exposure": {
-                    "httpRoute": {
-                        "parentRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
-                        "hostnames": [host(ns)],
-                    }
-                },
+                "exposure": gateway_exposure(ns) if exposure is None else exposure,
             },
             "redis": {"enabled": False},
             "worker": {"replicas": 0},
@@ -177,7 +191,7 @@ def golden_set(ns: str) -> dict[str, Any]:
 
 
 def canary_ips(c: local_cluster.Cluster, ns: str) -> set[str]:
-    pods = get(c, ns, "pods", "-l", "app.kubernetes.io/component=canary").get("items") or []
+    pods = get(c, ns, "pods", "-l", f"{TRACK_LABEL}=canary").get("items") or []
     return {str(p["status"]["podIP"]) for p in pods if (p.get("status") or {}).get("podIP")}
 
 

@@ -1,0 +1,186 @@
+"""Canary traffic through the two other ways a system is reached, everything real (operator,
+runtime pods, Traefik, Prometheus); the Gateway's weighted HTTPRoute is test_canary_real's.
+
+In order, on one system:
+- exposed through an Ingress (class nginx, served by Traefik's nginx provider): a healthy
+  canary gets the operator's canary Ingress (nginx canary annotations, `canary-weight` the
+  step's 50) beside the API's; clients through it are answered by the canary's pod in about
+  that share; it is promoted, the canary Ingress goes away and no client request fails;
+- not exposed (replica ratio): the system's exposure is removed and clients reach it through
+  an Ingress of their own to the API Service. A canary's pods join that Service, so a faulty
+  canary (answers fail with 503) answers some of those clients until the analysis rolls it
+  back; once its pods have left the Service, no client is answered by them and none fails.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hack import canary_lab as lab
+from hack.cluster import Cluster, install_crds, set_images
+from hack.dataplane.traefik import INGRESS_CLASS
+from hack.demo import operator_process
+from rag_operator.release.canary import NGINX_CANARY_WEIGHT
+from tests.fixtures.cluster import namespace_for, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1800)]
+
+STEPS = [{"weight": 50, "pause": "20s"}]
+READY_TIMEOUT_S = 420
+ROLLOUT_TIMEOUT_S = 900
+API = f"{lab.NAME}-api"
+CANARY = f"{lab.NAME}-canary"
+OWN_INGRESS = "clients-own"
+
+
+@pytest.fixture(scope="module")
+def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The operator running and a Ready system at 0.1.0 behind an Ingress, one document in."""
+    install_crds(platform)
+    set_images(platform, lab.faulty_images())
+    ns_iter = namespace_for(platform, "canary-ingress", real=True)
+    ns = next(ns_iter)
+    assert platform.prometheus_url is not None
+    rollout = lab.canary_spec(platform.prometheus_url, STEPS, interval="5s")
+    manifest = lab.rag_system(ns, "0.1.0", rollout, exposure=lab.ingress_exposure(ns))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAGOPS_READY_TIMEOUT_SECONDS", "1200")  # a loaded machine's pod start
+        with operator_process(platform, tmp_path_factory.mktemp("operator")):
+            platform.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+            wait_for(lambda: lab.ready(platform, ns), timeout=READY_TIMEOUT_S, what="Ready")
+            lab.seed(platform, ns)
+            yield ns
+            platform.kubectl(
+                "delete", "ragsystem", lab.NAME, "-n", ns, "--timeout=180s", check=False
+            )
+    next(ns_iter, None)
+
+
+def _canary_weight(platform: Cluster, ns: str) -> int | None:
+    """The canary Ingress' nginx canary-weight; None while there is no canary Ingress."""
+    ingress = lab.get(platform, ns, "ingress", CANARY)
+    annotations = (ingress.get("metadata") or {}).get("annotations") or {}
+    weight = annotations.get(NGINX_CANARY_WEIGHT)
+    return None if weight is None else int(weight)
+
+
+def _answered_by_canary(
+    platform: Cluster, ns: str, sent: list[lab.Sent], canary_ips: set[str]
+) -> tuple[int, int]:
+    """Of `sent`, how many the access log places, and how many of those a canary pod got."""
+    pods = lab.answered_by(platform, ns)
+    placed = [pods[s.seq].split(":")[0] for s in sent if s.seq in pods]
+    return len(placed), sum(1 for ip in placed if ip in canary_ips)
+
+
+def test_ingress_canary_gets_its_weight_and_is_promoted(platform: Cluster, system: str) -> None:
+    ns = system
+    traffic = lab.Traffic(platform, ns, rate=5)
+    traffic.start()
+    weights: set[int] = set()
+    canary_ips: set[str] = set()
+    live: list[float] = []  # times the canary Ingress was seen with the step's weight
+    try:
+        lab.set_version(platform, ns, "0.2.0")
+
+        def succeeded() -> bool:
+            weight = _canary_weight(platform, ns)
+            if weight is not None:
+                weights.add(weight)
+                canary_ips.update(lab.canary_ips(platform, ns))
+                live.append(time.time())
+            st = lab.rollout(platform, ns)
+            return st.get("phase") == "Succeeded" and st.get("stableVersion") == "0.2.0"
+
+        wait_for(succeeded, timeout=ROLLOUT_TIMEOUT_S, what="the canary promoted and baked")
+    finally:
+        traffic.stop()
+    assert weights == {50}, weights
+    assert canary_ips
+    # Requests sent while the canary Ingress was there (after Traefik's first second).
+    during = [s for s in traffic.sent if live[0] + 1 <= s.sent_at <= live[-1]]
+    placed, by_canary = _answered_by_canary(platform, ns, during, canary_ips)
+    assert placed >= 20, (placed, len(during))
+    assert 0.2 <= by_canary / placed <= 0.8, (by_canary, placed)
+    assert _canary_weight(platform, ns) is None  # the canary Ingress is gone
+    api = lab.get(platform, ns, "deployment", API)
+    assert api["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.2.0")
+    failed = [s for s in traffic.sent if s.status != 200]
+    assert traffic.sent
+    assert not failed, failed[:5]
+
+
+def _own_ingress(ns: str) -> dict[str, Any]:
+    """The clients' own Ingress to the system's API Service (the system exposes nothing)."""
+    path = {
+        "path": "/",
+        "pathType": "Prefix",
+        "backend": {"service": {"name": API, "port": {"name": "http"}}},
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": OWN_INGRESS, "namespace": ns},
+        "spec": {
+            "ingressClassName": INGRESS_CLASS,
+            "rules": [{"host": lab.host(ns), "http": {"paths": [path]}}],
+        },
+    }
+
+
+def test_without_exposure_a_faulty_canary_shares_the_service_until_rolled_back(
+    platform: Cluster, system: str
+) -> None:
+    ns = system
+    platform.kubectl("apply", "-f", "-", input=json.dumps(_own_ingress(ns)))
+    patch = {"spec": {"api": {"exposure": {"ingress": None}}}}
+    platform.kubectl(
+        "patch", "ragsystem", lab.NAME, "-n", ns, "--type=merge", "-p", json.dumps(patch)
+    )
+    wait_for(lambda: not lab.get(platform, ns, "ingress", API), timeout=60, what="exposure gone")
+    with lab.client(platform, ns) as http:
+        wait_for(
+            lambda: http.get("/api/v1/ready").status_code == 200,
+            timeout=60,
+            what="the API through the clients' own Ingress",
+        )
+    traffic = lab.Traffic(platform, ns, rate=5)
+    traffic.start()
+    canary_ips: set[str] = set()
+    try:
+        lab.set_version(platform, ns, "0.3.0-faulty")
+
+        def rolled_back() -> bool:
+            canary_ips.update(lab.canary_ips(platform, ns))
+            return lab.rollout(platform, ns).get("phase") == "RolledBack"
+
+        wait_for(rolled_back, timeout=ROLLOUT_TIMEOUT_S, what="the faulty canary rolled back")
+        wait_for(
+            lambda: not lab.canary_ips(platform, ns),
+            timeout=120,
+            what="the canary's pods gone from the Service",
+        )
+        after = time.time() + 3  # Traefik's reload of the Service's endpoints
+        wait_for(lambda: len(traffic.since(after)) >= 20, timeout=120, what="traffic after")
+    finally:
+        traffic.stop()
+    st = lab.rollout(platform, ns)
+    assert st["canaryVersion"] == "0.3.0-faulty"
+    assert st["stableVersion"] == "0.2.0"
+    assert "error-rate" in st["message"], st["message"]
+    assert not lab.get(platform, ns, "deployment", CANARY)
+    assert canary_ips
+    # While it ran, the canary's pod answered clients of the Service: the replica ratio is real.
+    before = [s for s in traffic.sent if s.at < after - 3]
+    placed, by_canary = _answered_by_canary(platform, ns, before, canary_ips)
+    assert by_canary > 0, (by_canary, placed)
+    late = traffic.since(after)
+    assert all(s.status == 200 for s in late), [s for s in late if s.status != 200][:5]
+    placed, by_canary = _answered_by_canary(platform, ns, late, canary_ips)
+    assert placed >= len(late) // 2, "access log incomplete"
+    assert by_canary == 0
