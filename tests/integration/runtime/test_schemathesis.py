@@ -8,8 +8,10 @@ ignored_auth sends requests without the key). Failed-key rate limiting is off fo
 rest of the run into 429s. Examples per operation are bounded (`MAX_EXAMPLES`) to keep the
 run to a few minutes; the seed is fixed, so a failure reproduces. Failures the runtime
 accepts (data Postgres cannot store inside free-form metadata, which the schema cannot
-express) are listed in `schemathesis-baseline.json`; anything else fails the test. One check
-is off for one operation (`schemathesis.toml` says why: multipart form data is text).
+express, and an upload's text parts read as JSON: 202 to an upload the check calls
+schema-violating) are listed in `schemathesis-baseline.json`; anything else fails the test.
+One check is off for one operation (`schemathesis.toml` says why: multipart form data is
+text).
 """
 
 from __future__ import annotations
