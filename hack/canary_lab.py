@@ -1,10 +1,10 @@
 """A canary release on real pods behind Traefik, judged by the real Prometheus: the pieces the
 end-to-end tests and `benchmarks/canary.py` share.
 
-- `faulty_images()`: image tags ending in ``-faulty``, ``-slow`` or ``-worse`` run the
-  runtime through `hack/faults/bin/rag-runtime`: answers that fail with 503 (health,
-  readiness and search are fine), answers from a slow generation provider, or keyword-only
-  retrieval;
+- `faulty_images()`: image tags ending in ``-faulty``, ``-latent``, ``-slow`` or ``-worse``
+  run the runtime through `hack/faults/bin/rag-runtime`: answers that fail with 503 (health,
+  readiness and search are fine; -latent only in the stable Deployment's pods), answers
+  from a slow generation provider, or keyword-only retrieval;
 - `rag_system()`: a RagSystem with the Canary strategy behind the local Gateway, no Redis
   (inline ingestion) and the local Prometheus as the analysis' source;
 - `Traffic`: client queries through the Gateway on a thread, each marked with a sequence
@@ -40,12 +40,14 @@ DOCUMENT = {
 QUESTION = "Which indexes does pgvector offer?"
 
 
-FAULTS = {"faulty": "errors", "slow": "slow", "worse": "worse"}  # tag suffix -> RAGOPS_FAULT
+# tag suffix -> RAGOPS_FAULT
+FAULTS = {"faulty": "errors", "latent": "latent", "slow": "slow", "worse": "worse"}
 
 
 def faulty_images(delay_seconds: float = 1.5) -> list[dict[str, Any]]:
     """The image mappings of the faulty releases (for `hack.cluster.set_images`): tags ending
-    in -faulty fail their answers, -slow answer `delay_seconds` late, -worse retrieve worse."""
+    in -faulty fail their answers (-latent once promoted), -slow answer `delay_seconds` late,
+    -worse retrieve worse."""
     base = runtime_profile()
     path = f"{FAULT_BIN}:{base.env['PATH']}"
     real = str(Path(base.env["PATH"].split(":")[0]) / "rag-runtime")

@@ -15,7 +15,10 @@ In order, on one system:
   back; once its pods have left the Service, no client is answered by them and none fails;
 - Prometheus frozen (SIGSTOP: it accepts connections and answers nothing) after an analysis
   run passed: the rollout pauses, then rolls back after the failure limit, naming Prometheus
-  unreachable; it is never promoted and stable keeps its version.
+  unreachable; it is never promoted and stable keeps its version;
+- a release that is fine as a canary and fails once promoted (-latent: its answers fail only
+  in the stable Deployment's pods) passes the steps, is promoted, and the bake's analysis
+  reverts stable to the last good version (RolledBack: "bake of ... failed, reverted to").
 """
 
 from __future__ import annotations
@@ -256,3 +259,41 @@ def test_prometheus_down_mid_analysis_pauses_then_rolls_back(
     assert any(r["result"] == "error" for r in st["analysis"]), st["analysis"]
     api = lab.get(platform, ns, "deployment", API)
     assert api["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.2.0")
+
+
+def test_a_release_that_breaks_once_promoted_is_reverted_by_the_bake(
+    platform: Cluster, system: str
+) -> None:
+    """0.7.0-latent answers fine from the canary's pods and fails from the stable
+    Deployment's: the steps pass, it is promoted, and the bake's analysis (of stable's pods)
+    reverts stable to the last good version."""
+    ns = system
+    traffic = lab.Traffic(platform, ns, rate=5)
+    traffic.start()
+    phases: list[str] = []
+    try:
+        patch = {"spec": {"version": "0.7.0-latent", "rollout": {"canary": {"bakeTime": "120s"}}}}
+        platform.kubectl(
+            "patch", "ragsystem", lab.NAME, "-n", ns, "--type=merge", "-p", json.dumps(patch)
+        )
+
+        def reverted() -> bool:
+            st = lab.rollout(platform, ns)
+            if st.get("canaryVersion") == "0.7.0-latent":
+                phases.append(str(st.get("phase")))
+            return phases[-1:] == ["RolledBack"]
+
+        wait_for(reverted, timeout=ROLLOUT_TIMEOUT_S, what="0.7.0-latent reverted by the bake")
+    finally:
+        traffic.stop()
+    assert "Promoting" in phases, phases
+    st = lab.rollout(platform, ns)
+    assert st["stableVersion"] == "0.2.0", st
+    assert "bake of 0.7.0-latent failed, reverted to 0.2.0" in st["message"], st["message"]
+    assert "error-rate" in st["message"], st["message"]
+    api = lab.get(platform, ns, "deployment", API)
+    assert api["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.2.0")
+    # The canary's pods answered well while it ran: the fault really was in stable's only.
+    steps = [e for e in lab.get(platform, ns, "events").get("items") or []]
+    assert any(e["reason"] == "CanaryPromoted" and "0.7.0-latent" in e["message"] for e in steps)
+    wait_for(lambda: lab.ready(platform, ns), timeout=READY_TIMEOUT_S, what="Ready at 0.2.0")
