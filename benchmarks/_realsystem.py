@@ -25,6 +25,7 @@ import httpx
 from hack import cluster as local_cluster
 from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
 from hack.paths import cache_dir
+from hack.volume_backup import BACKUP_CLAIM, VOLUME_BACKUP
 
 COMPONENTS = ("postgres", "redis", "api", "worker")
 DOCUMENTS = [
@@ -183,17 +184,6 @@ def platform() -> Iterator[tuple[local_cluster.Cluster, float]]:
         local_cluster.down(state_dir)
 
 
-BACKUP_SPEC = {
-    "schedule": "0 3 * * *",
-    "retention": {"keepLast": 3},
-    "destination": {"volume": {"claimName": "backups"}},
-}
-BACKUP_CLAIM = {
-    "apiVersion": "v1",
-    "kind": "PersistentVolumeClaim",
-    "metadata": {"name": "backups"},
-    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-}
 SAMPLED = (QUESTION, "traffic weights of a route", "the query cache")
 
 
@@ -251,7 +241,7 @@ def restore_cycle(c: local_cluster.Cluster, ns: str) -> dict[str, Any]:
     """Create (the baseline), ingest, back up, delete, restore under the same name (timed)."""
     _real_namespace(c, ns)
     c.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(BACKUP_CLAIM))
-    c.kubectl("apply", "-f", "-", input=json.dumps(_rag_system(ns, {"backup": BACKUP_SPEC})))
+    c.kubectl("apply", "-f", "-", input=json.dumps(_rag_system(ns, {"backup": VOLUME_BACKUP})))
     create_s = _until_ready(c, ns)
     client = _gateway(c, ns)
     ingest_and_ask(client)
@@ -277,7 +267,7 @@ def restore_cycle(c: local_cluster.Cluster, ns: str) -> dict[str, Any]:
     c.kubectl(
         "delete", "ragsystem", "bench", "-n", ns, "--wait=true", "--timeout=300s", timeout=320
     )
-    restored = {"backup": BACKUP_SPEC, "bootstrap": {"backup": {"name": "bench"}}}
+    restored = {"backup": VOLUME_BACKUP, "bootstrap": {"backup": {"name": "bench"}}}
     c.kubectl("apply", "-f", "-", input=json.dumps(_rag_system(ns, restored)))
     restore_s = _until_ready(c, ns)
     after = _answers(_gateway(c, ns))

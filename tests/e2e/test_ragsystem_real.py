@@ -32,6 +32,7 @@ from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
 from hack.demo import operator_process
 from hack.node_agent import network
 from hack.node_agent.agent import cgroup2_mount
+from hack.volume_backup import BACKUP_CLAIM, VOLUME_BACKUP
 from tests.fixtures.cluster import get_json, namespace_for, net_plan, processes_of_pods, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -52,17 +53,6 @@ DOCUMENTS = [
     {"title": "Redis", "text": "Redis keeps the ingestion queue and the query cache in memory."},
 ]
 QUESTIONS = ["Which indexes does pgvector offer?", "traffic weights", "query cache"]
-BACKUP_CLAIM = {
-    "apiVersion": "v1",
-    "kind": "PersistentVolumeClaim",
-    "metadata": {"name": "backups"},
-    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-}
-BACKUP = {
-    "schedule": "0 3 * * *",
-    "retention": {"keepLast": 3},
-    "destination": {"volume": {"claimName": "backups"}},
-}
 ON_DEMAND = "before-delete"
 
 
@@ -84,7 +74,7 @@ def rag_system(ns: str, bootstrap: dict[str, Any] | None = None) -> dict[str, An
             },
             "worker": {"replicas": 1},
             "monitoring": {"enabled": True, "scrapeInterval": "1s"},
-            "backup": BACKUP,
+            "backup": VOLUME_BACKUP,
             "deletionPolicy": "Delete",
         },
     }

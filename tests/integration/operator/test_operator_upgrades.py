@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from hack.cluster import Cluster
+from hack.volume_backup import BACKUP_CLAIM, VOLUME_BACKUP
 from tests.fixtures.cluster import wait_for
 from tests.integration.operator.conftest import (
     Kube,
@@ -35,19 +36,6 @@ from tests.integration.operator.conftest import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
-
-BACKUP = {
-    "schedule": "0 3 * * *",
-    "retention": {"keepLast": 3},
-    "destination": {"volume": {"claimName": "backups"}},
-}
-
-BACKUP_CLAIM = {
-    "apiVersion": "v1",
-    "kind": "PersistentVolumeClaim",
-    "metadata": {"name": "backups"},
-    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-}
 
 
 def _ragbackup(name: str, system: str) -> dict[str, Any]:
@@ -136,7 +124,7 @@ def test_deployments_follow_the_migration_job(
 def test_backup_schedule_makes_a_cronjob(
     cluster: Cluster, operator: Operator, kube: Kube, ns: str
 ) -> None:
-    _apply(cluster, ns, rag_manifest("bk", {"api": {"replicas": 1}, "backup": BACKUP}))
+    _apply(cluster, ns, rag_manifest("bk", {"api": {"replicas": 1}, "backup": VOLUME_BACKUP}))
     wait_for(
         lambda: kube.get("CronJob", ns, "bk-backup") is not None,
         timeout=60,
@@ -150,11 +138,11 @@ def test_backup_schedule_makes_a_cronjob(
 @pytest.mark.parametrize(
     ("backup", "field"),
     [
-        ({**BACKUP, "schedule": "every night"}, "spec.backup.schedule"),
-        ({**BACKUP, "retention": {"keepLast": 0}}, "spec.backup.retention.keepLast"),
-        ({**BACKUP, "retention": {}}, "backup.retention"),
+        ({**VOLUME_BACKUP, "schedule": "every night"}, "spec.backup.schedule"),
+        ({**VOLUME_BACKUP, "retention": {"keepLast": 0}}, "spec.backup.retention.keepLast"),
+        ({**VOLUME_BACKUP, "retention": {}}, "backup.retention"),
         (
-            {**BACKUP, "destination": {"s3": {"endpoint": "http://s3", "bucket": "bkt"}}},
+            {**VOLUME_BACKUP, "destination": {"s3": {"endpoint": "http://s3", "bucket": "bkt"}}},
             "spec.backup.destination.s3.credentialsSecretRef",
         ),
     ],
@@ -172,7 +160,7 @@ def test_ragbackup_completes_and_a_new_system_restores_from_it(
     cluster: Cluster, operator: Operator, kube: Kube, ns: str
 ) -> None:
     _apply(cluster, ns, BACKUP_CLAIM)
-    _apply(cluster, ns, rag_manifest("src", {"api": {"replicas": 1}, "backup": BACKUP}))
+    _apply(cluster, ns, rag_manifest("src", {"api": {"replicas": 1}, "backup": VOLUME_BACKUP}))
     wait_phase(kube, ns, "src", "Ready", timeout=90)
     _apply(cluster, ns, _ragbackup("first", "src"))
 
@@ -230,7 +218,7 @@ def test_a_system_recreated_under_its_name_waits_for_the_earlier_ones_children(
     the new system adopts nothing of the old one, whose children the garbage collector is
     still deleting; it waits for them, says so, and then restores and starts clean."""
     _apply(cluster, ns, BACKUP_CLAIM)
-    spec = {"api": {"replicas": 1}, "backup": BACKUP, "deletionPolicy": "Delete"}
+    spec = {"api": {"replicas": 1}, "backup": VOLUME_BACKUP, "deletionPolicy": "Delete"}
     _apply(cluster, ns, rag_manifest("same", spec))
     old_uid = wait_phase(kube, ns, "same", "Ready", timeout=90)["metadata"]["uid"]
     _apply(cluster, ns, _ragbackup("last", "same"))
