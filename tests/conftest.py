@@ -3,7 +3,10 @@
 `make test` runs the suite on several pytest-xdist workers with ``--dist loadscope``, whose
 scopes are this file's lanes, in collection order. Each test directory that starts expensive
 shared state is one lane, so that state starts once, on one worker: the end-to-end tier with
-its data-plane cluster, and the integration tests on the plain cluster. The runtime's
+its data-plane cluster, and the integration tests on the plain cluster. The canary modules,
+the longest of the end-to-end tier, are a lane of their own with a data-plane cluster of its
+own (clusters run side by side in their own network slots), so the tier is not one long
+serial lane. The runtime's
 integration tests start only cheap services (Postgres, Redis, Neo4j, S3) but keep a database
 per module, so each of their modules is a lane of its own and the modules spread over the
 workers. Unit tests need no shared state: each is its own scope and fills in wherever a worker
@@ -25,6 +28,8 @@ pytest_plugins = ["tests.fixtures.services", "tests.fixtures.cluster"]
 
 TESTS = Path(__file__).parent
 LANES = {
+    "e2e/test_canary_exposures.py": "platform-canary",
+    "e2e/test_canary_real.py": "platform-canary",
     "e2e": "platform",
     "integration/cluster": "cluster",
     "integration/operator": "cluster",
