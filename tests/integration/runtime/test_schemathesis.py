@@ -6,9 +6,10 @@ path's methods in `Allow`, auth enforced where the schema declares it (schemathe
 ignored_auth sends requests without the key). Failed-key rate limiting is off for the run
 (`RAG_AUTH_FAILURES_PER_MINUTE=0`): the wrong keys that check sends would otherwise turn the
 rest of the run into 429s. Examples per operation are bounded (`MAX_EXAMPLES`) to keep the
-run to a few minutes; the seed is fixed, so a failure reproduces. Failures the runtime
-accepts (data Postgres cannot store inside free-form metadata, which the schema cannot
-express, and an upload's text parts read as JSON: 202 to an upload the check calls
+run to a few minutes; the seed is fixed (the stateful and fuzzing cases still vary with the
+answers, so a run is not replayed exactly). Failures the runtime accepts (data Postgres
+cannot store inside free-form metadata, which the schema cannot express, and an upload's
+text parts read as JSON: 202, or 200 to an identical re-send, to an upload the check calls
 schema-violating) are listed in `schemathesis-baseline.json`; anything else fails the test.
 One check is off for one operation (`schemathesis.toml` says why: multipart form data is
 text).
