@@ -29,8 +29,13 @@ import pytest
 
 from hack import canary_lab as lab
 from hack.cluster import Cluster, install_crds, set_images
-from hack.demo import operator_process
-from tests.fixtures.cluster import namespace_for, wait_for
+from tests.fixtures.cluster import (
+    namespace_for,
+    panels_on,
+    scraped_operator,
+    wait_for,
+    wait_for_panel_data,
+)
 
 # Real pods load the embedding model: on a loaded 2-core machine a pod takes minutes.
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1800)]
@@ -55,7 +60,7 @@ def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     # than the operator's default ready timeout (after which a canary rolls back).
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RAGOPS_READY_TIMEOUT_SECONDS", "1200")
-        with operator_process(platform, tmp_path_factory.mktemp("operator")):
+        with scraped_operator(platform, tmp_path_factory.mktemp("operator")):
             platform.kubectl("apply", "-f", "-", input=json.dumps(manifest))
             wait_for(lambda: lab.ready(platform, ns), timeout=READY_TIMEOUT_S, what="Ready")
             lab.seed(platform, ns)
@@ -108,6 +113,14 @@ def test_healthy_canary_is_promoted_through_every_step(platform: Cluster, system
     probes = lab.probe_answers(platform, ns)
     assert probes.get("200", 0) > 0, probes
     assert set(probes) == {"200"}, probes
+    # The dashboard's release panels show this release from the operator's scraped metrics.
+    panels = wait_for_panel_data(
+        platform, ns, lab.NAME, panels_on("ragops_operator_rollout_"), timeout=120
+    )
+    weight = next(p for p in panels if p.title == "Canary weight")
+    assert max(v for series in weight.series for _, v in series.points) >= 50, weight.series
+    phases = next(p for p in panels if p.title == "Rollout phase")
+    assert "Succeeded" in {series.legend for series in phases.series}, phases.series
 
 
 def _rolled_back(platform: Cluster, ns: str, version: str, metric: str) -> dict[str, Any]:

@@ -5,11 +5,11 @@ Aspects covered:
   metrics are scraped through its ServiceMonitor with `ragsystem` and `component` labels;
 - after some traffic (ingestion, searches of every strategy, repeated searches for the
   cache, an empty search, a failing one, questions) and with the operator scraped too, every
-  panel of the Grafana dashboard returns data from Prometheus, except those whose series no
-  part of ragops exports yet (the canary and backup panels: their metrics are pending in
-  tests/unit/ecosystem/test_monitoring.py, which fails once they are exported); the panels
-  are drawn from that data and screenshot by headless Chromium (RAGOPS_DASHBOARD_PNG,
-  default /tmp/dashboard.png);
+  panel of the Grafana dashboard returns data from Prometheus, except the release and backup
+  panels, whose series exist only once a release or a backup has run (test_canary_real.py
+  and test_ragsystem_real.py see those panels return data); the panels are drawn from that
+  data and screenshot by headless Chromium (RAGOPS_DASHBOARD_PNG, default
+  /tmp/dashboard.png);
 - nothing the operator writes makes an Argo CD Application OutOfSync: the manifest applied
   the way Argo CD applies it (client-side apply with its tracking annotation) compared with the
   live object after the operator reconciled, by gitops-engine's diff (hack/tools/argocd-diff),
@@ -31,28 +31,28 @@ from typing import Any
 import httpx
 import pytest
 
-from hack import dashboard_png, dashboards
+from hack import dashboard_png
 from hack.cluster import Cluster, install_crds
 from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
-from hack.demo import operator_process
 from hack.devtools import go_tool
-from hack.node_agent import promsd
-from hack.services._process import free_port
-from tests.fixtures.cluster import frozen_pod, get_json, namespace_for, net_plan, wait_for
+from tests.fixtures.cluster import (
+    frozen_pod,
+    get_json,
+    namespace_for,
+    net_plan,
+    panels_on,
+    scraped_operator,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 NAME = "mon"
 READY_TIMEOUT_S = 480
 # Panels of series that exist only once a release or a backup has run: this system runs
-# neither (the canary and upgrade e2e tests do), so they are the only panels without data.
-EVENT_METRICS = ("ragops_operator_rollout_", "ragops_operator_backup_")
-PENDING = {
-    panel.title
-    for _, row in dashboards.ROWS
-    for panel in row
-    if any(metric in q.expr for q in panel.queries for metric in EVENT_METRICS)
-}
+# neither (the canary and ragsystem e2e tests do, and check these panels), so they are the
+# only panels without data here.
+PENDING = panels_on("ragops_operator_rollout_") | panels_on("ragops_operator_backup_")
 DOCUMENTS = [
     {"title": "Pgvector", "text": "pgvector adds HNSW and IVFFlat indexes to PostgreSQL."},
     {"title": "Traefik", "text": "Traefik splits traffic by the weights of an HTTPRoute."},
@@ -117,15 +117,11 @@ def broken_system(ns: str) -> dict[str, Any]:
 def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The operator (scraped by Prometheus as a host process) and a Ready system."""
     install_crds(platform)
-    assert platform.state_dir is not None
-    host_dir = platform.state_dir / "prometheus" / "host"
-    port = free_port()
-    target = promsd.scrape_host_process(host_dir, "ragops-operator", f"127.0.0.1:{port}", "op")
     real = namespace_for(platform, "mon", real=True)
     fake = namespace_for(platform, "monbad", real=False)
     ns, bad_ns = next(real), next(fake)
     try:
-        with operator_process(platform, tmp_path_factory.mktemp("operator"), metrics_port=port):
+        with scraped_operator(platform, tmp_path_factory.mktemp("operator")):
             # Client-side apply, as Argo CD syncs: it records last-applied-configuration.
             platform.kubectl("apply", "-f", "-", input=json.dumps(rag_system(ns)))
             platform.kubectl("apply", "-f", "-", input=json.dumps(broken_system(bad_ns)))
@@ -140,7 +136,6 @@ def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 "delete", "ragsystem", NAME, "-n", ns, "--wait=true", "--timeout=240s", timeout=260
             )
     finally:
-        target.unlink(missing_ok=True)
         next(real, None)
         next(fake, None)
 

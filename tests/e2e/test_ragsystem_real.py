@@ -29,11 +29,19 @@ import pytest
 
 from hack.cluster import Cluster, install_crds
 from hack.dataplane.traefik import GATEWAY_NAME, GATEWAY_NAMESPACE
-from hack.demo import operator_process
 from hack.node_agent import network
 from hack.node_agent.agent import cgroup2_mount
 from hack.volume_backup import BACKUP_CLAIM, VOLUME_BACKUP
-from tests.fixtures.cluster import get_json, namespace_for, net_plan, processes_of_pods, wait_for
+from tests.fixtures.cluster import (
+    get_json,
+    namespace_for,
+    net_plan,
+    panels_on,
+    processes_of_pods,
+    scraped_operator,
+    wait_for,
+    wait_for_panel_data,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -89,7 +97,7 @@ def system(platform: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     install_crds(platform)
     ns_iter = namespace_for(platform, "rag", real=True)
     ns = next(ns_iter)
-    with operator_process(platform, tmp_path_factory.mktemp("operator")):
+    with scraped_operator(platform, tmp_path_factory.mktemp("operator")):
         yield ns
     next(ns_iter, None)
 
@@ -236,6 +244,11 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
     # An on-demand backup, then delete: nothing of the system may be left.
     before = _snapshot(client)
     _back_up(platform, ns)
+    # The dashboard's backup panel shows its age, from the operator's scraped metrics.
+    (age,) = wait_for_panel_data(
+        platform, ns, NAME, panels_on("ragops_operator_backup_"), timeout=120
+    )
+    assert 0 <= age.series[0].points[-1][1] < 600, age.series
     platform.kubectl(
         "delete", "ragsystem", NAME, "-n", ns, "--wait=true", "--timeout=180s", timeout=200
     )
