@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command setup for a fresh machine; fast no-op when everything is already there.
-#   Debian packages (redis-server, prometheus, JDK, Maven, shellcheck, chromium), the uv-managed Python env
+#   Debian packages (redis-server, prometheus, JDK, Maven, shellcheck, chromium, nftables), the uv-managed Python env
 #   with all extras, the Neo4j harness jars, the S3Proxy jars (an S3-compatible server), the
 #   Go-built checkers (actionlint, compose-go's validator, the Argo CD health harness) and the local Kubernetes binaries (from Go modules).
 # Caches live under ~/.cache (uv, Maven, Go, binaries); nothing is written into git.
@@ -29,6 +29,8 @@ install_debian_packages() {
     # The node agent: network namespaces and veths (ip), container namespaces (nsenter).
     command -v ip >/dev/null || missing+=(iproute2)
     command -v nsenter >/dev/null || missing+=(util-linux)
+    # ... and each real pod's NetworkPolicy rules (nft, inside its network namespace).
+    command -v nft >/dev/null || missing+=(nftables)
     [[ ${#missing[@]} -eq 0 ]] && return
     log "installing Debian packages: ${missing[*]}"
     # Packaged daemons must not start (Prometheus would take 0.0.0.0:9090): block service

@@ -35,6 +35,7 @@ from hack.node_agent.podenv import ServiceLink
 from hack.node_agent.podobjects import pod_ref
 from hack.node_agent.pods import PodWorker
 from hack.node_agent.podstatus import now
+from hack.node_agent.policysync import PolicyEnforcer, PolicyError, Sandbox
 from hack.node_agent.svcproxy import ServiceProxy
 
 log = logging.getLogger("node-agent")
@@ -127,6 +128,16 @@ class Agent:
             self._prom_event,
             name="prometheusrules",
         )
+        self.namespaces = Reflector(
+            self.api, "/api/v1/namespaces", self._policy_event, name="namespaces"
+        )
+        self.netpols = Reflector(
+            self.api,
+            "/apis/networking.k8s.io/v1/networkpolicies",
+            self._policy_event,
+            name="networkpolicies",
+        )
+        self.policies = PolicyEnforcer(self.plan)
         self.pod_reflectors = [
             Reflector(
                 self.api,
@@ -138,7 +149,8 @@ class Agent:
             for n in cfg.nodes
         ]
         self.dns = DnsServer(self.host_ip)
-        self.proxy = ServiceProxy(self.plan, cfg.apiserver_port)
+        self.proxy = ServiceProxy(self.plan, cfg.apiserver_port, self.policies.allows)
+        self._policy_dirty = asyncio.Event()
         self._net_dirty = asyncio.Event()
         self._prom_dirty = asyncio.Event()
         self._images: tuple[float, ImageTable] | None = None
@@ -241,6 +253,7 @@ class Agent:
     # -- pods ------------------------------------------------------------------------------------
 
     async def _pod_event(self, kind: str, pod: dict[str, Any]) -> None:
+        self._policy_dirty.set()
         uid = pod["metadata"]["uid"]
         worker = self.workers.get(uid)
         if kind == "DELETED":
@@ -407,6 +420,43 @@ class Agent:
             except Exception:
                 log.exception("Service proxy sync failed")
 
+    # -- NetworkPolicies --------------------------------------------------------------------------
+
+    def _policy_event(self, _kind: str, _obj: dict[str, Any]) -> None:
+        self._policy_dirty.set()
+
+    def _sandboxes(self) -> list[Sandbox]:
+        return [
+            Sandbox(w.uid, w.pod, str(w.ip), w.netns)
+            for w in list(self.workers.values())
+            if w.ip is not None and w.netns
+        ]
+
+    async def isolate(self, pod: Mapping[str, Any], ip: str, netns: str) -> None:
+        """Load a new sandbox's table before its containers start (no open moment)."""
+        box = Sandbox(pod["metadata"]["uid"], pod, ip, netns)
+        others = [b for b in self._sandboxes() if b.uid != box.uid]
+        changes = self.policies.refresh(
+            [*others, box], self.namespaces.items.values(), self.netpols.items.values()
+        )
+        if not await self.policies.apply([c for c in changes if c[0].uid == box.uid]):
+            raise PolicyError(f"NetworkPolicy rules for {netns} could not be loaded")
+        self._policy_dirty.set()
+
+    async def _policy_sync(self) -> None:
+        await self.namespaces.synced.wait()
+        await self.netpols.synced.wait()
+        while True:
+            await self._policy_dirty.wait()
+            await asyncio.sleep(0.05)
+            self._policy_dirty.clear()
+            changes = self.policies.refresh(
+                self._sandboxes(), self.namespaces.items.values(), self.netpols.items.values()
+            )
+            if not await self.policies.apply(changes):
+                self._policy_dirty.set()
+                await asyncio.sleep(0.5)
+
     async def _prom_sync(self) -> None:
         prom_dir = self.cfg.prometheus_dir
         if prom_dir is None:
@@ -533,11 +583,14 @@ class Agent:
                 self.slices.run(),
                 self.monitors.run(),
                 self.rules.run(),
+                self.namespaces.run(),
+                self.netpols.run(),
                 *(r.run() for r in self.pod_reflectors),
                 self._leases(),
                 self._node_heartbeat(),
                 self._net_sync(),
                 self._prom_sync(),
+                self._policy_sync(),
                 self._claims_gc(),
                 self._reap_orphans(),
             )

@@ -82,6 +82,8 @@ class Context(Protocol):
 
     def event(self, pod: Mapping[str, Any], kind: str, reason: str, message: str) -> None: ...
 
+    async def isolate(self, pod: Mapping[str, Any], ip: str, netns: str) -> None: ...
+
 
 # ---------------------------------------------------------------------------------------------
 # The pod
@@ -381,6 +383,7 @@ class PodWorker:
             return
         self.ip = self.ctx.allocate_ip(self.node)
         self.netns = await asyncio.to_thread(network.create_pod_netns, self.ctx.plan, self.ip)
+        await self.ctx.isolate(self.pod, str(self.ip), self.netns)
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.cgroup is not None:
             self.cgroup.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import itertools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,8 @@ from hack.node_agent.netplan import NetPlan
 log = logging.getLogger("node-agent.proxy")
 
 Listener = tuple[str, int]  # (ClusterIP, port)
+# May a client (address) reach an endpoint (address, port)? NetworkPolicy's answer.
+Allows = Callable[[str, str, int], bool]
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ def backends(
 
 
 class ServiceProxy:
-    def __init__(self, plan: NetPlan, apiserver_port: int) -> None:
+    def __init__(self, plan: NetPlan, apiserver_port: int, allows: Allows | None = None) -> None:
         self.plan = plan
+        self.allows = allows
         self.apiserver_port = apiserver_port
         self.table: dict[Listener, Backends] = {}
         self._servers: dict[Listener, asyncio.Server] = {}
@@ -137,6 +140,12 @@ class ServiceProxy:
             turn = next(self._turns.setdefault(key, itertools.count()))
             host, port = entry.addresses[turn % len(entry.addresses)]
             self.plan.assert_own(host, f"traffic for Service {entry.service}")
+            client = (writer.get_extra_info("peername") or ("",))[0]
+            if self.allows is not None and client and not self.allows(client, host, port):
+                # What a policy plugin does after kube-proxy's DNAT; closed rather than
+                # dropped, so the client learns at once.
+                log.debug("%s -> %s:%s refused by NetworkPolicy", client, host, port)
+                return
             try:
                 up_reader, up_writer = await asyncio.wait_for(
                     asyncio.open_connection(host, port), 10
