@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hack.node_agent.selectors import selects
+
 TABLE = "ragops_netpol"
 DIRECTIONS = ("Ingress", "Egress")
 
@@ -78,26 +80,6 @@ def cluster_view(
 # ------------------------------------------------------------------------------ selection
 
 
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A metav1.LabelSelector against labels (an empty selector matches everything)."""
-    if selector is None:
-        return True
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
 def policy_types(policy: Mapping[str, Any]) -> tuple[str, ...]:
     spec = policy.get("spec") or {}
     given = spec.get("policyTypes")
@@ -113,7 +95,7 @@ def selecting(view: ClusterView, pod: PodView, direction: str) -> list[Mapping[s
         for p in view.policies
         if p["metadata"]["namespace"] == pod.namespace
         and direction in policy_types(p)
-        and selector_matches((p.get("spec") or {}).get("podSelector") or {}, pod.labels)
+        and selects((p.get("spec") or {}).get("podSelector") or {}, pod.labels)
     ]
 
 
@@ -126,8 +108,8 @@ def peer_pods(view: ClusterView, policy_ns: str, peer: Mapping[str, Any]) -> lis
         if ns_selector is None:
             in_ns = pod.namespace == policy_ns
         else:
-            in_ns = selector_matches(ns_selector, view.namespaces.get(pod.namespace, {}))
-        if in_ns and selector_matches(pod_selector or {}, pod.labels):
+            in_ns = selects(ns_selector, view.namespaces.get(pod.namespace, {}))
+        if in_ns and selects(pod_selector or {}, pod.labels):
             found.append(pod)
     return found
 

@@ -20,27 +20,9 @@ from typing import Any
 
 import yaml
 
+from hack.node_agent.selectors import selects
+
 Obj = Mapping[str, Any]
-
-
-def selects(selector: Obj | None, labels: Mapping[str, str]) -> bool:
-    """A Kubernetes label selector (matchLabels and matchExpressions) against ``labels``."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def _snake(name: str) -> str:

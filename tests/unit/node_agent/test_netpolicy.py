@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from hack.node_agent import netpolicy as np
+from hack.node_agent.selectors import selects
 
 HOSTS = ["198.18.0.1", "198.18.16.0/22"]
 
@@ -125,7 +126,7 @@ def test_egress_named_port_resolves_on_the_peer() -> None:
 def test_label_selector_expressions(
     expr: dict[str, Any], labels: dict[str, str], expected: bool
 ) -> None:
-    assert np.selector_matches({"matchExpressions": [expr]}, labels) is expected
+    assert selects({"matchExpressions": [expr]}, labels) is expected
 
 
 def test_a_pod_without_an_address_is_not_in_the_view() -> None:
