@@ -5,6 +5,8 @@ Aspects covered:
   moment its Postgres, Redis, API and worker containers really are ready (real probes);
 - documents ingested through the Gateway reach the worker and become ready; a question
   asked through the Gateway is answered with citations of those documents;
+- the operator's NetworkPolicies hold (enforced by the node agent): a pod of another
+  namespace reaches the API and none of the stores, by pod address or by Service;
 - Prometheus scrapes the API pods found through the operator's ServiceMonitor, and sees the
   requests made;
 - an on-demand RagBackup (a real backup Job on a user's volume claim) completes before the
@@ -34,6 +36,7 @@ from hack.node_agent.agent import cgroup2_mount
 from hack.volume_backup import BACKUP_CLAIM, VOLUME_BACKUP
 from tests.fixtures.cluster import (
     get_json,
+    logs,
     namespace_for,
     net_plan,
     panels_on,
@@ -146,6 +149,70 @@ def _snapshot(client: httpx.Client) -> dict[str, Any]:
     return {"documents": collection["documents"], "chunks": collection["chunks"], **top10}
 
 
+# From a pod of another namespace: the API's port (open to any namespace by default) and
+# the stores' (only the system's own pods), each by pod address and by Service name.
+PROBE = """
+import json, socket, sys
+out = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=3) as conn:
+            conn.settimeout(3)
+            # Postgres answers an SSLRequest with one byte; HTTP and Redis answer this line.
+            ssl_request = b"\\x00\\x00\\x00\\x08\\x04\\xd2\\x16/"
+            conn.sendall(ssl_request if port == "5432" else b"PING\\r\\n\\r\\n")
+            out[target] = "answered" if conn.recv(1) else "closed"
+    except OSError as exc:
+        out[target] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def _stores_closed_to_other_namespaces(
+    c: Cluster, ns: str, components: dict[str, dict[str, Any]]
+) -> None:
+    """The operator's NetworkPolicies, enforced by the node agent: another namespace's pod
+    reaches the API and none of the stores."""
+    ip = {k: p["status"]["podIP"] for k, p in components.items()}
+    api = [f"{ip['api']}:8000", f"{NAME}-api.{ns}:8000"]
+    stores = [f"{ip['postgres']}:5432", f"{NAME}-postgres.{ns}:5432", f"{ip['redis']}:6379"]
+    stores.append(f"{NAME}-redis.{ns}:6379")
+    outside = namespace_for(c, "outside", real=True)
+    other = next(outside)
+    try:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "probe", "namespace": other},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "python:3.11",
+                        "command": ["python", "-c", PROBE, *api, *stores],
+                    }
+                ],
+            },
+        }
+        c.kubectl("apply", "-f", "-", input=json.dumps(pod))
+        wait_for(
+            lambda: (
+                get_json(c, "-n", other, "pod", "probe")["status"].get("phase")
+                in ("Succeeded", "Failed")
+            ),
+            timeout=120,
+            what="the probe pod finished",
+        )
+        text = logs(c, other, "probe")
+        out = json.loads(next(ln for ln in text.splitlines() if ln.startswith("{")))
+        assert all(out[t] == "answered" for t in api), out
+        assert not any(out[t] == "answered" for t in stores), out
+    finally:
+        next(outside, None)
+
+
 def _back_up(c: Cluster, ns: str) -> None:
     backup = {
         "apiVersion": "ragops.io/v1alpha1",
@@ -186,6 +253,7 @@ def test_ragsystem_serves_through_the_gateway_and_leaves_nothing_when_deleted(
     pod_ips = [p["status"]["podIP"] for p in pods]
     assert all(plan.in_pod_network(ip) for ip in pod_ips)
     pod_uids = [p["metadata"]["uid"] for p in pods]
+    _stores_closed_to_other_namespaces(platform, ns, components)
     claims = get_json(platform, "-n", ns, "pvc", "-l", f"app.kubernetes.io/instance={NAME}")
     claim_uids = [c["metadata"]["uid"] for c in claims["items"]]
     assert len(claim_uids) == 2  # postgres and redis
