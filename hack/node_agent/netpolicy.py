@@ -95,7 +95,7 @@ def selecting(view: ClusterView, pod: PodView, direction: str) -> list[Mapping[s
         for p in view.policies
         if p["metadata"]["namespace"] == pod.namespace
         and direction in policy_types(p)
-        and selects((p.get("spec") or {}).get("podSelector") or {}, pod.labels)
+        and selects((p.get("spec") or {}).get("podSelector"), pod.labels)
     ]
 
 
@@ -109,7 +109,7 @@ def peer_pods(view: ClusterView, policy_ns: str, peer: Mapping[str, Any]) -> lis
             in_ns = pod.namespace == policy_ns
         else:
             in_ns = selects(ns_selector, view.namespaces.get(pod.namespace, {}))
-        if in_ns and selects(pod_selector or {}, pod.labels):
+        if in_ns and selects(pod_selector, pod.labels):
             found.append(pod)
     return found
 

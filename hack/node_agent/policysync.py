@@ -81,9 +81,6 @@ class PolicyEnforcer:
                 changes.append((box, script))
         return changes
 
-    def applied(self, box: Sandbox, script: str) -> None:
-        self._applied[(box.uid, box.netns)] = script
-
     async def apply(self, changes: list[tuple[Sandbox, str]]) -> bool:
         """Load the changed tables; False when one failed (the caller retries)."""
         ok = True
@@ -96,7 +93,7 @@ class PolicyEnforcer:
                 log.warning("%s", exc)
                 ok = False
                 continue
-            self.applied(box, script)
+            self._applied[(box.uid, box.netns)] = script
         return ok
 
     def allows(self, src_ip: str, dst_ip: str, port: int) -> bool:

@@ -44,6 +44,7 @@ from tests.fixtures.cluster import (
     scraped_operator,
     wait_for,
     wait_for_panel_data,
+    wait_phase,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -197,14 +198,7 @@ def _stores_closed_to_other_namespaces(
             },
         }
         c.kubectl("apply", "-f", "-", input=json.dumps(pod))
-        wait_for(
-            lambda: (
-                get_json(c, "-n", other, "pod", "probe")["status"].get("phase")
-                in ("Succeeded", "Failed")
-            ),
-            timeout=120,
-            what="the probe pod finished",
-        )
+        wait_phase(c, other, "probe", "Succeeded", "Failed", timeout=120)
         text = logs(c, other, "probe")
         out = json.loads(next(ln for ln in text.splitlines() if ln.startswith("{")))
         assert all(out[t] == "answered" for t in api), out
