@@ -119,8 +119,16 @@ def test_healthy_canary_is_promoted_through_every_step(platform: Cluster, system
     )
     weight = next(p for p in panels if p.title == "Canary weight")
     assert max(v for series in weight.series for _, v in series.points) >= 50, weight.series
-    phases = next(p for p in panels if p.title == "Rollout phase")
-    assert "Succeeded" in {series.legend for series in phases.series}, phases.series
+    # The status says Succeeded a scrape before Prometheus has the gauge: wait for it there.
+    phases: set[str] = set()
+
+    def phase_panel_shows_succeeded() -> bool:
+        (panel,) = wait_for_panel_data(platform, ns, lab.NAME, {"Rollout phase"}, timeout=60)
+        phases.update(series.legend for series in panel.series)
+        return "Succeeded" in phases
+
+    wait_for(phase_panel_shows_succeeded, timeout=120, what="Succeeded in the Rollout phase panel")
+    assert "Succeeded" in phases, phases
 
 
 def _rolled_back(platform: Cluster, ns: str, version: str, metric: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ SEED = 20261202
 KEY = "schemathesis-key"
 BASELINE = Path(__file__).with_name("schemathesis-baseline.json")
 CONFIG = Path(__file__).with_name("schemathesis.toml")  # one check off for the upload: why there
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")  # a serializer for PDF parts
 ST = Path(sys.executable).with_name("st")
 
 
@@ -119,7 +120,8 @@ def test_the_api_conforms_to_its_openapi(served_api: tuple[str, dict[str, str]])
     ]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False)
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)}
+    result = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False, env=env)
     summary = result.stdout[-6000:]
     assert result.returncode == 0, summary
     assert " failures" not in summary.splitlines()[-1], summary
