@@ -66,6 +66,7 @@ COMPONENT_CONDITIONS = {
     "neo4j": "Neo4jReady",
 }
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+TIMEOUT = "NotReadyTimeout"  # the reason of a component not ready for too long
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def not_ready_reason(
         return "Progressing", f"{progress}; pod {unscheduled[0].name} not scheduled yet"
     if timed_out:
         limit = int(cfg.ready_timeout_seconds)
-        return "NotReadyTimeout", f"not ready for more than {limit}s: {progress}"
+        return TIMEOUT, f"not ready for more than {limit}s: {progress}"
     return "Progressing", progress
 
 
@@ -274,14 +275,17 @@ class Tally:
         return f"{sum(v.ready for v in run)}/{len(run)}"
 
 
-def held_view(rs: RagSystem, component: str, desired: int, why: str, clock: Clock) -> ComponentView:
-    """A workload the release holds back (no Deployment before the first migration): not
-    ready, but no timeout counts against it."""
+def held_view(
+    rs: RagSystem, component: str, desired: int, why: str, clock: Clock, ready: int = 0
+) -> ComponentView:
+    """A workload the release holds back (no Deployment while a restore runs) or whose pods
+    wait for the schema (a first install's migration): not ready, but no timeout counts
+    against it."""
     type_, gen = COMPONENT_CONDITIONS[component], rs.metadata.generation
     cond = set_condition(
         rs.status.conditions, type_, False, "WaitingForMigration", why, gen, clock.now
     )
-    return ComponentView(cond, ComponentStatus(ready=0, desired=desired), ready=False)
+    return ComponentView(cond, ComponentStatus(ready=ready, desired=desired), ready=False)
 
 
 def component_views(
@@ -292,17 +296,19 @@ def component_views(
     clock: Clock,
     held: str = "",
 ) -> Tally:
-    """A view per component: api, worker, then the stores. `held` says why the API and
-    worker Deployments do not exist yet ("" = they should)."""
+    """A view per component: api, worker, then the stores. `held` says what the API and
+    worker wait for ("" = nothing): their Deployments are missing, or their pods wait for the
+    schema; then only a problem of their own (a crash, an unschedulable pod) is one."""
     tally = Tally()
     workloads = (("api", api_replicas(rs, observed)), ("worker", rs.spec.worker.replicas))
     for component, desired in workloads:
         if held and ("Deployment", child_name(rs, component)) not in observed.children:
             tally.views[component] = held_view(rs, component, desired, held, clock)
             continue
-        tally.views[component] = workload_view(
-            rs, cfg, observed, applied, component, "Deployment", desired, clock
-        )
+        view = workload_view(rs, cfg, observed, applied, component, "Deployment", desired, clock)
+        if held and not view.ready and (view.problem is None or view.problem.reason == TIMEOUT):
+            view = held_view(rs, component, desired, held, clock, view.status.ready)
+        tally.views[component] = view
     for store in STORES:
         mode = store_mode(rs, store)
         if mode == "managed":
@@ -529,7 +535,7 @@ def compute_status(
     (`waiting`: what the whole system waits for before anything is applied)."""
     clock = Clock(now)
     held = f"waiting for {waiting[0]}" if waiting else ""
-    if not held and migration is not None and migration.stable_version is None:
+    if not held and migration is not None and migration.workloads_wait:
         held = f"waiting for the migration to {migration.status.version}"
     tally = component_views(rs, cfg, observed, applied, clock, held)
     release: list[Condition] = []

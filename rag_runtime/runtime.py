@@ -209,6 +209,14 @@ class Runtime:
         if self.embedded_postgres is not None:
             await asyncio.to_thread(self.embedded_postgres.cleanup)
 
+    async def require_schema(self) -> None:
+        """Raise, saying why, unless the database's schema is one this runtime serves (the
+        worker's readiness: on a first install its pods start before the migration Job)."""
+        status = await asyncio.to_thread(migrate.schema_status, self.database_url)
+        self.schema_current = status.servable
+        if not status.servable:
+            raise RagError(status.message)
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Per-dependency status; False when a required one (database, schema, model) is down.
 

@@ -4,7 +4,8 @@ Jobs are at-least-once: arq keeps a job in the queue until it finishes, so a job
 died is picked up again once its in-progress marker expires (job timeout + 10 s). A database
 or embedding outage raises `Retry` with exponential backoff; documents still pending after
 that are swept back into the queue every `SWEEP_S` seconds. With RAG_METRICS_PORT set, the
-worker serves `/health`, `/ready` (queue and database reachable) and `/metrics` there.
+worker serves `/health`, `/ready` (queue and database reachable, the schema one it serves) and
+`/metrics` there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import uuid
 from typing import Any
 
+import psycopg
 from arq import Retry
 from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -26,7 +28,7 @@ from rag_runtime.errors import ServiceUnavailableError
 from rag_runtime.ingest import JOB_NAME, RedisQueue, backoff_s
 from rag_runtime.runtime import Runtime
 from rag_runtime.settings import Settings
-from rag_runtime.worker_http import WorkerHttp
+from rag_runtime.worker_http import Check, WorkerHttp
 
 log = logging.getLogger(__name__)
 SWEEP_S = 30.0
@@ -57,6 +59,8 @@ async def _sweep_forever(runtime: Runtime, queue: RedisQueue) -> None:
             first = False
         except ServiceUnavailableError as exc:
             log.warning("sweep skipped: %s", exc.log_text)
+        except psycopg.errors.UndefinedTable:  # a first install: the migration Job runs
+            log.info("sweep skipped: the schema is not there yet")
         with contextlib.suppress(Exception):
             runtime.metrics.queue_depth.set(await queue.depth())
         await asyncio.sleep(SWEEP_S)
@@ -131,7 +135,12 @@ async def run_worker(
     sleeping_compute_threads()  # before the model (and torch) loads
     runtime = await Runtime.start(settings, role="worker")
     queue = await RedisQueue.connect(settings.redis_url, settings.queue_name)
-    http = WorkerHttp(runtime.metrics.registry, {"queue": queue.ping, "database": runtime.db.ping})
+    checks: dict[str, Check] = {
+        "queue": queue.ping,
+        "database": runtime.db.ping,
+        "schema": runtime.require_schema,
+    }
+    http = WorkerHttp(runtime.metrics.registry, checks)
     if settings.metrics_port:
         await http.start(settings.host, settings.metrics_port)
     sweeper = asyncio.create_task(_sweep_forever(runtime, queue))

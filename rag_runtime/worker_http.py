@@ -2,8 +2,8 @@
 
 A small asyncio server on the worker's own event loop, so that `/health` answering means the
 loop that runs the jobs is alive (a stuck loop fails the liveness probe, which a TCP probe or
-a metrics thread would not notice). `/ready` answers 200 only while the worker reaches both
-the queue (Redis) and the database; otherwise 503 with the check that failed.
+a metrics thread would not notice). `/ready` answers 200 only while every check passes (the
+worker's: the queue, the database and its schema); otherwise 503 with the check that failed.
 """
 
 from __future__ import annotations

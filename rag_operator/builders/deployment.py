@@ -131,11 +131,12 @@ def build_worker_deployment(
     container["ports"] = [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
     container["env"] = [{"name": "RAG_METRICS_PORT", "value": str(port)}, *container["env"]]
     # The worker's own HTTP server on the metrics port (rag_runtime.worker_http): /health is
-    # its event loop alive, /ready its queue and database reachable. The port opens once the
+    # its event loop alive, /ready its queue and database reachable and the schema one it
+    # serves (on a first install it starts beside the migration). The port opens once the
     # model is loaded; until then the startup probe keeps liveness from counting.
     container["startupProbe"] = _probe(WORKER_HEALTH_PATH, "metrics", 5, 60)
     container["livenessProbe"] = _probe(WORKER_HEALTH_PATH, "metrics", 10, 6)
-    container["readinessProbe"] = _probe(WORKER_READY_PATH, "metrics", 10, 3)
+    container["readinessProbe"] = _probe(WORKER_READY_PATH, "metrics", 5, 3)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

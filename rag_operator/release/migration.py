@@ -8,13 +8,17 @@ finished is kept as a record and never re-created.
 
 `plan_migration` decides the whole step; `stable_version` is the version the stable API and
 worker Deployments run: the desired one once its migration succeeded, else the one they
-already run (none on a first install until the first migration succeeded).
+already run. A first install has nothing serving to protect, so its Deployments are made at
+once with the desired version, beside Postgres and the first migration: their pods start
+(the model loads) while the schema is made, and turn ready once it serves them (operator
+pods never migrate themselves). Only a restore under way holds them back: pods must not
+serve a database that is still being loaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rag_operator.builders.common import child_name, runtime_image, stable_hash
@@ -53,6 +57,15 @@ class MigrationPlan:
     @property
     def succeeded(self) -> bool:
         return self.status.phase is MigrationPhase.SUCCEEDED
+
+    @property
+    def workloads_wait(self) -> bool:
+        """Whether the API and worker wait for this migration: held back, or running the
+        version it migrates to (a first install) while it has not finished."""
+        if self.stable_version is None:
+            return True
+        finished = self.failed or self.succeeded
+        return not finished and self.stable_version == self.status.version
 
 
 def job_name(rs: RagSystem, image: str, generation: int, token: str) -> str:
@@ -130,7 +143,7 @@ def stable_version(rs: RagSystem, observed: Observed, migration: MigrationStatus
     """The version the stable API and worker Deployments should run.
 
     The desired version once its migration succeeded; otherwise the version they run now
-    (None on a first install: no Deployment before the first migration succeeded).
+    (None on a first install: see `first_install`).
     """
     if migration.phase is MigrationPhase.SUCCEEDED and migration.image == runtime_image(rs):
         return migration.version
@@ -185,7 +198,22 @@ def plan_migration(
 ) -> MigrationPlan:
     """The migration step of one pass: the attempt, its phase and the stable version.
 
-    `hold` says why the migration must wait besides Postgres (a restore under way)."""
+    `hold` says why the migration must wait besides Postgres (a restore under way); it also
+    holds back a first install's Deployments."""
+    return first_install(rs, _plan(rs, observed, postgres_ready, now, hold), hold)
+
+
+def first_install(rs: RagSystem, plan: MigrationPlan, hold: str) -> MigrationPlan:
+    """With no Deployment yet and no restore under way, the Deployments start with the
+    desired version beside the migration instead of after it."""
+    if plan.stable_version is not None or hold:
+        return plan
+    return replace(plan, stable_version=rs.spec.version)
+
+
+def _plan(
+    rs: RagSystem, observed: Observed, postgres_ready: bool, now: str, hold: str
+) -> MigrationPlan:
     attempt = current_attempt(rs)
     state = job_state(observed.children.get(("Job", attempt.job)), observed.pods)
     if state is None:

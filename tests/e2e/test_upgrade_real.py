@@ -2,8 +2,9 @@
 Traefik, real Postgres).
 
 Aspects covered:
-- first install: the migration Job really runs `rag-runtime migrate`, and the API pods are
-  created only after it succeeded; the system becomes Ready and answers through the Gateway;
+- first install: the API pods start beside the migration Job, which really runs
+  `rag-runtime migrate`, and turn ready only after it succeeded; the system becomes Ready and
+  answers through the Gateway;
 - an upgrade to a version whose migration fails (an image whose `migrate` exits 1) leaves
   the old version Ready and serving through the Gateway, with MigrationSucceeded=False,
   Degraded carrying the failed pod's last log lines, and a MigrationFailed Event;
@@ -186,8 +187,14 @@ def test_failed_migration_keeps_the_old_version_serving_and_a_fix_completes(
     jobs = get_json(platform, "-n", ns, "jobs", "-l", "app.kubernetes.io/component=migrate")
     (job,) = jobs["items"]
     assert job["status"]["succeeded"] == 1
+    # A first install: the API pod started beside the migration (not after it) and turned
+    # ready only once the Job had made the schema (it does not migrate itself).
     (pod,) = _api_pods(platform, ns)
-    assert pod["metadata"]["creationTimestamp"] >= job["status"]["completionTime"]
+    done = job["status"]["completionTime"]
+    assert pod["metadata"]["creationTimestamp"] <= done
+    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert ready["lastTransitionTime"] >= done
     rag = _rag(platform, ns)
     assert rag["status"]["version"] == "0.1.0"
     assert rag["status"]["lastGoodVersion"] == "0.1.0"

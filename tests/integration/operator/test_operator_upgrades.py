@@ -2,8 +2,8 @@
 Jobs' pods; the real-pod behaviour, failing migrations included, is in tests/e2e).
 
 Aspects covered:
-- first install: the migration Job of spec.version runs once Postgres is ready, and the API
-  and worker Deployments are created only after it completed; status shows version,
+- first install: the API and worker Deployments are created at once (nothing serves yet),
+  the migration Job of spec.version once Postgres is ready; status shows version,
   desiredVersion, lastGoodVersion and MigrationSucceeded; `kubectl get rag` shows them;
 - an upgrade runs a new Job with the new image and moves the Deployments after it;
 - spec.backup makes a CronJob; a schedule that is not cron, retention 0 and a destination
@@ -82,8 +82,9 @@ def test_deployments_follow_the_migration_job(
     assert job.status.succeeded == 1
     api = kube.get("Deployment", ns, "up-api")
     assert api is not None
+    # A first install: the Deployment comes at once, the Job once Postgres is ready.
     created = _when(api["metadata"]["creationTimestamp"])
-    assert job.status.completion_time <= created
+    assert created <= _when(job.metadata.creation_timestamp)
     status = rag["status"]
     assert (status["version"], status["desiredVersion"], status["lastGoodVersion"]) == (
         "0.1.0",

@@ -1,7 +1,9 @@
 """`rag-runtime worker` serves /health, /ready and /metrics on RAG_METRICS_PORT.
 
 Aspects covered, against a real worker process on real Postgres and Redis: /health answers
-once the worker runs; /ready is 200 with the queue and the database up; /metrics has the
+once the worker runs; on a database without the schema yet (a first install, the migration
+Job still to run) /ready is 503 naming the schema and the worker keeps running; once
+`rag-runtime migrate` ran it is 200 with the queue, the database and the schema up; /metrics has the
 runtime's series; an unknown path is 404; with its Redis stopped the worker is alive but not
 ready (503 naming the queue), and ready again once Redis is back.
 """
@@ -75,11 +77,28 @@ def test_worker_health_readiness_and_metrics(
         assert proc.poll() is None, log.read_text()[-3000:]
         assert httpx.get(f"{base}/health", timeout=5).json() == {"status": "ok"}
 
+        # A first install: the worker starts before the migration Job made the schema.
+        unmigrated = httpx.get(f"{base}/ready", timeout=10)
+        assert unmigrated.status_code == 503, unmigrated.text
+        schema = unmigrated.json()["checks"]["schema"]
+        assert schema["status"] == "down"
+        assert "behind" in schema["reason"], schema
+        migrate = subprocess.run(
+            [sys.executable, "-m", "rag_runtime.cli", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrate.returncode == 0, migrate.stderr[-3000:]
         ready = httpx.get(f"{base}/ready", timeout=10)
         assert ready.status_code == 200, ready.text
         body = ready.json()
         assert body["status"] == "ready"
-        assert body["checks"] == {"queue": {"status": "up"}, "database": {"status": "up"}}
+        up = {"status": "up"}
+        assert body["checks"] == {"queue": up, "database": up, "schema": up}
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
         metrics = httpx.get(f"{base}/metrics", timeout=10)
         assert metrics.status_code == 200

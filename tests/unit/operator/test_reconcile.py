@@ -54,8 +54,9 @@ def test_first_pass_applies_every_child_and_creates_credentials_once() -> None:
     rs = make_rs()
     kube = FakeKube()
     outcome = _run(rs, kube)
-    # No Deployment before the migration Job succeeded, no Job before Postgres is ready.
-    assert len(kube.applied) == len(children(rs, release=Release(stable_version=None)))
+    # A first install: the Deployments at once, beside the stores; no Job before Postgres
+    # is ready.
+    assert len(kube.applied) == len(children(rs, release=Release(stable_version=rs.spec.version)))
     assert all(APPLIED_HASH_ANNOTATION in m["metadata"]["annotations"] for m in kube.applied)
     assert [c["metadata"]["name"] for c in kube.created] == ["demo-credentials", "demo-api-keys"]
     assert outcome.status.phase == Phase.PROGRESSING

@@ -1,8 +1,9 @@
 """The migration gate (`rag_operator.release.migration`): pure decisions.
 
 Aspects covered:
-- a first install creates no Deployment and no Job until Postgres is ready, then a Job of
-  the desired image; the Deployments appear only once that Job succeeded;
+- a first install creates no Job until Postgres is ready, then a Job of the desired image;
+  its Deployments run the desired version at once, beside the migration (nothing serves yet),
+  unless a restore holds them back; while that migration runs they wait without a timeout;
 - an upgrade keeps the Deployments on the version they run until the new version's Job
   succeeded; a failed Job keeps the old version, with the Job's reason and the failed pod's
   last log lines in the message;
@@ -90,12 +91,12 @@ def _rs(
 @pytest.mark.parametrize(
     ("deployed", "job", "postgres", "phase", "stable", "wants_job"),
     [
-        # First install.
-        (None, None, False, MigrationPhase.PENDING, None, False),
-        (None, None, True, MigrationPhase.RUNNING, None, True),
-        (None, "running", True, MigrationPhase.RUNNING, None, True),
+        # First install: nothing serves, the Deployments start beside the migration.
+        (None, None, False, MigrationPhase.PENDING, "0.2.0", False),
+        (None, None, True, MigrationPhase.RUNNING, "0.2.0", True),
+        (None, "running", True, MigrationPhase.RUNNING, "0.2.0", True),
         (None, "Complete", True, MigrationPhase.SUCCEEDED, "0.2.0", True),
-        (None, "Failed", True, MigrationPhase.FAILED, None, True),
+        (None, "Failed", True, MigrationPhase.FAILED, "0.2.0", True),
         # Upgrade 0.1.0 -> 0.2.0.
         ("0.1.0", None, True, MigrationPhase.RUNNING, "0.1.0", True),
         ("0.1.0", "running", True, MigrationPhase.RUNNING, "0.1.0", True),
@@ -213,6 +214,35 @@ def test_finished_job_deleted_is_not_made_again(phase: str, stable: str) -> None
     assert plan.stable_version == stable
 
 
+@pytest.mark.parametrize("postgres", [False, True])
+def test_a_restore_holds_a_first_installs_deployments_back(postgres: bool) -> None:
+    plan = plan_migration(_rs(), Observed(), postgres, NOW, hold="waiting for the restore")
+    assert plan.stable_version is None
+    assert plan.workloads_wait is True
+    assert plan.job is False
+
+
+@pytest.mark.parametrize(
+    ("deployed", "job", "waits"),
+    [
+        (None, None, True),  # first install, migration pending: pods wait for the schema
+        (None, "running", True),
+        (None, "Complete", False),
+        (None, "Failed", False),  # a failure is a problem of its own, not a wait
+        ("0.1.0", "running", False),  # an upgrade: the old version serves meanwhile
+    ],
+)
+def test_workloads_wait_for_the_migration_of_the_version_they_run(
+    deployed: str | None, job: str | None, waits: bool
+) -> None:
+    rs = _rs()
+    children = [_deployment("demo-api", deployed)] if deployed else []
+    if job:
+        children.append(_job(current_attempt(rs).job, None if job == "running" else job))
+    plan = plan_migration(rs, Observed.from_items(children), True, NOW)
+    assert plan.workloads_wait is waits
+
+
 def test_stable_version_is_the_workers_when_there_is_no_api() -> None:
     rs = _rs()
     observed = Observed.from_items([_deployment("demo-worker", "0.1.0")])
@@ -316,7 +346,8 @@ def test_no_pre_upgrade_backup(spec: dict[str, Any], deployed: str | None) -> No
     assert plan.job is True
 
 
-def test_workloads_held_by_the_first_migration_never_time_out() -> None:
+@pytest.mark.parametrize("deployments", [False, True])
+def test_workloads_waiting_for_the_first_migration_never_time_out(deployments: bool) -> None:
     from rag_operator.conditions import compute_status
     from tests.unit.operator.helpers import CFG
 
@@ -326,12 +357,42 @@ def test_workloads_held_by_the_first_migration_never_time_out() -> None:
         for t in ("ApiReady", "WorkerReady")
     ]
     rs = make_rs(status={"conditions": old})
-    plan = plan_migration(rs, Observed(), False, NOW)
-    status = compute_status(rs, CFG, Observed(), [], set(), NOW, "h", migration=plan)
+    version = rs.spec.version
+    observed = Observed.from_items(
+        [_deployment("demo-api", version), _deployment("demo-worker", version)]
+        if deployments
+        else []
+    )
+    plan = plan_migration(rs, observed, False, NOW)
+    status = compute_status(rs, CFG, observed, [], set(), NOW, "h", migration=plan)
     conds = {c.type: c for c in status.conditions}
     assert conds["ApiReady"].reason == "WaitingForMigration"
+    assert conds["WorkerReady"].reason == "WaitingForMigration"
     assert conds["Degraded"].status.value == "False"
     assert status.phase.value in ("Pending", "Progressing")
+
+
+def test_a_crash_while_waiting_for_the_first_migration_is_a_problem() -> None:
+    from rag_operator.conditions import compute_status
+    from tests.unit.operator.helpers import CFG
+
+    rs = make_rs()
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "demo-api-1", "labels": {"app.kubernetes.io/component": "api"}},
+        "status": {
+            "containerStatuses": [
+                {"name": "api", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+            ]
+        },
+    }
+    observed = Observed.from_items([_deployment("demo-api", rs.spec.version)], [pod_info(pod)])
+    plan = plan_migration(rs, observed, True, NOW)
+    status = compute_status(rs, CFG, observed, [], set(), NOW, "h", migration=plan)
+    conds = {c.type: c for c in status.conditions}
+    assert conds["ApiReady"].reason == "CrashLoopBackOff"
+    assert conds["Degraded"].status.value == "True"
 
 
 def test_ready_after_degraded_then_migrating_is_recovered() -> None:

@@ -3,7 +3,7 @@
 Aspects covered:
 - a system with spec.bootstrap.backup runs `rag-runtime restore --from URL --name NAME` as a
   Job once Postgres is ready, and neither the migration Job nor the Deployments before the
-  restore succeeded; then the migration, then the workloads;
+  restore succeeded; then the migration and, beside it, the workloads;
 - the source is a Completed RagBackup (its recorded url and destination) or a location
   (s3 with endpoint and credentials, or a claim);
 - a RagBackup that does not exist or is not Completed is Degraded naming
@@ -182,8 +182,9 @@ def test_restore_runs_before_the_migration_and_the_workloads() -> None:
     assert "Job/demo-restore" in kinds[1]
     assert not any(k.startswith("Job/demo-migrate") for k in kinds[1])
     assert not any(k.startswith("Deployment/") for k in kinds[0] | kinds[1])
+    # Once the data is back, the workloads start beside the migration Job.
     assert any(k.startswith("Job/demo-migrate") for k in kinds[2])
-    assert {"Deployment/demo-api", "Deployment/demo-worker"} <= kinds[3]
+    assert {"Deployment/demo-api", "Deployment/demo-worker"} <= kinds[2]
     assert status is not None
     assert status.restore is not None
     assert status.restore.phase is MigrationPhase.SUCCEEDED
