@@ -630,6 +630,10 @@ def main() -> int:
         "unrelated_objects": unrelated,
         "peak_rss_mb_with_unrelated": peak_with,
         "failover_s": took,
+        # The controller-manager's and scheduler's client rate (hack.cluster.CLIENT_QPS).
+        "control_plane_client_qps": (
+            None if os.environ.get("RAGOPS_KUBECONFIG") else local_cluster.client_qps()
+        ),
         "host_cpus": os.cpu_count(),
         "load_avg_1m_at_start": load_at_start,
         "aims": {
