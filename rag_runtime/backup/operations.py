@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from rag_runtime import migrate
 from rag_runtime.backup import postgres
 from rag_runtime.backup.manifest import (
-    Counts,
     FileEntry,
     Manifest,
     check_name,
@@ -42,6 +41,19 @@ log = logging.getLogger(__name__)
 
 class BackupError(RuntimeError):
     """A backup or restore that cannot go on; the message names why."""
+
+
+class Steps:
+    """Seconds each step of an operation took, in order (reported with its result)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(now - self._last, 3)
+        self._last = now
 
 
 def _now() -> dt.datetime:
@@ -177,7 +189,7 @@ def restore(
     database_url: str,
     *,
     replace: bool = False,
-    jobs: int = 1,
+    jobs: int = postgres.RESTORE_JOBS,
 ) -> dict[str, Any]:
     """Restore backup `name` into the database, then make the system whole again.
 
@@ -188,39 +200,48 @@ def restore(
     never the backup's) and the graph is rebuilt there when a graph is configured.
     """
     clock = time.perf_counter()
+    steps = Steps()
     manifest = _require(dest, name)
     target = _check_restorable(manifest, settings, database_url, replace=replace)
+    steps.done("check")
     with tempfile.TemporaryDirectory(prefix="rag-restore-") as tmp:
         entry = next((f for f in manifest.files if f.name == postgres.DUMP_FILE), None)
         if entry is None:
             raise BackupError(f"backup {name}: the manifest lists no {postgres.DUMP_FILE}")
         local = _fetch_dump(dest, name, entry, Path(tmp))
+        steps.done("fetch")
         if target.tables:
             postgres.clear(database_url)
         postgres.restore(database_url, local, jobs=jobs)
+        steps.done("pg_restore")
     backup_scope = postgres.graph_scope(database_url)  # its source's
     status = migrate.schema_status(database_url)
     if status.state is migrate.SchemaState.BEHIND:
         status = migrate.upgrade(database_url)
-    got = _check_counts(name, manifest, database_url)
+    steps.done("migrate")
+    documents, chunks = _check_counts(name, manifest, database_url)
+    steps.done("counts")
     scope = postgres.set_graph_scope(database_url, target.graph_scope)
     pending = asyncio.run(_requeue(settings, database_url))
+    steps.done("requeue")
     graph = None
     if settings.neo4j_uri:
         graph = asyncio.run(_rebuild_graph(settings, database_url, scope))
+        steps.done("graph")
     return {
         "ok": True,
         "action": "restore",
         "name": name,
         "location": dest.url,
         "schema_revision": status.current,
-        "documents": got.documents,
-        "chunks": got.chunks,
+        "documents": documents,
+        "chunks": chunks,
         "requeued": pending,
         "graph_documents": graph,
         "graph_scope": scope,
         "backup_graph_scope": backup_scope,
         "seconds": round(time.perf_counter() - clock, 3),
+        "steps_s": steps.seconds,
     }
 
 
@@ -248,13 +269,12 @@ def _check_restorable(
     return target
 
 
-def _check_counts(name: str, manifest: Manifest, database_url: str) -> Counts:
-    """The restored counts; an error unless they are the manifest's."""
-    facts = postgres.counts(database_url)
-    got, want = facts.counts, manifest.counts
-    if (got.documents, got.chunks) != (want.documents, want.chunks):
+def _check_counts(name: str, manifest: Manifest, database_url: str) -> tuple[int, int]:
+    """The restored documents and chunks; an error unless they are the manifest's."""
+    got, want = postgres.documents_and_chunks(database_url), manifest.counts
+    if got != (want.documents, want.chunks):
         raise BackupError(
-            f"restored {got.documents} documents and {got.chunks} chunks; the manifest of "
+            f"restored {got[0]} documents and {got[1]} chunks; the manifest of "
             f"{name} records {want.documents} and {want.chunks}"
         )
     return got

@@ -146,6 +146,10 @@ def test_backup_to_s3_restores_counts_top10_and_pending_work(
     assert (restored["documents"], restored["chunks"]) == (made["documents"], made["chunks"])
     assert restored["requeued"] == 1
     assert restored["schema_revision"] == migrate.head_revision()
+    steps = restored["steps_s"]  # where the restore's time went, step by step
+    assert list(steps) == ["check", "fetch", "pg_restore", "migrate", "counts", "requeue"]
+    assert all(v >= 0 for v in steps.values())
+    assert sum(steps.values()) <= restored["seconds"] + 0.01  # each rounded to 1 ms
     assert restored["graph_scope"] == graph_scope(target) != graph_scope(url)
     with psycopg.connect(target) as conn:
         row = conn.execute("SELECT count(*) FILTER (WHERE status = 'queued') FROM documents")
