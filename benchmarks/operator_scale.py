@@ -14,6 +14,10 @@ happened within the wait):
   idle window (children's status subresources and kwok's volume writes left out), plus
   new Events about RagSystems;
 - ``peak_rss_mb``: the operator process's peak resident memory over the whole run;
+- ``operator_cpu_s``, ``control_plane_cpu_s`` (per N): CPU seconds the operator and the
+  control plane's processes (etcd, API server, controller-manager, scheduler, kwok) used from
+  the apply to Ready; ``floor_control_plane_cpu_s`` the control plane's during the floor
+  (where the host's two cores went);
 - ``floor_ready_s`` (per N): the floor, measured in the same run in a namespace of its own
   with no RagSystem: the very children the operator would create for N systems (built by
   its builders, stamped as it stamps them, owner references left out), applied straight
@@ -490,6 +494,13 @@ class OperatorProcess:
     def peak_mb(self) -> float:
         return round(self.sampler.peak / 2**20, 1)
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the operator process has used so far."""
+        with contextlib.suppress(psutil.Error):
+            times = self.sampler.proc.cpu_times()
+            return float(times.user + times.system)
+        return 0.0
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.sampler.stop.set()
         if self.proc.poll() is None:
@@ -499,6 +510,19 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def control_plane_cpu_s() -> float:
+    """CPU seconds the local control plane's processes (this host's) have used so far."""
+    total = 0.0
+    known = {name[:15] for name in CONTROL_PLANE}  # the kernel keeps 15 characters of a name
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] in known and proc.info["cpu_times"] is not None:
+            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return total
 
 
 def create_unrelated(api: k8s.ApiClient, namespace: str, count: int) -> None:
@@ -558,10 +582,15 @@ def measure(
     settle_timeout = 60.0 if args.quick else 420.0
     runs = []
     for i, n in enumerate(sizes):
+        op_cpu, plane_cpu = op.cpu_s(), control_plane_cpu_s()
         run = run_once(c, api, n, timeout)
+        run["operator_cpu_s"] = round(op.cpu_s() - op_cpu, 1)
+        run["control_plane_cpu_s"] = round(control_plane_cpu_s() - plane_cpu, 1)
         if i < len(sizes) - 1:  # runs stay apart; the last one is measured idle
             remove_namespaces(c, [run["namespace"]])
+        plane_cpu = control_plane_cpu_s()
         run |= run_floor(c, api, n, timeout)
+        run["floor_control_plane_cpu_s"] = round(control_plane_cpu_s() - plane_cpu, 1)
         ratio = (
             run["ready_s"] / run["floor_ready_s"]
             if run["ready_s"] and run["floor_ready_s"]
