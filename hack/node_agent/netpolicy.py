@@ -21,6 +21,7 @@ Everything here is pure: the agent feeds it the cluster's objects and applies th
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,8 +50,16 @@ class ClusterView:
     namespaces: Mapping[str, Mapping[str, str]]  # name -> labels
     policies: tuple[Mapping[str, Any], ...]
 
+    @functools.cached_property
+    def _by_ip(self) -> dict[str, PodView]:
+        """Pods by address, the first of each (an address reused while its pod goes)."""
+        found: dict[str, PodView] = {}
+        for pod in self.pods:
+            found.setdefault(pod.ip, pod)
+        return found
+
     def pod_at(self, ip: str) -> PodView | None:
-        return next((p for p in self.pods if p.ip == ip), None)
+        return self._by_ip.get(ip)
 
 
 def pod_view(pod: Mapping[str, Any]) -> PodView | None:

@@ -63,12 +63,16 @@ class PolicyEnforcer:
         namespaces: Iterable[Mapping[str, Any]],
         policies: Iterable[Mapping[str, Any]],
     ) -> list[tuple[Sandbox, str]]:
-        """Recompute the view; the (sandbox, script) pairs whose table must change."""
+        """Recompute the view; the (sandbox, script) pairs whose table must change.
+
+        Most wake-ups are pod status writes that change nothing policies look at (addresses,
+        labels, named ports, namespace labels, the policies): then no script is rebuilt."""
         boxes = list(sandboxes)
-        self.view = netpolicy.cluster_view(
-            [_with_ip(b.pod, b.ip) for b in boxes], namespaces, policies
-        )
+        view = netpolicy.cluster_view([_with_ip(b.pod, b.ip) for b in boxes], namespaces, policies)
         live = {(b.uid, b.netns) for b in boxes}
+        if view == self.view and live == set(self._applied):
+            return []
+        self.view = view
         for key in [k for k in self._applied if k not in live]:
             del self._applied[key]
         changes = []
