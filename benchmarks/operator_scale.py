@@ -17,7 +17,8 @@ happened within the wait):
 - ``operator_cpu_s``, ``control_plane_cpu_s`` (per N): CPU seconds the operator and the
   control plane's processes (etcd, API server, controller-manager, scheduler, kwok) used from
   the apply to Ready; ``floor_control_plane_cpu_s`` the control plane's during the floor
-  (where the host's two cores went);
+  (where the host's two cores went); ``passes_per_system``, ``pass_s_mean`` and
+  ``applies_per_system``: the operator's reconcile passes from apply to Ready (its metrics);
 - ``floor_ready_s`` (per N): the floor, measured in the same run in a namespace of its own
   with no RagSystem: the very children the operator would create for N systems (built by
   its builders, stamped as it stamps them, owner references left out), applied straight
@@ -491,6 +492,17 @@ class OperatorProcess:
                         return float(line.split()[1]) == 1.0
         return False
 
+    def metric_sum(self, name: str) -> float:
+        """The sum of a metric's series on the operator's /metrics (0 when it has none)."""
+        total = 0.0
+        with contextlib.suppress(OSError):
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                for line in resp.read().decode().splitlines():
+                    if line.startswith((f"{name} ", f"{name}{{")):
+                        total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def peak_mb(self) -> float:
         return round(self.sampler.peak / 2**20, 1)
 
@@ -512,6 +524,12 @@ class OperatorProcess:
                 self.proc.wait()
 
 
+# Reconcile passes, seconds spent in them, and applies of children, from the operator's /metrics.
+OPERATOR_WORK = (
+    "ragops_operator_reconciles_total",
+    "ragops_operator_reconcile_duration_seconds_sum",
+    "ragops_operator_applies_total",
+)
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 
@@ -583,8 +601,16 @@ def measure(
     runs = []
     for i, n in enumerate(sizes):
         op_cpu, plane_cpu = op.cpu_s(), control_plane_cpu_s()
+        passes, pass_s, applies = (op.metric_sum(m) for m in OPERATOR_WORK)
         run = run_once(c, api, n, timeout)
         run["operator_cpu_s"] = round(op.cpu_s() - op_cpu, 1)
+        run["passes_per_system"] = round((op.metric_sum(OPERATOR_WORK[0]) - passes) / n, 1)
+        run["pass_s_mean"] = round(
+            (op.metric_sum(OPERATOR_WORK[1]) - pass_s)
+            / max(1.0, op.metric_sum(OPERATOR_WORK[0]) - passes),
+            3,
+        )
+        run["applies_per_system"] = round((op.metric_sum(OPERATOR_WORK[2]) - applies) / n, 1)
         run["control_plane_cpu_s"] = round(control_plane_cpu_s() - plane_cpu, 1)
         if i < len(sizes) - 1:  # runs stay apart; the last one is measured idle
             remove_namespaces(c, [run["namespace"]])
