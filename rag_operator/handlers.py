@@ -68,6 +68,7 @@ from rag_operator.observed import Observed
 from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
 from rag_operator.release.probes import Prober
 from rag_operator.release.prometheus import Prometheus
+from rag_operator.slots import URGENT_TRIGGERS, Slots
 from rag_operator.watches import Caches
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,11 @@ class State:
     discovery: asyncio.Task[None] | None = None
     caches: Caches | None = None
     # Systems reconciled at once: under a burst, whole systems finish in turn instead of
-    # every system waiting on everyone's requests.
-    slots: asyncio.Semaphore = field(init=False)
+    # every system waiting on everyone's requests; first passes go before resyncs.
+    slots: Slots = field(init=False)
 
     def __post_init__(self) -> None:
-        self.slots = asyncio.Semaphore(self.cfg.max_parallel_reconciles)
+        self.slots = Slots(self.cfg.max_parallel_reconciles)
 
     def wake(self, key: Key) -> None:
         event = self.wakeups.get(key)
@@ -296,7 +297,7 @@ async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome 
     assert state.caches is not None
     await state.caches.wait_core()  # an unsynced cache is not "no children"
     started = time.perf_counter()
-    async with state.locks[key], state.slots:
+    async with state.locks[key], state.slots.hold(urgent=trigger in URGENT_TRIGGERS):
         try:
             rs = RagSystem.from_body(dict(body))
         except ValidationError as exc:
