@@ -56,6 +56,7 @@ class PolicyEnforcer:
         self.host_nets = [str(plan.gateway), str(plan.service_cidr)]
         self.view = netpolicy.ClusterView((), {}, ())
         self._applied: dict[tuple[str, str], str] = {}  # (uid, netns) -> script
+        self._in_step = False  # the last refresh found every table as `view` wants it
 
     def refresh(
         self,
@@ -66,11 +67,13 @@ class PolicyEnforcer:
         """Recompute the view; the (sandbox, script) pairs whose table must change.
 
         Most wake-ups are pod status writes that change nothing policies look at (addresses,
-        labels, named ports, namespace labels, the policies): then no script is rebuilt."""
+        labels, named ports, namespace labels, the policies): once a refresh of the same view
+        found every table in step, no script is rebuilt. Until then (a caller may apply only
+        part of what a refresh returned, as a new sandbox does) each refresh recomputes."""
         boxes = list(sandboxes)
         view = netpolicy.cluster_view([_with_ip(b.pod, b.ip) for b in boxes], namespaces, policies)
         live = {(b.uid, b.netns) for b in boxes}
-        if view == self.view and live == set(self._applied):
+        if self._in_step and view == self.view and live == set(self._applied):
             return []
         self.view = view
         for key in [k for k in self._applied if k not in live]:
@@ -83,6 +86,7 @@ class PolicyEnforcer:
             script = netpolicy.nft_script(self.view, pod, self.host_nets)
             if self._applied.get((box.uid, box.netns)) != script:
                 changes.append((box, script))
+        self._in_step = not changes
         return changes
 
     async def apply(self, changes: list[tuple[Sandbox, str]]) -> bool:

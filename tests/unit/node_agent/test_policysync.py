@@ -60,13 +60,41 @@ def test_a_status_write_rebuilds_nothing_a_label_change_does(
     assert len(changes) == 1
     assert asyncio.run(enforcer.apply(changes)) is True
     assert len(loaded) == len(built) == 1
+    assert enforcer.refresh([_box({"app": "db"})], NAMESPACES, [POLICY]) == []  # in step
+    assert len(built) == 2
 
     assert enforcer.refresh([_box({"app": "db"}, phase="Succeeded")], NAMESPACES, [POLICY]) == []
-    assert len(built) == 1  # nothing policies look at changed: no script rebuilt
+    assert len(built) == 2  # nothing policies look at changed: no script rebuilt
 
     relabelled = enforcer.refresh([_box({"app": "web"})], NAMESPACES, [POLICY])
     assert len(relabelled) == 1
     assert relabelled[0][1] != loaded[0]  # no longer selected: the table lets all in
+
+
+def test_what_a_new_sandbox_left_unapplied_is_applied_next(loaded: list[str]) -> None:
+    """A new pod loads only its own table before it starts; the server it may reach must
+    still get its new rule on the next refresh (the same view)."""
+    server = _box({"app": "db"})
+    policy = {
+        "metadata": {"name": "db", "namespace": "team"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}],
+        },
+    }
+    enforcer = PolicyEnforcer(PLAN)
+    asyncio.run(enforcer.apply(enforcer.refresh([server], NAMESPACES, [policy])))
+    client_pod = {
+        "metadata": {"name": "web", "namespace": "team", "uid": "u2", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web"}]},
+    }
+    client = Sandbox("u2", client_pod, str(PLAN.real_node_cidrs[0][11]), "ragops-test-web")
+    both = enforcer.refresh([server, client], NAMESPACES, [policy])
+    assert {box.uid for box, _ in both} == {"u1", "u2"}
+    asyncio.run(enforcer.apply([c for c in both if c[0].uid == "u2"]))  # as isolate() does
+    again = enforcer.refresh([server, client], NAMESPACES, [policy])
+    assert [box.uid for box, _ in again] == ["u1"]
+    assert client.ip in again[0][1]
 
 
 def test_a_new_policy_changes_the_table(loaded: list[str]) -> None:
