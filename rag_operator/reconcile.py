@@ -382,8 +382,13 @@ async def converge(p: Pass) -> None:
 
 
 def postgres_ready(rs: RagSystem, observed: Observed) -> bool:
-    """Whether a migration Job can reach Postgres: external, or the managed pod is ready."""
+    """Whether a migration Job can reach Postgres: external, or the managed pod is ready.
+
+    The pod's own Ready condition counts at once; the StatefulSet's readyReplicas says the
+    same one controller round trip later (seconds, on a busy control plane)."""
     if store_mode(rs, "postgres") != "managed":
+        return True
+    if any(p.component == "postgres" and p.ready and not p.job for p in observed.pods):
         return True
     sts = observed.children.get(("StatefulSet", f"{rs.name}-postgres")) or {}
     return int((sts.get("status") or {}).get("readyReplicas") or 0) >= 1

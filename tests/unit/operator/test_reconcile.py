@@ -10,7 +10,8 @@ admin key Secret is generated once, anonymous access only when asked (condition,
 Credentials are never drawn again over existing data: a deleted credentials Secret with the
 stores' StatefulSets or volume claims still there is Degraded (CredentialsLost, with the way
 back), a Secret that only lost its label is left alone; deletionPolicy Delete removes only a
-credentials Secret the operator generated.
+credentials Secret the operator generated. Postgres counts as ready (the migration may start)
+once its pod is, before its StatefulSet's status says so; a Job's pod does not count.
 """
 
 from __future__ import annotations
@@ -497,3 +498,27 @@ def test_children_of_other_owners_are_not_an_earlier_system() -> None:
     mixed = Observed.from_items([*observed.children.values(), backup_job, claim])
     assert earlier_system_children(mixed, rs.metadata.uid) == []
     assert earlier_system_children(mixed, "another-uid") == sorted(observed.children)
+
+
+@pytest.mark.parametrize(
+    ("pods", "sts_ready", "expected"),
+    [
+        ([PodInfo("demo-postgres-0", "postgres", True)], 0, True),  # before the StatefulSet says
+        ([PodInfo("demo-postgres-0", "postgres", False)], 0, False),
+        ([PodInfo("demo-postgres-0", "postgres", False)], 1, True),
+        ([PodInfo("demo-migrate-x", "postgres", True, job="demo-migrate-x")], 0, False),
+        ([PodInfo("demo-api-1", "api", True)], 0, False),
+    ],
+)
+def test_postgres_is_ready_once_its_pod_is(
+    pods: list[PodInfo], sts_ready: int, expected: bool
+) -> None:
+    from rag_operator.reconcile import postgres_ready
+
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "demo-postgres"},
+        "status": {"readyReplicas": sts_ready},
+    }
+    assert postgres_ready(make_rs(), Observed.from_items([sts], pods)) is expected
