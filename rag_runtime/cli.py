@@ -167,6 +167,7 @@ def migrate(
 ) -> None:
     """Apply schema migrations (idempotent, under an advisory lock).
 
+    Waits up to RAG_MIGRATE_WAIT_SECONDS (default 0) for the database to accept connections.
     A schema ahead of this runtime by compatible migrations is left as it is (exit 0); one
     ahead by an incompatible migration is refused, naming the revisions (exit 1).
     """
@@ -178,6 +179,7 @@ def migrate(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     url, embedded = resolve_database_url(settings)
     try:
+        migrations.wait_for_database(url, settings.migrate_wait_seconds)
         status = migrations.schema_status(url) if check else migrations.upgrade(url)
     except migrations.SchemaIncompatibleError as exc:
         typer.echo(f"rag-runtime: {exc}", err=True)

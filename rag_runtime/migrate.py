@@ -19,7 +19,9 @@ have the newer migration files, can still tell from the database whether it may 
 from __future__ import annotations
 
 import enum
+import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
 
 from rag_runtime.db import sqlalchemy_url
+
+log = logging.getLogger(__name__)
 
 ADVISORY_LOCK_ID = 7_261_012_345  # any constant shared by every migrator of this schema
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -193,6 +197,30 @@ def schema_status(url: str, migrations_dir: Path = MIGRATIONS_DIR) -> SchemaStat
         engine.dispose()
     ours = declared_revisions(migrations_dir)
     return judge(current, head_revision(migrations_dir), list(ours), applied)
+
+
+# Connection failures worth waiting out: no answer (refused, no route, timeout: no SQLSTATE)
+# or a server still starting up. A wrong password or a missing database fails at once.
+_NOT_YET = (None, "57P03")
+
+
+def wait_for_database(url: str, seconds: float, pause_s: float = 1.0) -> None:
+    """Return once the database accepts a connection; after `seconds` the last error raises
+    (at once when `seconds` is 0, or for an error waiting does not cure)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        engine = sa.create_engine(sqlalchemy_url(url), poolclass=NullPool)
+        try:
+            with engine.connect():
+                return
+        except sa.exc.OperationalError as exc:
+            waiting_helps = getattr(exc.orig, "sqlstate", None) in _NOT_YET
+            if not waiting_helps or time.monotonic() + pause_s > deadline:
+                raise
+            log.info("database not accepting connections yet; retrying")
+        finally:
+            engine.dispose()
+        time.sleep(pause_s)
 
 
 def upgrade(

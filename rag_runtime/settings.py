@@ -138,6 +138,14 @@ class Settings(BaseSettings):
         description="Apply schema migrations when `rag-runtime serve` starts; the operator "
         "turns it off and runs `rag-runtime migrate` as a Job instead. The worker never migrates.",
     )
+    migrate_wait_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="How long `rag-runtime migrate` waits for the database to accept "
+        "connections before it gives up (the operator's migration Job: 120, so a Job that "
+        "starts just before Postgres answers does not fail).",
+    )
     shutdown_delay_seconds: float = Field(
         0.0,
         ge=0.0,

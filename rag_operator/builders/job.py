@@ -28,6 +28,7 @@ VERSION_ANNOTATION = f"{ANNOTATION_PREFIX}/version"
 # A migration that cannot finish in this time (or in this many tries) has failed.
 MIGRATION_DEADLINE_S = 900
 MIGRATION_BACKOFF_LIMIT = 2
+MIGRATE_WAIT_S = 120  # seconds a migration pod waits for Postgres to accept connections
 
 
 def runtime_container(
@@ -99,8 +100,12 @@ def runtime_job(
 def build_migration_job(
     rs: RagSystem, cfg: OperatorConfig, runtime: RuntimeConfig, name: str, version: str
 ) -> dict[str, Any]:
-    """The Job that brings the schema to what `version` needs (`rag-runtime migrate`)."""
-    return runtime_job(
+    """The Job that brings the schema to what `version` needs (`rag-runtime migrate`).
+
+    Its pod waits up to MIGRATE_WAIT_S for Postgres to accept connections: the Job is made
+    once the Postgres pod is ready, and its Service may route to it a moment later. An
+    environment variable, not a flag, so that runtime versions without it still run."""
+    job = runtime_job(
         rs,
         runtime,
         name,
@@ -110,3 +115,9 @@ def build_migration_job(
         backoff_limit=MIGRATION_BACKOFF_LIMIT,
         deadline_s=MIGRATION_DEADLINE_S,
     )
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [
+        *container["env"],
+        {"name": "RAG_MIGRATE_WAIT_SECONDS", "value": str(MIGRATE_WAIT_S)},
+    ]
+    return job

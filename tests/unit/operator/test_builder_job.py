@@ -3,7 +3,8 @@
 Aspects covered: the Job runs `rag-runtime migrate` of the version it is given (not
 spec.version), with the system's runtime settings, the `migrate` component label, bounded
 retries and deadline, `FallbackToLogsOnError`, restricted security like the other pods and
-pull secrets; it is owned by the RagSystem.
+pull secrets; its pod waits up to 120 s for Postgres (RAG_MIGRATE_WAIT_SECONDS); it is owned
+by the RagSystem.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def test_job_runs_migrate_of_the_given_version(version: str) -> None:
     assert container["envFrom"] == [{"configMapRef": {"name": "demo-config"}}]
     assert {"RAG_DATABASE_URL"} <= {e["name"] for e in container["env"]}
     assert job["metadata"]["annotations"]["ragops.io/version"] == version
+    # It waits for Postgres to accept connections (an env var: older runtimes ignore it).
+    wait = [e for e in container["env"] if e["name"] == "RAG_MIGRATE_WAIT_SECONDS"]
+    assert wait == [{"name": "RAG_MIGRATE_WAIT_SECONDS", "value": "120"}]
+    assert int(wait[0]["value"]) < job["spec"]["activeDeadlineSeconds"]
 
 
 def test_job_is_bounded_restricted_and_owned() -> None:
