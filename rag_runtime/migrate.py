@@ -199,9 +199,24 @@ def schema_status(url: str, migrations_dir: Path = MIGRATIONS_DIR) -> SchemaStat
     return judge(current, head_revision(migrations_dir), list(ours), applied)
 
 
-# Connection failures worth waiting out: no answer (refused, no route, timeout: no SQLSTATE)
-# or a server still starting up. A wrong password or a missing database fails at once.
-_NOT_YET = (None, "57P03")
+# Connection failures waiting does not cure: the server answered, and said no. libpq gives
+# no SQLSTATE for errors while connecting, so these are told by their text.
+_FINAL_CONNECT_ERRORS = (
+    "does not exist",
+    "authentication failed",
+    "pg_hba.conf",
+    "permission denied",
+)
+
+
+def worth_waiting(exc: sa.exc.OperationalError) -> bool:
+    """Whether a failed connection may work later: no answer (refused, no route, timeout) or
+    a server still starting up; not a missing database, a wrong password or a refusal."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "57P03")  # cannot_connect_now: starting up
+    text = str(exc.orig).lower()
+    return not any(final in text for final in _FINAL_CONNECT_ERRORS)
 
 
 def wait_for_database(url: str, seconds: float, pause_s: float = 1.0) -> None:
@@ -214,8 +229,7 @@ def wait_for_database(url: str, seconds: float, pause_s: float = 1.0) -> None:
             with engine.connect():
                 return
         except sa.exc.OperationalError as exc:
-            waiting_helps = getattr(exc.orig, "sqlstate", None) in _NOT_YET
-            if not waiting_helps or time.monotonic() + pause_s > deadline:
+            if not worth_waiting(exc) or time.monotonic() + pause_s > deadline:
                 raise
             log.info("database not accepting connections yet; retrying")
         finally:
