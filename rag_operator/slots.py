@@ -26,14 +26,10 @@ class Slots:
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
-    @property
-    def waiting(self) -> int:
-        return sum(1 for _, _, fut in self._waiting if not fut.done())
-
     @asynccontextmanager
     async def hold(self, urgent: bool = False) -> AsyncIterator[None]:
         """A slot for the duration of the block (waiting for one if none is free)."""
-        if self.free > 0 and not self.waiting:
+        if self.free > 0:  # a released slot goes to a waiter first: free > 0, nobody waits
             self.free -= 1
         else:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

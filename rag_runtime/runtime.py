@@ -209,11 +209,16 @@ class Runtime:
         if self.embedded_postgres is not None:
             await asyncio.to_thread(self.embedded_postgres.cleanup)
 
+    async def schema_status(self) -> migrate.SchemaStatus:
+        """The database's schema as this runtime sees it (recorded in `schema_current`)."""
+        status = await asyncio.to_thread(migrate.schema_status, self.database_url)
+        self.schema_current = status.servable
+        return status
+
     async def require_schema(self) -> None:
         """Raise, saying why, unless the database's schema is one this runtime serves (the
         worker's readiness: on a first install its pods start before the migration Job)."""
-        status = await asyncio.to_thread(migrate.schema_status, self.database_url)
-        self.schema_current = status.servable
+        status = await self.schema_status()
         if not status.servable:
             raise RagError(status.message)
 
@@ -233,10 +238,7 @@ class Runtime:
             checks["database"] = {"status": "down", "required": True}
             ok = False
         try:
-            status = await asyncio.wait_for(
-                asyncio.to_thread(migrate.schema_status, self.database_url), 5
-            )
-            self.schema_current = status.servable
+            status = await asyncio.wait_for(self.schema_status(), 5)
             checks["schema"] = {
                 "status": "up" if status.servable else status.state.value,
                 "required": True,

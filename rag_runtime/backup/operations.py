@@ -204,16 +204,7 @@ def restore(
     manifest = _require(dest, name)
     target = _check_restorable(manifest, settings, database_url, replace=replace)
     steps.done("check")
-    with tempfile.TemporaryDirectory(prefix="rag-restore-") as tmp:
-        entry = next((f for f in manifest.files if f.name == postgres.DUMP_FILE), None)
-        if entry is None:
-            raise BackupError(f"backup {name}: the manifest lists no {postgres.DUMP_FILE}")
-        local = _fetch_dump(dest, name, entry, Path(tmp))
-        steps.done("fetch")
-        if target.tables:
-            postgres.clear(database_url)
-        postgres.restore(database_url, local, jobs=jobs)
-        steps.done("pg_restore")
+    _load_dump(dest, name, manifest, database_url, target, jobs, steps)
     backup_scope = postgres.graph_scope(database_url)  # its source's
     status = migrate.schema_status(database_url)
     if status.state is migrate.SchemaState.BEHIND:
@@ -243,6 +234,29 @@ def restore(
         "seconds": round(time.perf_counter() - clock, 3),
         "steps_s": steps.seconds,
     }
+
+
+def _load_dump(
+    dest: Destination,
+    name: str,
+    manifest: Manifest,
+    database_url: str,
+    target: postgres.Target,
+    jobs: int,
+    steps: Steps,
+) -> None:
+    """Fetch the backup's dump (checked against the manifest) and pg_restore it, after
+    clearing a target that had tables."""
+    with tempfile.TemporaryDirectory(prefix="rag-restore-") as tmp:
+        entry = next((f for f in manifest.files if f.name == postgres.DUMP_FILE), None)
+        if entry is None:
+            raise BackupError(f"backup {name}: the manifest lists no {postgres.DUMP_FILE}")
+        local = _fetch_dump(dest, name, entry, Path(tmp))
+        steps.done("fetch")
+        if target.tables:
+            postgres.clear(database_url)
+        postgres.restore(database_url, local, jobs=jobs)
+        steps.done("pg_restore")
 
 
 def _check_restorable(
