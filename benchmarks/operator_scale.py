@@ -25,7 +25,17 @@ happened within the wait):
   through the operator's own client (`rag_operator.kube.Kube`, server-side apply, the
   ConfigMap first, as many systems at once as the operator's default
   max_parallel_reconciles), timed from the first apply to every Deployment and StatefulSet
-  ready; ``ready_to_floor_ratio`` = ``ready_s`` / ``floor_ready_s``;
+  ready and the first migration Job complete (a first install's children include that Job),
+  as seen by the same watches that watch the operator's run (so both runs carry the same
+  observers); ``ready_to_floor_ratio`` = ``ready_s`` / ``floor_ready_s``;
+- ``timeline_s`` (per N): where the operator's run went, the median and the last system's
+  second of each step (Postgres ready, the migration Job created and done, every workload
+  pod ready, phase Ready);
+- ``api_per_system`` and ``floor_api_per_system`` (per N): per system, the API server's
+  write requests by resource (whoever made them), its seconds serving requests by verb and
+  resource, and the watch events it sent by kind: what the operator's run costs the
+  control plane beyond the floor; ``control_plane_cpu_s`` and ``floor_control_plane_cpu_s``
+  split by process;
 - ``peak_rss_mb_with_unrelated``: after ``--unrelated`` (default 20,000) unrelated
   ConfigMaps and Secrets are created, the main operator stops and two fresh operators with
   --leader-election start; the peak RSS of the one that takes the Lease and resumes the last
@@ -72,11 +82,18 @@ from kubernetes import watch as k8s_watch
 
 from hack import cluster as local_cluster
 from rag_operator import drift
-from rag_operator.builders import build_credentials_secret, desired_children, runtime_config
+from rag_operator.builders import (
+    Release,
+    build_credentials_secret,
+    desired_children,
+    runtime_config,
+)
+from rag_operator.builders.common import runtime_image
 from rag_operator.builders.secret import PASSWORD_KEYS
 from rag_operator.children import Capabilities
 from rag_operator.kube import Kube, KubeError, load_configuration
 from rag_operator.models import OperatorConfig, RagSystem
+from rag_operator.release.migration import job_name
 
 REPO = Path(__file__).resolve().parent.parent
 CRD = REPO / "crds" / "ragops.io_ragsystems.yaml"
@@ -94,6 +111,12 @@ OPERATOR_KINDS = {
     "ingresses",
 }
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
+WORKLOAD_LISTS = {
+    "list_namespaced_deployment": "Deployment",
+    "list_namespaced_stateful_set": "StatefulSet",
+    "list_namespaced_job": "Job",
+}
+LONG_VERBS = {"WATCH", "WATCHLIST", "CONNECT"}  # open for as long as the client wants
 
 
 def free_port() -> int:
@@ -133,12 +156,18 @@ class Watcher:
         self.added: dict[str, float] = {}
         self.children: dict[str, dict[str, float]] = {}
         self.ready: dict[str, float] = {}
+        # "Deployment/name" or "StatefulSet/name" -> when it was first seen rolled out
+        self.workloads_ready: dict[str, float] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        core, apps = k8s.CoreV1Api(self.api), k8s.AppsV1Api(self.api)
+        core, apps, batch = (
+            k8s.CoreV1Api(self.api),
+            k8s.AppsV1Api(self.api),
+            k8s.BatchV1Api(self.api),
+        )
         policy, net = k8s.PolicyV1Api(self.api), k8s.NetworkingV1Api(self.api)
         custom = k8s.CustomObjectsApi(self.api)
         lists = [
@@ -149,6 +178,7 @@ class Watcher:
             apps.list_namespaced_stateful_set,
             policy.list_namespaced_pod_disruption_budget,
             net.list_namespaced_network_policy,
+            batch.list_namespaced_job,
         ]
         for fn in lists:
             self._spawn(self._watch_children, fn)
@@ -182,8 +212,12 @@ class Watcher:
                 if not instance:
                     continue
                 key = f"{obj.kind or list_fn.__name__}/{obj.metadata.name}"
+                kind = WORKLOAD_LISTS.get(list_fn.__name__)
                 with self.lock:
-                    self.children.setdefault(instance, {}).setdefault(key, now)
+                    if kind != "Job":  # made after Postgres is ready: not one of the 13
+                        self.children.setdefault(instance, {}).setdefault(key, now)
+                    if kind and workload_ready(obj):
+                        self.workloads_ready.setdefault(f"{kind}/{obj.metadata.name}", now)
                 if self.stop.is_set():
                     break
 
@@ -252,7 +286,12 @@ def floor_children(namespace: str, n: int) -> list[list[dict[str, Any]]]:
         rs = RagSystem.from_body(body)
         passwords = {k: secrets.token_urlsafe(24) for k in PASSWORD_KEYS}
         kids = [build_credentials_secret(rs, passwords)]
-        for child in desired_children(rs, cfg, Capabilities(), runtime_config(rs)):
+        # A first install's children: the Deployments at the desired version and the
+        # first migration Job beside them.
+        version = rs.spec.version
+        job = job_name(rs, runtime_image(rs), rs.metadata.generation, "")
+        release = Release(stable_version=version, migration_job=job, migration_version=version)
+        for child in desired_children(rs, cfg, Capabilities(), runtime_config(rs), release):
             kids.append(drift.stamp(child, drift.applied_hash(child)))
         for kid in kids:
             kid["metadata"].pop("ownerReferences", None)
@@ -291,46 +330,58 @@ async def apply_floor(kubeconfig: Path, systems: list[list[dict[str, Any]]]) -> 
         await kube.close()
 
 
-def workloads_ready(api: k8s.ApiClient, namespace: str) -> dict[str, bool]:
-    """Instance -> whether every Deployment and StatefulSet of it is ready."""
-    apps = k8s.AppsV1Api(api)
-    out: dict[str, bool] = {}
-    items: list[Any] = [
-        *apps.list_namespaced_deployment(namespace).items,
-        *apps.list_namespaced_stateful_set(namespace).items,
-    ]
-    for item in items:
-        instance = (item.metadata.labels or {}).get("app.kubernetes.io/instance", "")
-        status = item.status
-        ready = (
-            (status.observed_generation or 0) >= (item.metadata.generation or 0)
-            and (status.ready_replicas or 0) == (item.spec.replicas or 0)
-            and (status.updated_replicas or 0) == (item.spec.replicas or 0)
-        )
-        out[instance] = out.get(instance, True) and ready
-    return out
+def workload_ready(obj: Any) -> bool:
+    """Whether a Deployment or StatefulSet has rolled out its current spec, every replica
+    ready; whether a Job has completed."""
+    status = obj.status
+    if isinstance(obj, k8s.V1Job):
+        return bool(status is not None and (status.succeeded or 0) > 0)
+    want = obj.spec.replicas or 0
+    return bool(
+        status is not None
+        and (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+        and (status.ready_replicas or 0) == want
+        and (status.updated_replicas or 0) == want
+    )
 
 
 def run_floor(
     c: local_cluster.Cluster, api: k8s.ApiClient, n: int, timeout: float
 ) -> dict[str, Any]:
+    """The floor: the children applied straight, watched as the operator's run is watched
+    (the same watches), timed to every Deployment and StatefulSet ready and every migration
+    Job complete."""
     namespace = make_namespace(c, f"floor-{n}")
     systems = floor_children(namespace, n)
-    workloads = {k["metadata"]["labels"]["app.kubernetes.io/instance"] for s in systems for k in s}
+    awaited = {
+        f"{k['kind']}/{k['metadata']['name']}"
+        for s in systems
+        for k in s
+        if k["kind"] in ("Deployment", "StatefulSet", "Job")
+    }
+    watcher = Watcher(api, namespace)
+    watcher.start()
+    counts, cpu = api_counts(c), control_plane_cpu(c)
     started = time.monotonic()
     asyncio.run(apply_floor(c.kubeconfig, systems))
     applied_s = time.monotonic() - started
     ready_s: float | None = None
     while time.monotonic() < started + timeout:
-        state = workloads_ready(api, namespace)
-        if len(state) == len(workloads) and all(state.values()):
-            ready_s = time.monotonic() - started
-            break
-        time.sleep(0.25)
+        with watcher.lock:
+            seen = watcher.workloads_ready
+            if awaited <= seen.keys():
+                ready_s = max(seen[w] for w in awaited) - started
+                break
+        time.sleep(0.2)
+    watcher.stop.set()
+    floor_api = per_system(counts, api_counts(c), n)
+    floor_cpu = cpu_since(cpu, control_plane_cpu(c))
     remove_namespaces(c, [namespace])
     return {
         "floor_ready_s": round(ready_s, 2) if ready_s else None,
         "floor_apply_s": round(applied_s, 2),
+        "floor_api_per_system": floor_api,
+        "floor_control_plane_cpu_s": floor_cpu,
     }
 
 
@@ -345,26 +396,68 @@ def make_namespace(c: local_cluster.Cluster, prefix: str) -> str:
     return namespace
 
 
+def api_counts(c: local_cluster.Cluster) -> dict[str, dict[str, float]]:
+    """What the API server has counted so far: ``writes`` (write requests by resource,
+    ``pods/status`` for a subresource, whoever made them), ``busy_s`` (seconds spent serving
+    requests, by verb and resource, watches left out) and ``watch_events`` (events sent to
+    watchers, by kind)."""
+    text = c.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    out: dict[str, dict[str, float]] = {"writes": {}, "busy_s": {}, "watch_events": {}}
+    pattern = re.compile(
+        r"^(apiserver_request_total|apiserver_request_duration_seconds_sum"
+        r"|apiserver_watch_events_total)\{([^}]*)\} ([0-9.e+]+)$"
+    )
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        name, value = match.group(1), float(match.group(3))
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+        resource = labels.get("resource", "")
+        if labels.get("subresource"):
+            resource += "/" + labels["subresource"]
+        verb = labels.get("verb", "")
+        if name == "apiserver_request_total" and verb in WRITE_VERBS:
+            key, into = resource, out["writes"]
+        elif name == "apiserver_request_duration_seconds_sum" and verb not in LONG_VERBS:
+            key, into = f"{verb} {resource}", out["busy_s"]
+        elif name == "apiserver_watch_events_total":
+            key, into = labels.get("kind", "") or labels.get("resource", ""), out["watch_events"]
+        else:
+            continue
+        into[key] = into.get(key, 0.0) + value
+    return out
+
+
+def per_system(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], n: int, top: int = 12
+) -> dict[str, dict[str, float]]:
+    """Each of `api_counts`' figures per system between two readings, the largest first
+    (``writes`` whole, the others their `top` largest), each with its ``total``."""
+    out: dict[str, dict[str, float]] = {}
+    for figure, now in after.items():
+        old = before.get(figure, {})
+        delta = {k: (v - old.get(k, 0.0)) / n for k, v in now.items()}
+        ordered = sorted(((k, v) for k, v in delta.items() if v > 0), key=lambda kv: -kv[1])
+        if figure != "writes":
+            ordered = ordered[:top]
+        digits = 3 if figure == "busy_s" else 1
+        shown = {k: round(v, digits) for k, v in ordered}
+        out[figure] = {**shown, "total": round(sum(delta.values()), digits)}
+    return out
+
+
 def apiserver_writes(c: local_cluster.Cluster) -> float:
     """Writes the API server counted that the operator could have made.
 
     Children's status subresources (written by controllers) and volume claims (bound by kwok)
     are left out; the operator's Events are counted separately (`ragsystem_events`).
     """
-    text = c.kubectl("get", "--raw", "/metrics", timeout=60).stdout
     total = 0.0
-    pattern = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
-    for line in text.splitlines():
-        match = pattern.match(line)
-        if not match:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
-        resource = labels.get("resource")
-        if labels.get("verb") not in WRITE_VERBS or resource not in OPERATOR_KINDS:
-            continue
-        if labels.get("subresource") and resource != "ragsystems":
-            continue
-        total += float(match.group(2))
+    for resource, count in api_counts(c)["writes"].items():
+        kind, _, sub = resource.partition("/")
+        if kind in OPERATOR_KINDS and (not sub or kind == "ragsystems"):
+            total += count
     return total
 
 
@@ -418,12 +511,73 @@ class RssSampler:
             time.sleep(0.25)
 
 
+def since(stamp: Any, wall_start: float) -> float | None:
+    """Seconds from `wall_start` (time.time()) to an API timestamp (a datetime or None); API
+    timestamps are whole seconds, so one in the apply's own second counts as 0."""
+    return None if stamp is None else max(0.0, float(stamp.timestamp()) - wall_start)
+
+
+def pod_ready_at(pod: Any) -> Any:
+    for cond in (pod.status.conditions or []) if pod.status else []:
+        if cond.type == "Ready" and cond.status == "True":
+            return cond.last_transition_time
+    return None
+
+
+def timeline(
+    api: k8s.ApiClient, namespace: str, wall_start: float, ready: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """Where a run's time went, per step: the median and the last over its systems, in
+    seconds from the apply's start (API timestamps: one-second resolution).
+
+    Steps: ``postgres_ready`` (its pod's Ready), ``migration_created`` / ``migration_done``
+    (the migration Job's creation and completion), ``workloads_ready`` (the last pod of a
+    Deployment or StatefulSet Ready: what the floor waits for) and ``ready`` (phase Ready,
+    from the watch).
+    """
+    steps: dict[str, dict[str, float]] = {}
+
+    def note(step: str, instance: str, at: float | None) -> None:
+        if at is not None:
+            per = steps.setdefault(step, {})
+            per[instance] = max(per.get(instance, at), at)
+
+    pods: list[Any] = k8s.CoreV1Api(api).list_namespaced_pod(namespace).items
+    jobs: list[Any] = k8s.BatchV1Api(api).list_namespaced_job(namespace).items
+    for pod in pods:
+        labels = pod.metadata.labels or {}
+        instance = labels.get("app.kubernetes.io/instance", "")
+        if "job-name" in labels or "batch.kubernetes.io/job-name" in labels:
+            continue
+        at = since(pod_ready_at(pod), wall_start)
+        note("workloads_ready", instance, at)
+        if labels.get("app.kubernetes.io/component") == "postgres":
+            note("postgres_ready", instance, at)
+    for job in jobs:
+        if "-migrate-" not in job.metadata.name:
+            continue
+        instance = (job.metadata.labels or {}).get("app.kubernetes.io/instance", "")
+        note("migration_created", instance, since(job.metadata.creation_timestamp, wall_start))
+        note("migration_done", instance, since(job.status.completion_time, wall_start))
+    steps["ready"] = dict(ready)
+    order = ("postgres_ready", "migration_created", "migration_done", "workloads_ready", "ready")
+    return {
+        step: {
+            "p50": round(percentile(list(steps[step].values()), 0.5), 1),
+            "last": round(max(steps[step].values()), 1),
+        }
+        for step in order
+        if steps.get(step)
+    }
+
+
 def run_once(
     c: local_cluster.Cluster, api: k8s.ApiClient, n: int, timeout: float
 ) -> dict[str, Any]:
     namespace = make_namespace(c, f"bench-{n}")
     watcher = Watcher(api, namespace)
     watcher.start()
+    wall_start = time.time()
     started = time.monotonic()
     apply_all(api, namespace, n)
     applied_s = time.monotonic() - started
@@ -443,6 +597,7 @@ def run_once(
                 durations.append(max(kids.values()) - watcher.added[name])
         ready = [watcher.ready[name] for name in names if name in watcher.ready]
     all_ready = len(ready) == n
+    steps = timeline(api, namespace, wall_start, {k: v - started for k, v in watcher.ready.items()})
     return {
         "n": n,
         "children_p50_s": round(percentile(durations, 0.5), 3),
@@ -451,6 +606,7 @@ def run_once(
         "apply_s": round(applied_s, 2),
         "ready_count": len(ready),
         "children_complete": len(durations),
+        "timeline_s": steps,
         "namespace": namespace,
     }
 
@@ -533,14 +689,32 @@ OPERATOR_WORK = (
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 
-def control_plane_cpu_s() -> float:
-    """CPU seconds the local control plane's processes (this host's) have used so far."""
-    total = 0.0
-    known = {name[:15] for name in CONTROL_PLANE}  # the kernel keeps 15 characters of a name
-    for proc in psutil.process_iter(["name", "cpu_times"]):
-        if proc.info["name"] in known and proc.info["cpu_times"] is not None:
-            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
-    return total
+def control_plane_cpu(c: local_cluster.Cluster) -> dict[str, float]:
+    """CPU seconds each of the local control plane's processes has used so far (this
+    cluster's own, by the pids it started; by name for a cluster started elsewhere)."""
+    out: dict[str, float] = {}
+    wanted = {name: pid for name, pid in c.pids.items() if name in CONTROL_PLANE}
+    procs: list[tuple[str, psutil.Process]] = []
+    if wanted:
+        for name, pid in wanted.items():
+            with contextlib.suppress(psutil.Error):
+                procs.append((name, psutil.Process(pid)))
+    else:
+        short = {name[:15]: name for name in CONTROL_PLANE}  # the kernel keeps 15 characters
+        for proc in psutil.process_iter(["name"]):
+            if proc.info["name"] in short:
+                procs.append((short[proc.info["name"]], proc))
+    for name, proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            out[name] = out.get(name, 0.0) + times.user + times.system
+    return out
+
+
+def cpu_since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per process between two readings, and their ``total``."""
+    delta = {k: round(v - before.get(k, 0.0), 1) for k, v in after.items()}
+    return {**delta, "total": round(sum(delta.values()), 1)}
 
 
 def create_unrelated(api: k8s.ApiClient, namespace: str, count: int) -> None:
@@ -600,9 +774,11 @@ def measure(
     settle_timeout = 60.0 if args.quick else 420.0
     runs = []
     for i, n in enumerate(sizes):
-        op_cpu, plane_cpu = op.cpu_s(), control_plane_cpu_s()
+        op_cpu, plane_cpu = op.cpu_s(), control_plane_cpu(c)
         passes, pass_s, applies = (op.metric_sum(m) for m in OPERATOR_WORK)
+        counts = api_counts(c)
         run = run_once(c, api, n, timeout)
+        run["api_per_system"] = per_system(counts, api_counts(c), n)
         run["operator_cpu_s"] = round(op.cpu_s() - op_cpu, 1)
         run["passes_per_system"] = round((op.metric_sum(OPERATOR_WORK[0]) - passes) / n, 1)
         run["pass_s_mean"] = round(
@@ -611,12 +787,10 @@ def measure(
             3,
         )
         run["applies_per_system"] = round((op.metric_sum(OPERATOR_WORK[2]) - applies) / n, 1)
-        run["control_plane_cpu_s"] = round(control_plane_cpu_s() - plane_cpu, 1)
+        run["control_plane_cpu_s"] = cpu_since(plane_cpu, control_plane_cpu(c))
         if i < len(sizes) - 1:  # runs stay apart; the last one is measured idle
             remove_namespaces(c, [run["namespace"]])
-        plane_cpu = control_plane_cpu_s()
         run |= run_floor(c, api, n, timeout)
-        run["floor_control_plane_cpu_s"] = round(control_plane_cpu_s() - plane_cpu, 1)
         ratio = (
             run["ready_s"] / run["floor_ready_s"]
             if run["ready_s"] and run["floor_ready_s"]
