@@ -102,11 +102,13 @@ def stamp(manifest: dict[str, Any], digest: str) -> dict[str, Any]:
     return {**manifest, "metadata": meta}
 
 
-# Live objects already compared equal, by (uid, resourceVersion, applied hash): a child that
-# has not changed since it matched matches again, so a resync of an idle system skips the deep
-# comparison. Any write to the child (a hand edit included) gives it a new resourceVersion.
-_MATCHED: dict[tuple[str, str, str], None] = {}
-_MATCHED_MAX = 4096
+# Live objects already compared equal: uid -> (resourceVersion, applied hash). A child that
+# has not changed since it matched matches again, so a pass skips the deep comparison; any
+# write to the child (a hand edit included) gives it a new resourceVersion. One entry per
+# child (the newest match replaces the older), so the memo holds every live child of a large
+# cluster without turning over; the bound only drops the oldest of deleted children.
+_MATCHED: dict[str, tuple[str, str]] = {}
+_MATCHED_MAX = 65536
 
 
 def in_sync(to_apply: Mapping[str, Any], observed: Mapping[str, Any] | None, digest: str) -> bool:
@@ -117,16 +119,16 @@ def in_sync(to_apply: Mapping[str, Any], observed: Mapping[str, Any] | None, dig
     annotations = meta.get("annotations") or {}
     if annotations.get(APPLIED_HASH_ANNOTATION) != digest:
         return False
-    version = meta.get("resourceVersion")
-    key = (str(meta.get("uid")), str(version), digest)
-    if version and key in _MATCHED:
+    uid, version = str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
+    if uid and version and _MATCHED.get(uid) == (version, digest):
         return True
     if not matches(to_apply, observed):
         return False
-    if version:
+    if uid and version:
+        _MATCHED.pop(uid, None)  # re-inserted last: the oldest entries are dropped first
         if len(_MATCHED) >= _MATCHED_MAX:
             _MATCHED.pop(next(iter(_MATCHED)))
-        _MATCHED[key] = None
+        _MATCHED[uid] = (version, digest)
     return True
 
 

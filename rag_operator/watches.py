@@ -279,6 +279,11 @@ class IndexView(Mapping[IndexKey, list[Any]]):
     def __len__(self) -> int:
         return len(set(self))
 
+    def __bool__(self) -> bool:
+        # Without this, truth (`indices.get(kind) or {}` in every pass) would fall back to
+        # __len__, a set of every system's key: a cost that grows with the cluster.
+        return any(c.store.index for c in self._caches)
+
 
 def namespace_plan(patterns: tuple[str, ...]) -> tuple[list[str | None], Callable[[str], bool]]:
     """Where to list: one request per literal namespace; all namespaces (filtered here by

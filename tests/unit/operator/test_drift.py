@@ -203,3 +203,23 @@ def test_lists_match_in_any_order_and_in_place() -> None:
     assert drift.matches(desired, [{"name": "a", "value": "1"}, {"name": "b", "value": "2"}])
     assert drift.matches(desired, [{"name": "b", "value": "2"}, {"name": "a", "value": "1"}])
     assert not drift.matches(desired, [{"name": "b", "value": "2"}, {"name": "a", "value": "9"}])
+
+
+def test_the_memo_keeps_one_entry_per_child_and_holds_a_large_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    desired = {"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "api"}]}}}}
+    monkeypatch.setattr(drift, "_MATCHED", {})
+    for version in range(50):  # status-only writes: a new resourceVersion each, one entry
+        assert drift.in_sync(desired, _deployment(2, str(version), "h1"), "h1")
+    assert len(drift._MATCHED) == 1
+    children = []
+    for i in range(6000):  # 1,000 systems' worth of children
+        child = _deployment(2, "7", "h1")
+        child["metadata"]["uid"] = f"u-{i}"
+        children.append(child)
+        assert drift.in_sync(desired, child, "h1")
+    calls: list[int] = []
+    monkeypatch.setattr(drift, "matches", lambda a, b: bool(calls.append(1)))
+    assert all(drift.in_sync(desired, child, "h1") for child in children)
+    assert calls == []  # every one still remembered: none compared again

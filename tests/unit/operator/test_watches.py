@@ -9,17 +9,29 @@ Aspects covered:
 - a fresh list replaces the cache and reports exactly the systems whose objects changed (a
   relist after 410 wakes only what differs);
 - literal namespaces are listed one by one; glob patterns list everything and filter;
-- the backoff doubles to its cap and starts again after a reset.
+- the backoff doubles to its cap and starts again after a reset;
+- a kind's view is true when any system has objects of it, told without listing every key
+  (every pass asks, so that must not cost more as the cluster grows).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
 
 from rag_operator.children import BY_KIND
 from rag_operator.observed import PodInfo
-from rag_operator.watches import Backoff, Store, namespace_plan, shape_of
+from rag_operator.watches import (
+    Backoff,
+    IndexView,
+    Store,
+    WatchCache,
+    namespace_plan,
+    shape_of,
+)
 
 
 def _obj(kind: str, name: str, instance: str | None = "rag", **extra: Any) -> dict[str, Any]:
@@ -109,3 +121,20 @@ def test_backoff_doubles_to_its_cap_and_resets() -> None:
     assert delays[-1] >= 8.0 * 0.8
     backoff.reset()
     assert backoff.next() <= 1.2
+
+
+def test_a_view_is_true_without_listing_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    empty, full = Store(shape_of(BY_KIND["Service"])), Store(shape_of(BY_KIND["Service"]))
+    for i in range(500):
+        full.put(_obj("Service", f"rag-{i}-api", instance=f"rag-{i}"))
+    caches = [cast(WatchCache, SimpleNamespace(store=s)) for s in (empty, full)]
+
+    def no_listing(self: IndexView) -> Any:
+        raise AssertionError("truth must not iterate every key")
+
+    monkeypatch.setattr(IndexView, "__iter__", no_listing)
+    monkeypatch.setattr(IndexView, "__len__", no_listing)
+    assert IndexView(caches)
+    assert not IndexView(caches[:1])
+    assert not IndexView([])
+    assert ("ns", "rag-7") in IndexView(caches)
