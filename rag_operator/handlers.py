@@ -65,6 +65,7 @@ from rag_operator.models.ragbackup import (
 )
 from rag_operator.models.status import RolloutStatus
 from rag_operator.observed import Observed
+from rag_operator.pacing import StatusPacer
 from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
 from rag_operator.release.probes import Prober
 from rag_operator.release.prometheus import Prometheus
@@ -98,6 +99,9 @@ class State:
     # The rollout status last written per system: a pass that runs before the watch has
     # delivered that write reads it from here, not from the stale body (no step twice).
     rollouts: dict[Key, RolloutStatus] = field(default_factory=dict)
+    # Status writes: progress waits for its turn (`pacing`); when a held one is due.
+    pacer: StatusPacer = field(default_factory=StatusPacer)
+    status_due: dict[Key, float] = field(default_factory=dict)
     discovery: asyncio.Task[None] | None = None
     caches: Caches | None = None
     # Systems reconciled at once: under a burst, whole systems finish in turn instead of
@@ -220,6 +224,7 @@ async def _report_invalid(state: State, body: kopf.Body, error: ValidationError)
     if any(c.get("reason") == "InvalidSpec" for c in old):
         return
     namespace, name = _key(body)
+    state.pacer.forget((namespace, name))  # this write is not the pacer's to compare with
     await state.kube.apply(
         {**rag_object(namespace, name), "status": status.wire()}, subresource="status"
     )
@@ -312,13 +317,23 @@ async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome 
         outcome = await reconcile(
             rs, state.cfg, state.kube, observed, state.caps, state.applied, state.prom
         )
-        if outcome.status_changed:
-            try:
-                await state.kube.apply(status_body(rs, outcome.status), subresource="status")
-            except KubeError as exc:
-                if exc.status == 404:
-                    return outcome
-                raise kopf.TemporaryError(f"status write failed: {exc}", delay=2) from exc
+        if outcome.status_changed and state.pacer.written(key, outcome.status):
+            state.status_due.pop(key, None)  # written already; the watch is behind
+        elif outcome.status_changed:
+            held = state.pacer.due(key, outcome.status, bool(outcome.events), time.monotonic())
+            if held is not None:
+                state.status_due[key] = held
+            else:
+                try:
+                    await state.kube.apply(status_body(rs, outcome.status), subresource="status")
+                except KubeError as exc:
+                    if exc.status == 404:
+                        return outcome
+                    raise kopf.TemporaryError(f"status write failed: {exc}", delay=2) from exc
+                state.pacer.wrote(key, outcome.status, time.monotonic())
+                state.status_due.pop(key, None)
+        else:
+            state.status_due.pop(key, None)
         if outcome.status.rollout is not None:
             state.rollouts[key] = outcome.status.rollout
         for type_, reason, message in outcome.events:
@@ -362,10 +377,14 @@ async def _woken(
     state: State, key: Key, wakeup: asyncio.Event, stop_task: asyncio.Future[Any]
 ) -> None:
     """Wait for a child event (then let the burst settle), the stop, the next analysis of a
-    rollout, or the resync period."""
+    rollout, a held status write's turn, or the resync period."""
     wake_task = asyncio.ensure_future(wakeup.wait())
+    dues = [d for d in (state.due.get(key), state.status_due.get(key)) if d is not None]
     timeout = wait_seconds(
-        state.cfg.resync_seconds, state.due.get(key), state.not_before.get(key), time.monotonic()
+        state.cfg.resync_seconds,
+        min(dues, default=None),
+        state.not_before.get(key),
+        time.monotonic(),
     )
     done, _ = await asyncio.wait(
         {wake_task, stop_task},
@@ -421,6 +440,8 @@ def _forget(state: State, key: Key) -> None:
     state.locks.pop(key, None)
     state.due.pop(key, None)
     state.rollouts.pop(key, None)
+    state.pacer.forget(key)
+    state.status_due.pop(key, None)
     state.prober.update(key, None)
     metrics.forget_rollout(*key)
     for metric in (metrics.BACKOFF, metrics.ERRORS):
