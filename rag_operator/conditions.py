@@ -589,11 +589,6 @@ def rag_object(namespace: str, name: str) -> dict[str, Any]:
     }
 
 
-def status_body(rs: RagSystem, status: RagSystemStatus) -> dict[str, Any]:
-    """The object to server-side apply to the status subresource."""
-    return {**rag_object(rs.namespace, rs.name), "status": status.wire()}
-
-
 def invalid_status(body: Mapping[str, Any], error: ValidationError) -> RagSystemStatus:
     """Degraded status for an object the API server admitted but the models reject."""
     first = error.errors()[0]

@@ -38,7 +38,6 @@ from rag_operator.conditions import (
     now_rfc3339,
     parse_time,
     rag_object,
-    status_body,
 )
 from rag_operator.kube import Kube, KubeError, load_configuration
 from rag_operator.models import (
@@ -65,7 +64,7 @@ from rag_operator.models.ragbackup import (
 )
 from rag_operator.models.status import RolloutStatus
 from rag_operator.observed import Observed
-from rag_operator.pacing import StatusPacer
+from rag_operator.pacing import StatusPacer, replacing_patch
 from rag_operator.reconcile import AppliedCache, Outcome, finalize, reconcile
 from rag_operator.release.probes import Prober
 from rag_operator.release.prometheus import Prometheus
@@ -324,8 +323,13 @@ async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome 
             if held is not None:
                 state.status_due[key] = held
             else:
+                olds = [rs.status.wire()]
+                written = state.pacer.last(key)
+                if written is not None:
+                    olds.append(written.wire())
+                patch = {"status": replacing_patch(outcome.status.wire(), *olds)}
                 try:
-                    await state.kube.apply(status_body(rs, outcome.status), subresource="status")
+                    await state.kube.merge_patch(rag_object(*key), patch, subresource="status")
                 except KubeError as exc:
                     if exc.status == 404:
                         return outcome

@@ -15,6 +15,9 @@ never held back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from rag_operator.conditions import COMPONENT_CONDITIONS
 from rag_operator.models import RagSystemStatus
 from rag_operator.models.status import Components
@@ -47,6 +50,21 @@ def progress_only(old: RagSystemStatus, new: RagSystemStatus) -> bool:
     return _without_progress(old) == _without_progress(new)
 
 
+def replacing_patch(new: Mapping[str, Any], *olds: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch that makes an object `new` whatever it was of `olds`: every field
+    of `new`, and a null for each key an old one has that `new` has not (in nested objects
+    too; lists are replaced whole). Cheaper for the API server than a server-side apply."""
+    out: dict[str, Any] = dict(new)
+    for old in olds:
+        for key, value in old.items():
+            if key not in new:
+                out[key] = None
+            elif isinstance(value, Mapping) and isinstance(new[key], Mapping):
+                nested = [o[key] for o in olds if isinstance(o.get(key), Mapping)]
+                out[key] = replacing_patch(new[key], *nested)
+    return out
+
+
 class StatusPacer:
     """Each system's status as last written, and when; whether a new one is written now.
 
@@ -69,6 +87,11 @@ class StatusPacer:
         """Whether `status` is exactly what was last written (the watch has yet to show it)."""
         last = self._written.get(key)
         return last is not None and last[1].wire() == status.wire()
+
+    def last(self, key: Key) -> RagSystemStatus | None:
+        """The status this operator wrote last for the system (None: none since it started)."""
+        found = self._written.get(key)
+        return found[1] if found is not None else None
 
     def wrote(self, key: Key, status: RagSystemStatus, now: float) -> None:
         self._written[key] = (now, status)

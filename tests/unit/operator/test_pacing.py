@@ -3,7 +3,8 @@
 Aspects covered: one more component ready is progress, the system turning Ready is not, nor
 a migration step, a new phase or generation; the pacer writes a system's first status at
 once, holds progress until the interval after the last write and then writes it, and never
-holds a change that is not progress or that comes with Events.
+holds a change that is not progress or that comes with Events; the status patch makes the
+status exactly the new one, whichever of the body or the last write the server holds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rag_operator.conditions import compute_status
 from rag_operator.models import Phase, RagSystem, RagSystemStatus
 from rag_operator.models.status import MigrationPhase, MigrationStatus
 from rag_operator.observed import Observed
-from rag_operator.pacing import StatusPacer, progress_only
+from rag_operator.pacing import StatusPacer, progress_only, replacing_patch
 from tests.unit.operator.fakes import ready
 from tests.unit.operator.helpers import CFG, children, make_rs
 
@@ -93,3 +94,27 @@ def test_the_pacer_holds_progress_until_its_turn_and_nothing_else() -> None:
     pacer.forget(KEY)
     assert pacer.due(KEY, more, False, now=101.0) is None
     assert not pacer.written(KEY, first)
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 merge patch, as the API server applies it."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out
+
+
+def test_the_status_patch_replaces_what_either_old_status_had() -> None:
+    body = {"phase": "Progressing", "rollout": {"phase": "Canary", "weight": 10}, "a": [1, 2]}
+    written = {"phase": "Progressing", "migration": {"job": "j1", "message": "running"}}
+    new = {"phase": "Ready", "migration": {"job": "j1"}, "a": [3]}
+    patch = replacing_patch(new, body, written)
+    assert _merge(body, patch) == new  # the server showed the body
+    assert _merge(written, patch) == new  # or what was written last, the watch being behind
+    assert patch["rollout"] is None
+    assert patch["migration"] == {"job": "j1", "message": None}
