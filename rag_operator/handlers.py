@@ -316,34 +316,38 @@ async def _reconcile(trigger: str, body: kopf.Body, memo: kopf.Memo) -> Outcome 
         outcome = await reconcile(
             rs, state.cfg, state.kube, observed, state.caps, state.applied, state.prom
         )
-        if outcome.status_changed and state.pacer.written(key, outcome.status):
-            state.status_due.pop(key, None)  # written already; the watch is behind
-        elif outcome.status_changed:
-            held = state.pacer.due(key, outcome.status, bool(outcome.events), time.monotonic())
-            if held is not None:
-                state.status_due[key] = held
-            else:
-                olds = [rs.status.wire()]
-                written = state.pacer.last(key)
-                if written is not None:
-                    olds.append(written.wire())
-                patch = {"status": replacing_patch(outcome.status.wire(), *olds)}
-                try:
-                    await state.kube.merge_patch(rag_object(*key), patch, subresource="status")
-                except KubeError as exc:
-                    if exc.status == 404:
-                        return outcome
-                    raise kopf.TemporaryError(f"status write failed: {exc}", delay=2) from exc
-                state.pacer.wrote(key, outcome.status, time.monotonic())
-                state.status_due.pop(key, None)
-        else:
-            state.status_due.pop(key, None)
+        if not await _write_status(state, key, rs, outcome):
+            return outcome  # the RagSystem is gone
         if outcome.status.rollout is not None:
             state.rollouts[key] = outcome.status.rollout
         for type_, reason, message in outcome.events:
             kopf.event(body, type=type_, reason=reason, message=message)
         _record(state, key, trigger, outcome, started)
         return outcome
+
+
+async def _write_status(state: State, key: Key, rs: RagSystem, outcome: Outcome) -> bool:
+    """Write the pass's status when it changed and its turn has come (`pacing`); False when
+    the RagSystem no longer exists."""
+    if not outcome.status_changed or state.pacer.written(key, outcome.status):
+        state.status_due.pop(key, None)  # nothing new (or written already: the watch is behind)
+        return True
+    held = state.pacer.due(key, outcome.status, bool(outcome.events), time.monotonic())
+    if held is not None:
+        state.status_due[key] = held
+        return True
+    last = state.pacer.last(key)
+    olds = [rs.status.wire(), *([last.wire()] if last is not None else [])]
+    patch = {"status": replacing_patch(outcome.status.wire(), *olds)}
+    try:
+        await state.kube.merge_patch(rag_object(*key), patch, subresource="status")
+    except KubeError as exc:
+        if exc.status == 404:
+            return False
+        raise kopf.TemporaryError(f"status write failed: {exc}", delay=2) from exc
+    state.pacer.wrote(key, outcome.status, time.monotonic())
+    state.status_due.pop(key, None)
+    return True
 
 
 def _backoff_delay(memo: kopf.Memo, body: kopf.Body) -> float:

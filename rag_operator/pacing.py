@@ -1,8 +1,9 @@
 """Status writes paced per system: progress waits a little, everything else is written at once.
 
 A status write of a RagSystem is among the dearest requests the API server serves: the
-custom resource is decoded, server-side applied, validated against its schema and CEL rules
-and sent to every watcher. Under a burst (hundreds of systems coming up at once) most of a
+custom resource is decoded, patched, validated against its schema and CEL rules and sent to
+every watcher (the write is a JSON merge patch, `replacing_patch`: a server-side apply cost
+the server more still). Under a burst (hundreds of systems coming up at once) most of a
 system's status changes are progress: one more pod ready, a message naming what is still
 awaited, one more component's condition (ApiReady, PostgresReady, ...) turning. Such a
 change waits until `PROGRESS_INTERVAL_S` after the system's last status write (the pass
@@ -55,12 +56,12 @@ def replacing_patch(new: Mapping[str, Any], *olds: Mapping[str, Any]) -> dict[st
     of `new`, and a null for each key an old one has that `new` has not (in nested objects
     too; lists are replaced whole). Cheaper for the API server than a server-side apply."""
     out: dict[str, Any] = dict(new)
-    for old in olds:
-        for key, value in old.items():
-            if key not in new:
-                out[key] = None
-            elif isinstance(value, Mapping) and isinstance(new[key], Mapping):
-                nested = [o[key] for o in olds if isinstance(o.get(key), Mapping)]
+    for key in {k for old in olds for k in old}:
+        if key not in new:
+            out[key] = None
+        elif isinstance(new[key], Mapping):
+            nested = [o[key] for o in olds if isinstance(o.get(key), Mapping)]
+            if nested:
                 out[key] = replacing_patch(new[key], *nested)
     return out
 
@@ -85,8 +86,8 @@ class StatusPacer:
 
     def written(self, key: Key, status: RagSystemStatus) -> bool:
         """Whether `status` is exactly what was last written (the watch has yet to show it)."""
-        last = self._written.get(key)
-        return last is not None and last[1].wire() == status.wire()
+        last = self.last(key)
+        return last is not None and last.wire() == status.wire()
 
     def last(self, key: Key) -> RagSystemStatus | None:
         """The status this operator wrote last for the system (None: none since it started)."""
