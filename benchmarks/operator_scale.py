@@ -1,8 +1,10 @@
 """How the operator scales: N RagSystems applied at once, with the operator as its own process.
 
-Figures, per N (1, 50, 200; ``--quick``: 1 and 20), each run in a namespace of its own that is
-removed before the next run (the local cluster's Service range has room for about 250
-ClusterIPs):
+Figures, per N (1, 50, 200; ``--quick``: 1 and 20; ``--large`` adds 1,000), each run in a
+namespace of its own that is removed before the next run (each system takes one ClusterIP of
+the local cluster's Service range, 1,022 addresses, and six pods of its fake nodes' 2,044;
+``--large`` starts a cluster of eight address slots, ``hack.cluster up --span 8``, with room for
+16,380 pods and 8,190 ClusterIPs, as the last run's ~6,000 pods stay while its floor runs):
 - ``children_p50_s`` / ``children_p95_s``: per system, seconds from the RagSystem appearing
   (its watch ADDED event) to the last of its 13 children appearing;
 - ``ready_s``: seconds from the start of the apply to every system of the run showing
@@ -47,8 +49,10 @@ Aims: p95 apply->children < 1 s at N=1; Ready within 1.25x the floor at N=200 (a
 120 s if the floor allows); < 200 MB RSS at 200 whatever else the cluster holds; idle writes
 0; failover <= 15 s.
 
-Run: ``make bench-operator_scale`` (``ARGS=--quick`` for a run of under a minute). Uses a
+Run: ``make bench-operator_scale`` (``ARGS=--quick`` for a run of under a minute;
+``ARGS="--large --sizes 1000"`` for N=1,000 alone, about half an hour on two cores). Uses a
 running local cluster when ``RAGOPS_KUBECONFIG`` is set, else starts (and stops) its own.
+Waits grow with N (a run: 240 s or 1.2 s per system, whichever is longer).
 """
 
 from __future__ import annotations
@@ -98,6 +102,10 @@ from rag_operator.release.migration import job_name
 REPO = Path(__file__).resolve().parent.parent
 CRD = REPO / "crds" / "ragops.io_ragsystems.yaml"
 CHILDREN_PER_SYSTEM = 13
+RUN_WAIT_PER_SYSTEM_S = 1.2
+# Address slots of the --large cluster (hack.node_agent.netplan): the last run's systems stay
+# while its floor runs, so it must hold twice 1,000 systems' ~6,000 pods.
+LARGE_SPAN = 8
 OPERATOR_KINDS = {
     "ragsystems",
     "configmaps",
@@ -134,7 +142,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def a_cluster() -> Iterator[local_cluster.Cluster]:
+def a_cluster(span: int = 1) -> Iterator[local_cluster.Cluster]:
     external = os.environ.get("RAGOPS_KUBECONFIG")
     if external:
         bdir = local_cluster.bin_dir()
@@ -142,7 +150,7 @@ def a_cluster() -> Iterator[local_cluster.Cluster]:
         return
     with (
         tempfile.TemporaryDirectory(prefix="bench-opscale-") as tmp,
-        local_cluster.cluster(Path(tmp) / "cluster", timeout=180) as c,
+        local_cluster.cluster(Path(tmp) / "cluster", timeout=180, span=span) as c,
     ):
         yield c
 
@@ -376,7 +384,7 @@ def run_floor(
     watcher.stop.set()
     floor_api = per_system(counts, api_counts(c), n)
     floor_cpu = cpu_since(cpu, control_plane_cpu(c))
-    remove_namespaces(c, [namespace])
+    remove_namespaces(c, [namespace], timeout=max(180.0, timeout))
     return {
         "floor_ready_s": round(ready_s, 2) if ready_s else None,
         "floor_apply_s": round(applied_s, 2),
@@ -768,7 +776,7 @@ def failover(
 def measure(
     c: local_cluster.Cluster, api: k8s.ApiClient, op: OperatorProcess, args: argparse.Namespace
 ) -> dict[str, Any]:
-    sizes = args.sizes or ([1, 20] if args.quick else [1, 50, 200])
+    sizes = args.sizes or ([1, 20] if args.quick else [1, 50, 200, *([1000] if args.large else [])])
     idle_window = args.idle_window or (15.0 if args.quick else 60.0)
     timeout = 120.0 if args.quick else 240.0
     settle_timeout = 60.0 if args.quick else 420.0
@@ -777,7 +785,8 @@ def measure(
         op_cpu, plane_cpu = op.cpu_s(), control_plane_cpu(c)
         passes, pass_s, applies = (op.metric_sum(m) for m in OPERATOR_WORK)
         counts = api_counts(c)
-        run = run_once(c, api, n, timeout)
+        wait = max(timeout, RUN_WAIT_PER_SYSTEM_S * n)
+        run = run_once(c, api, n, wait)
         run["api_per_system"] = per_system(counts, api_counts(c), n)
         run["operator_cpu_s"] = round(op.cpu_s() - op_cpu, 1)
         run["passes_per_system"] = round((op.metric_sum(OPERATOR_WORK[0]) - passes) / n, 1)
@@ -789,8 +798,8 @@ def measure(
         run["applies_per_system"] = round((op.metric_sum(OPERATOR_WORK[2]) - applies) / n, 1)
         run["control_plane_cpu_s"] = cpu_since(plane_cpu, control_plane_cpu(c))
         if i < len(sizes) - 1:  # runs stay apart; the last one is measured idle
-            remove_namespaces(c, [run["namespace"]])
-        run |= run_floor(c, api, n, timeout)
+            remove_namespaces(c, [run["namespace"]], timeout=max(180.0, wait))
+        run |= run_floor(c, api, n, wait)
         ratio = (
             run["ready_s"] / run["floor_ready_s"]
             if run["ready_s"] and run["floor_ready_s"]
@@ -819,6 +828,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1 and 20, short idle window")
     parser.add_argument("--sizes", type=int, nargs="*", help="override the N values")
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="add N = 1000, on a cluster of four address slots (room for its pods)",
+    )
     parser.add_argument("--idle-window", type=float, help="seconds of idle write counting")
     parser.add_argument(
         "--unrelated", type=int, help="unrelated objects (default 20000; quick 2000)"
@@ -827,7 +841,8 @@ def main() -> int:
     unrelated = args.unrelated if args.unrelated is not None else (2000 if args.quick else 20000)
     load_at_start = round(os.getloadavg()[0], 2)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-operator-"))
-    with a_cluster() as c:
+    span = LARGE_SPAN if args.large else 1
+    with a_cluster(span) as c:
         c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
         c.kubectl(
             "wait", "--for=condition=Established", "crd/ragsystems.ragops.io", "--timeout=60s"
@@ -863,6 +878,7 @@ def main() -> int:
         "control_plane_client_qps": (
             None if os.environ.get("RAGOPS_KUBECONFIG") else local_cluster.client_qps()
         ),
+        "cluster_span": None if os.environ.get("RAGOPS_KUBECONFIG") else span,
         "host_cpus": os.cpu_count(),
         "load_avg_1m_at_start": load_at_start,
         "aims": {

@@ -13,7 +13,9 @@ Which nodes a pod lands on is decided per namespace (the PodNodeSelector admissi
 pods go to the fake nodes unless their namespace carries the annotation
 ``scheduler.alpha.kubernetes.io/node-selector: ragops.io/pods=real`` (see :func:`real_namespace`).
 All addresses come from a /20 of 198.18.0.0/15 leased for this cluster alone
-(``hack.node_agent.netplan``), so several clusters can run side by side on one host.
+(``hack.node_agent.netplan``), so several clusters can run side by side on one host;
+``up --span 8`` leases eight of them as one, for clusters of thousands of systems (the fake
+nodes' pod ranges and the Service range are then eight times as large).
 
 The binaries come from ``hack/k8s/build.sh`` (built from Go modules on first use, cached by
 version under ``$RAGOPS_CACHE/k8s``). State, certificates and one log file per component live
@@ -582,7 +584,7 @@ def _agent_config(
     server: str,
     plan: netplan.NetPlan,
     apiserver_port: int,
-    lock_fd: int,
+    lock_fds: tuple[int, ...],
     dataplane: dict[str, Any],
 ) -> Path:
     pki = state_dir / "pki"
@@ -600,7 +602,7 @@ def _agent_config(
             for name, cidr in zip(REAL_NODE_NAMES, plan.real_node_cidrs, strict=True)
         ),
         apiserver_port=apiserver_port,
-        lock_fd=lock_fd,
+        lock_fds=lock_fds,
         prometheus_url=dataplane.get("prometheus_url", ""),
         prometheus_dir=Path(prom_dir) if prom_dir else None,
         scrape_static={"traefik": [dataplane["traefik_metrics"]]} if dataplane else {},
@@ -611,8 +613,8 @@ def _agent_config(
     return path
 
 
-def _spawn_agent(config: Path, logs: Path, lock_fd: int) -> int:
-    """The node agent, holding the cluster's address-slot lock for as long as it runs."""
+def _spawn_agent(config: Path, logs: Path, lock_fds: tuple[int, ...]) -> int:
+    """The node agent, holding the cluster's address-slot locks for as long as it runs."""
     log = (logs / "node-agent.log").open("ab")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
     try:
@@ -624,7 +626,7 @@ def _spawn_agent(config: Path, logs: Path, lock_fd: int) -> int:
             start_new_session=True,
             env=env,
             cwd=REPO_ROOT,
-            pass_fds=(lock_fd,),
+            pass_fds=lock_fds,
         )
     finally:
         log.close()
@@ -683,11 +685,13 @@ def up(
     timeout: float = 120.0,
     real_namespaces: Sequence[str] = (),
     data_plane: bool = False,
+    span: int = 1,
 ) -> Cluster:
     """Start the cluster (or return the one already running there) and wait until usable.
 
     ``real_namespaces`` are created (or annotated) so that their pods run as real processes.
-    ``data_plane`` adds Traefik, Prometheus and their CRDs (``hack.dataplane``).
+    ``data_plane`` adds Traefik, Prometheus and their CRDs (``hack.dataplane``). ``span`` is
+    the number of address slots the cluster leases (``hack.node_agent.netplan``).
     """
     state_dir = (state_dir or default_state_dir()).resolve()
     existing = running(state_dir)
@@ -699,7 +703,7 @@ def up(
         down(state_dir)
     bdir, _ = ensure_built()
     try:
-        lease = netplan.lease_slot(owner=str(state_dir))
+        lease = netplan.lease_slot(owner=str(state_dir), span=span)
     except (netplan.NetPlanError, OSError) as exc:
         raise ClusterError(f"cannot lease an address slot for the cluster: {exc}") from exc
     try:
@@ -877,8 +881,8 @@ def _start(
             dp = dataplane.start_processes(state_dir, bins["kubectl"], kubeconfig, pids, state)
             state["dataplane"] = dp
             save()
-        agent_cfg = _agent_config(state_dir, server, plan, ports["apiserver"], lease.fd, dp)
-        pids["node-agent"] = _spawn_agent(agent_cfg, logs, lease.fd)
+        agent_cfg = _agent_config(state_dir, server, plan, ports["apiserver"], lease.fds, dp)
+        pids["node-agent"] = _spawn_agent(agent_cfg, logs, lease.fds)
         state["commands"]["node-agent"] = "hack.node_agent"
         save()
         ready_file = state_dir / "agent" / "agent.ready"
@@ -978,9 +982,11 @@ def down(state_dir: Path | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def cluster(state_dir: Path | None = None, *, timeout: float = 120.0) -> Iterator[Cluster]:
+def cluster(
+    state_dir: Path | None = None, *, timeout: float = 120.0, span: int = 1
+) -> Iterator[Cluster]:
     """Context manager: a cluster for the duration of the block, stopped afterwards."""
-    c = up(state_dir, timeout=timeout)
+    c = up(state_dir, timeout=timeout, span=span)
     try:
         yield c
     finally:
@@ -1009,6 +1015,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="without Traefik, Prometheus and their CRDs (control plane and nodes only)",
     )
+    p_up.add_argument(
+        "--span",
+        type=int,
+        choices=netplan.spans(),
+        default=1,
+        help="address slots to lease as one (8: room for two thousand systems' pods)",
+    )
     sub.add_parser("down", help="stop the cluster and remove its state")
     sub.add_parser("env", help="print the KUBECONFIG export line of the running cluster")
     sub.add_parser("status", help="say whether the cluster is running")
@@ -1031,6 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timeout=args.timeout,
                 real_namespaces=real,
                 data_plane=not args.no_data_plane,
+                span=args.span,
             )
         except ClusterError as exc:
             print(f"cluster-up failed: {exc}", file=sys.stderr)

@@ -37,7 +37,7 @@ class AgentConfig:
     prometheus_dir: Path | None = None
     backoff_initial_s: float = 10.0
     backoff_max_s: float = 300.0
-    lock_fd: int | None = None
+    lock_fds: tuple[int, ...] = ()
     capacity: dict[str, str] = field(default_factory=dict)
     scrape_static: dict[str, list[str]] = field(default_factory=dict)
     scrape_interval: str = "1s"
@@ -80,7 +80,7 @@ class AgentConfig:
             prometheus_dir=Path(prom) if prom else None,
             backoff_initial_s=float(data.get("backoff_initial_s", 10.0)),
             backoff_max_s=float(data.get("backoff_max_s", 300.0)),
-            lock_fd=data.get("lock_fd"),
+            lock_fds=tuple(data.get("lock_fds", ())),
             capacity=dict(data.get("capacity", {})),
             scrape_static={k: list(v) for k, v in data.get("scrape_static", {}).items()},
             scrape_interval=str(data.get("scrape_interval", "1s")),

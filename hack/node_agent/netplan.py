@@ -17,6 +17,11 @@ cluster's id, so ``down`` removes exactly its own. The lease is an ``flock`` on
 ``/run/ragops/netslots/slot-NN.lock``, held by the node agent for as long as it runs; a slot
 whose lock is free but which still has host addresses or routes in it is skipped, never
 reused.
+
+A cluster that must hold more (``span`` 2, 4 or 8: ``cluster up --span 8`` for two thousand
+systems) leases that many aligned, consecutive slots as one: its plan is the same layout
+scaled up (span 8: a /17 of four /19 blocks, the fake nodes 16,380 pod addresses, the Service
+range 8,190), and it holds the lock of every slot it spans. Its id is that of its first slot.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ POOL = ipaddress.IPv4Network("198.18.0.0/15")
 SLOT_PREFIX = 20
 BLOCK_PREFIX = 22
 NODE_PREFIX = 23
+MAX_SPAN = 8
 LOCK_DIR = Path(os.environ.get("RAGOPS_NETSLOT_DIR", "/run/ragops/netslots"))
 NAME_PREFIX = "rp"
 IFNAMSIZ = 15
@@ -51,13 +57,28 @@ class NetPlan:
 
     slot: int
     cluster_id: str
+    span: int = 1
+
+    def __post_init__(self) -> None:
+        if self.span not in spans():
+            raise NetPlanError(f"span {self.span} must be one of {', '.join(map(str, spans()))}")
+        if self.slot % self.span or not 0 <= self.slot < slot_count():
+            raise NetPlanError(
+                f"slot {self.slot} cannot start a span of {self.span}: it must be a multiple of "
+                f"the span below {slot_count()}"
+            )
+
+    @property
+    def _shift(self) -> int:
+        return self.span.bit_length() - 1
 
     @property
     def network(self) -> ipaddress.IPv4Network:
-        return list(POOL.subnets(new_prefix=SLOT_PREFIX))[self.slot]
+        return slot_network(self.slot, self.span)
 
     def _block(self, index: int) -> ipaddress.IPv4Network:
-        return list(self.network.subnets(new_prefix=BLOCK_PREFIX))[index]
+        prefix = BLOCK_PREFIX - self._shift
+        return _subnet(self.network, prefix, index)
 
     @property
     def service_cidr(self) -> ipaddress.IPv4Network:
@@ -83,7 +104,7 @@ class NetPlan:
 
     @property
     def real_node_cidrs(self) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
-        first, second = self.pod_network.subnets(new_prefix=NODE_PREFIX)
+        first, second = self.pod_network.subnets(new_prefix=NODE_PREFIX - self._shift)
         return (first, second)
 
     @property
@@ -148,18 +169,36 @@ class NetPlan:
             )
 
     def to_json(self) -> dict[str, object]:
-        return {"slot": self.slot, "cluster_id": self.cluster_id}
+        return {"slot": self.slot, "cluster_id": self.cluster_id, "span": self.span}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> NetPlan:
-        slot, cid = data["slot"], data["cluster_id"]
-        if not isinstance(slot, int) or not isinstance(cid, str):
+        slot, cid, span = data["slot"], data["cluster_id"], data.get("span", 1)
+        if not isinstance(slot, int) or not isinstance(cid, str) or not isinstance(span, int):
             raise NetPlanError(f"bad network plan record {data!r}")
-        return cls(slot=slot, cluster_id=cid)
+        return cls(slot=slot, cluster_id=cid, span=span)
 
 
 def slot_count() -> int:
     return int(2 ** (SLOT_PREFIX - POOL.prefixlen))
+
+
+def spans() -> tuple[int, ...]:
+    """Sizes a plan may have, in slots: powers of two up to `MAX_SPAN`."""
+    return tuple(2**i for i in range(MAX_SPAN.bit_length()))
+
+
+def _subnet(network: ipaddress.IPv4Network, prefix: int, index: int) -> ipaddress.IPv4Network:
+    """The ``index``-th /``prefix`` of ``network`` (without listing them all)."""
+    size = 2 ** (32 - prefix)
+    if not 0 <= index < network.num_addresses // size:
+        raise NetPlanError(f"{network} has no /{prefix} number {index}")
+    return ipaddress.IPv4Network((int(network.network_address) + index * size, prefix))
+
+
+def slot_network(slot: int, span: int = 1) -> ipaddress.IPv4Network:
+    """The addresses of ``span`` slots from ``slot`` on (``slot`` a multiple of ``span``)."""
+    return _subnet(POOL, SLOT_PREFIX - (span.bit_length() - 1), slot // span)
 
 
 def host_networks_in_use() -> list[ipaddress.IPv4Network]:
@@ -181,47 +220,72 @@ def host_networks_in_use() -> list[ipaddress.IPv4Network]:
     return used
 
 
-def slot_is_clean(slot: int, in_use: Sequence[ipaddress.IPv4Network]) -> bool:
-    network = list(POOL.subnets(new_prefix=SLOT_PREFIX))[slot]
+def slot_is_clean(slot: int, in_use: Sequence[ipaddress.IPv4Network], span: int = 1) -> bool:
+    network = slot_network(slot, span)
     return not any(net.overlaps(network) for net in in_use)
+
+
+def lock_path(lock_dir: Path, slot: int) -> Path:
+    return lock_dir / f"slot-{slot:02d}.lock"
 
 
 @dataclass
 class SlotLease:
-    """An open, locked slot file: the slot belongs to whoever holds ``fd``."""
+    """Open, locked slot files: the slots belong to whoever holds ``fds`` (one per slot)."""
 
     plan: NetPlan
-    fd: int
-    path: Path
+    fds: tuple[int, ...]
+    paths: tuple[Path, ...]
 
     def release(self) -> None:
+        _close(self.fds)
+
+
+def _close(fds: Sequence[int]) -> None:
+    for fd in fds:
         with contextlib.suppress(OSError):
-            os.close(self.fd)
+            os.close(fd)
 
 
-def lease_slot(owner: str, lock_dir: Path = LOCK_DIR) -> SlotLease:
-    """Lock the first slot that is free and clean; the caller passes ``fd`` to the agent."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    in_use = host_networks_in_use()
-    for slot in range(slot_count()):
-        path = lock_dir / f"slot-{slot:02d}.lock"
+def _lock(paths: Sequence[Path]) -> tuple[int, ...] | None:
+    """Locks on every one of ``paths``, or None (and nothing held) if one is taken."""
+    fds: list[int] = []
+    for path in paths:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fds.append(fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
+            _close(fds)
+            return None
+    return tuple(fds)
+
+
+def lease_slot(owner: str, lock_dir: Path = LOCK_DIR, span: int = 1) -> SlotLease:
+    """Lock the first ``span`` aligned slots that are free and clean; the caller passes
+    ``fds`` to the agent."""
+    if span not in spans():
+        raise NetPlanError(f"span {span} must be one of {', '.join(map(str, spans()))}")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    in_use = host_networks_in_use()
+    for slot in range(0, slot_count(), span):
+        paths = tuple(lock_path(lock_dir, s) for s in range(slot, slot + span))
+        fds = _lock(paths)
+        if fds is None:
             continue
-        if not slot_is_clean(slot, in_use):
-            os.close(fd)
+        if not slot_is_clean(slot, in_use, span):
+            _close(fds)
             continue
         # The slot number makes the id unique among live clusters; the random part keeps it
         # apart from leftovers of an earlier cluster in the same slot.
-        plan = NetPlan(slot=slot, cluster_id=f"{slot:02x}{secrets.token_hex(1)}")
+        plan = NetPlan(slot=slot, cluster_id=f"{slot:02x}{secrets.token_hex(1)}", span=span)
         record = json.dumps({**plan.to_json(), "owner": owner, "pid": os.getpid()}) + "\n"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record.encode(), 0)
-        return SlotLease(plan=plan, fd=fd, path=path)
+        for fd in fds:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, record.encode(), 0)
+        return SlotLease(plan=plan, fds=fds, paths=paths)
+    what = "address slot" if span == 1 else f"{span} aligned address slots"
     raise NetPlanError(
-        f"no free address slot in {POOL}: all {slot_count()} are leased or still have host "
+        f"no free {what} in {POOL}: all {slot_count()} slots are leased or still have host "
         f"routes (see {lock_dir} and `ip route`)"
     )

@@ -6,12 +6,18 @@ Aspects covered:
 - real nodes split the pod network; the gateway, network and broadcast addresses are never a
   pod's; host object names fit Linux's 15-character limit and carry the cluster's id;
 - traffic is refused to anything but loopback and this cluster's own ranges;
-- a slot with host routes in it is not clean (so it is never leased again while in use).
+- a slot with host routes in it is not clean (so it is never leased again while in use);
+- a plan spanning several slots is the same layout scaled up, over exactly the slots it
+  leases, all of whose locks it holds; a span that is not a power of two, or a first slot not
+  aligned to it, is refused with a message naming it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
+import os
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +25,11 @@ from hack.node_agent.netplan import (
     POOL,
     NetPlan,
     NetPlanError,
+    lease_slot,
+    lock_path,
     slot_count,
     slot_is_clean,
+    slot_network,
 )
 
 PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
@@ -95,3 +104,75 @@ def test_a_slot_with_routes_in_it_is_not_clean() -> None:
 def test_plan_round_trips_through_json() -> None:
     plan = NetPlan(slot=5, cluster_id="05ef")
     assert NetPlan.from_json(plan.to_json()) == plan
+
+
+@pytest.mark.parametrize(("slot", "span"), [(0, 1), (4, 4), (28, 4), (8, 8)])
+def test_a_span_is_the_same_layout_scaled_up(slot: int, span: int) -> None:
+    plan = NetPlan(slot=slot, cluster_id=f"{slot:02x}ab", span=span)
+    assert plan.network == ipaddress.IPv4Network(
+        (int(slot_network(slot).network_address), 20 - (span.bit_length() - 1))
+    )
+    assert all(slot_network(s).subnet_of(plan.network) for s in range(slot, slot + span))
+    assert not slot_network(slot + span - 1).overlaps(slot_network((slot + span) % slot_count()))
+    blocks = [plan.service_cidr, *plan.fake_node_cidrs, plan.pod_network]
+    assert all(b.num_addresses == 1024 * span for b in blocks)
+    assert all(a.subnet_of(plan.network) for a in blocks)
+    assert all(not a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1 :])
+    first, second = plan.real_node_cidrs
+    assert first.num_addresses == second.num_addresses == 512 * span
+    last = plan.pod_network.broadcast_address - 1
+    assert len(plan.veth(plan.pod_index(last))) <= 15
+
+
+def test_a_thousand_systems_and_their_floor_fit_a_span_of_eight() -> None:
+    """operator_scale --large: 1,000 systems and then, beside them, the floor's 1,000; each
+    about six pods (five workloads and the migration Job's) and one ClusterIP."""
+    plan = NetPlan(slot=8, cluster_id="08aa", span=8)
+    fake_pod_addresses = sum(n.num_addresses - 2 for n in plan.fake_node_cidrs)
+    assert fake_pod_addresses >= 2 * 6 * 1000
+    assert plan.service_cidr.num_addresses - 3 >= 2 * 1000
+    assert NetPlan(slot=0, cluster_id="00aa").service_cidr.num_addresses - 3 < 2 * 1000
+
+
+@pytest.mark.parametrize(
+    ("slot", "span", "message"),
+    [
+        (0, 3, "span 3 must be one of 1, 2, 4, 8"),
+        (2, 4, "slot 2 cannot start a span of 4"),
+        (32, 1, "slot 32 cannot start a span of 1"),
+    ],
+)
+def test_a_bad_span_or_slot_is_refused(slot: int, span: int, message: str) -> None:
+    with pytest.raises(NetPlanError, match=message):
+        NetPlan(slot=slot, cluster_id="00aa", span=span)
+
+
+def _is_locked(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_a_span_leases_aligned_free_slots_and_holds_every_lock(tmp_path: Path) -> None:
+    single = lease_slot("test", tmp_path)
+    try:
+        wide = lease_slot("test", tmp_path, span=4)
+        try:
+            assert wide.plan.slot % 4 == 0
+            assert not single.plan.network.overlaps(wide.plan.network)
+            slots = range(wide.plan.slot, wide.plan.slot + 4)
+            assert wide.paths == tuple(lock_path(tmp_path, s) for s in slots)
+            assert all(_is_locked(p) for p in wide.paths)
+            assert NetPlan.from_json(wide.plan.to_json()) == wide.plan
+        finally:
+            wide.release()
+        assert not any(_is_locked(p) for p in wide.paths)
+        with pytest.raises(NetPlanError, match="span 5 must be one of"):
+            lease_slot("test", tmp_path, span=5)
+    finally:
+        single.release()
